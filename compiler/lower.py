@@ -1,0 +1,435 @@
+"""Lower a ``Pipeline`` to plain data: one spec dict per step plus the step graph.
+
+Everything the generated DAG needs is resolved here (datastore names, compute capacity, argument
+placeholders, relative paths), and every problem found on the way is collected with the step and
+field it concerns, so a user sees all mistakes at once instead of one per compile.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from compiler.naming import task_id_for
+from mlpipe_provider.errors import ComputeTargetException, DatastoreError
+from mlpipe_provider.sdk.compute import LOCAL_TARGET, ComputeTarget
+from mlpipe_provider.sdk.data import (
+    DataReference,
+    InputPortBinding,
+    PipelineData,
+    PipelineParameter,
+)
+from mlpipe_provider.sdk.steps import PipelineStep, PythonScriptStep
+
+SCALAR_TYPES = (str, int, float, bool)
+
+
+@dataclass
+class LoweredPipeline:
+    """The compiler's view of a pipeline: specs keyed by task id, the graph, and problems."""
+
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    description: str | None = None
+    workspace_dir: Path | None = None
+
+
+class _Lowering:
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
+        self.ws = pipeline._workspace
+        self.config = self.ws._config
+        self.out = LoweredPipeline(description=pipeline.description, workspace_dir=self.ws._dir)
+        self.task_ids: dict[int, str] = {}
+        self.producer_of: dict[int, tuple[PipelineStep, str]] = {}
+
+    def problem(self, step: PipelineStep | None, field_name: str, message: str) -> None:
+        where = (
+            f"step {step.name!r}, field {field_name!r}"
+            if step is not None
+            else f"pipeline, field {field_name!r}"
+        )
+        self.out.problems.append(f"{where}: {message}")
+
+    # --- entry --------------------------------------------------------------------------
+    def run(self) -> LoweredPipeline:
+        steps = self.pipeline._steps
+        if not steps:
+            self.problem(None, "steps", "the pipeline has no steps")
+            return self.out
+        self._assign_task_ids(steps)
+        self.default_datastore = self._default_datastore_name()
+        for step in steps:
+            for out in step._outputs:
+                if isinstance(out, PipelineData):
+                    producers = [s for s in out._producers if any(s is p for p in steps)]
+                    if len(producers) > 1 and producers[0] is step:
+                        names = ", ".join(repr(s.name) for s in producers)
+                        self.problem(
+                            step,
+                            "outputs",
+                            f"PipelineData {out.name!r} is produced by more than one step ({names}); each output must have exactly one producer",
+                        )
+                    self.producer_of.setdefault(id(out), (step, out.output_name))
+        for step in steps:
+            self.out.graph.add_node(self.task_ids[id(step)], step_name=step.name)
+        for step in steps:
+            spec = self._lower_step(step)
+            if spec is not None:
+                self.out.steps[spec["task_id"]] = spec
+        self._check_cycles()
+        return self.out
+
+    def _assign_task_ids(self, steps: list[PipelineStep]) -> None:
+        by_name: dict[str, PipelineStep] = {}
+        used: dict[str, str] = {}
+        for step in steps:
+            if step.name in by_name:
+                self.problem(
+                    step,
+                    "name",
+                    f"duplicate step name {step.name!r}: every step in a pipeline needs its own name",
+                )
+            by_name.setdefault(step.name, step)
+            task_id = task_id_for(step.name)
+            base, n = task_id, 2
+            while task_id in used and used[task_id] != step.name:
+                task_id = f"{base}_{n}"
+                n += 1
+            used[task_id] = step.name
+            self.task_ids[id(step)] = task_id
+
+    def _default_datastore_name(self) -> str:
+        default = self.pipeline._default_datastore
+        if default is None:
+            return self.config.default_datastore
+        name = default if isinstance(default, str) else getattr(default, "name", None)
+        if name not in self.config.datastores:
+            self.problem(None, "default_datastore", f"unknown datastore {name!r}")
+            return self.config.default_datastore
+        return name
+
+    def _check_cycles(self) -> None:
+        graph = self.out.graph
+        if nx.is_directed_acyclic_graph(graph):
+            return
+        cycle = nx.find_cycle(graph)
+        names = [graph.nodes[u]["step_name"] for u, _ in cycle]
+        path = " -> ".join(repr(n) for n in [*names, names[0]])
+        self.problem(None, "steps", f"the steps form a cycle: {path}")
+
+    # --- one step -------------------------------------------------------------------------
+    def _lower_step(self, step: PipelineStep) -> dict[str, Any] | None:
+        task_id = self.task_ids[id(step)]
+        if not isinstance(step, PythonScriptStep):
+            from mlpipe_provider.errors import NotSupportedError
+
+            raise NotSupportedError(
+                f"step {step.name!r}: {type(step).__name__} is not supported yet"
+            )
+        spec: dict[str, Any] = {
+            "step_name": step.name,
+            "task_id": task_id,
+            "kind": step._step_kind,
+            "allow_reuse": step._allow_reuse,
+        }
+        inputs: dict[str, dict[str, Any]] = {}
+        outputs: dict[str, dict[str, Any]] = {}
+        for index, out in enumerate(step._outputs):
+            self._add_output(step, f"outputs[{index}]", out, outputs)
+        for index, item in enumerate(step._inputs):
+            self._add_input(step, f"inputs[{index}]", item, inputs, explicit=True)
+        spec["arguments"] = [
+            self._lower_argument(step, f"arguments[{i}]", arg, inputs, outputs)
+            for i, arg in enumerate(step._arguments)
+        ]
+        spec["inputs"] = list(inputs.values())
+        spec["outputs"] = list(outputs.values())
+        spec["params"] = self._lower_params(step)
+        spec.update(self._lower_script(step))
+        spec["compute"] = self._lower_compute(step)
+        spec["environment"] = self._lower_environment(step)
+        runconfig = step.runconfig
+        timeout = (
+            getattr(runconfig, "max_run_duration_seconds", None) if runconfig is not None else None
+        )
+        if timeout is not None and (
+            not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0
+        ):
+            self.problem(
+                step,
+                "runconfig.max_run_duration_seconds",
+                f"must be a positive integer, got {timeout!r}",
+            )
+            timeout = None
+        spec["timeout_seconds"] = timeout
+        for dep in step._run_after:
+            dep_id = self.task_ids.get(id(dep))
+            if dep_id is None:
+                self.problem(step, "run_after", f"step {dep.name!r} is not part of this pipeline")
+            else:
+                self.out.graph.add_edge(dep_id, task_id)
+        return spec
+
+    def _datastore_for(self, step: PipelineStep, field_name: str, name: str | None) -> str:
+        if name is None:
+            return self.default_datastore
+        if name not in self.config.datastores:
+            known = ", ".join(sorted(self.config.datastores)) or "none"
+            self.problem(step, field_name, f"unknown datastore {name!r} (workspace has: {known})")
+        return name
+
+    def _add_output(self, step: PipelineStep, field_name: str, out: Any, outputs: dict) -> None:
+        if not isinstance(out, PipelineData):
+            self.problem(
+                step, field_name, f"outputs must be PipelineData, got {type(out).__name__}"
+            )
+            return
+        if out.name in outputs or any(
+            o["output_name"] == out.output_name for o in outputs.values()
+        ):
+            self.problem(step, field_name, f"duplicate output name {out.output_name!r}")
+            return
+        outputs[out.name] = {
+            "name": out.name,
+            "output_name": out.output_name,
+            "datastore": self._datastore_for(step, field_name, out.datastore_name),
+            "mode": out._output_mode,
+            "path_on_compute": out._output_path_on_compute,
+        }
+
+    def _add_input(
+        self, step: PipelineStep, field_name: str, item: Any, inputs: dict, explicit: bool
+    ) -> str | None:
+        mode = None
+        path_on_compute = None
+        name = None
+        data = item
+        if isinstance(item, InputPortBinding):
+            data, mode, path_on_compute, name = (
+                item.bind_object,
+                item.bind_mode,
+                item.path_on_compute,
+                item.name,
+            )
+        if isinstance(data, DataReference):
+            name = name or data.data_reference_name
+            entry = {
+                "name": name,
+                "kind": "data_reference",
+                "datastore": self._datastore_for(step, field_name, data.datastore_name),
+                "path_on_datastore": data.path_on_datastore or "",
+                "mode": mode or data.mode,
+                "path_on_compute": path_on_compute or data.path_on_compute,
+            }
+            self._check_path(step, field_name, data.path_on_datastore)
+        elif isinstance(data, PipelineData):
+            name = name or data.name
+            produced = self.producer_of.get(id(data))
+            if produced is None:
+                self.problem(
+                    step,
+                    field_name,
+                    f"input {data.name!r} is not produced by any step of this pipeline (add the producing step, or list the PipelineData in its outputs)",
+                )
+                return None
+            producer, output_name = produced
+            if producer is step:
+                self.problem(
+                    step, field_name, f"input {data.name!r} is also an output of the same step"
+                )
+                return None
+            producer_id = self.task_ids[id(producer)]
+            self.out.graph.add_edge(producer_id, self.task_ids[id(step)], data=data.name)
+            entry = {
+                "name": name,
+                "kind": "pipeline_data",
+                "producer": producer_id,
+                "output": output_name,
+                "datastore": self._datastore_for(step, field_name, data.datastore_name),
+                "mode": mode or "mount",
+                "path_on_compute": path_on_compute,
+            }
+        else:
+            self.problem(
+                step,
+                field_name,
+                f"inputs must be DataReference, PipelineData or a binding (as_mount/as_download), got {type(data).__name__}",
+            )
+            return None
+        existing = inputs.get(name)
+        if existing is not None:
+            if existing != entry:
+                self.problem(step, field_name, f"two different inputs are named {name!r}")
+            return name
+        inputs[name] = entry
+        return name
+
+    def _check_path(self, step: PipelineStep, field_name: str, path: str | None) -> None:
+        from mlpipe_provider.datastores import safe_relative_path
+
+        try:
+            safe_relative_path(path, what="path_on_datastore")
+        except DatastoreError as exc:
+            self.problem(step, field_name, str(exc))
+
+    def _lower_argument(
+        self, step: PipelineStep, field_name: str, arg: Any, inputs: dict, outputs: dict
+    ) -> Any:
+        if isinstance(arg, (bool, str, int)):
+            return arg
+        if isinstance(arg, float):
+            if not math.isfinite(arg):
+                self.problem(step, field_name, f"{arg!r} is not a finite number")
+            return arg
+        if isinstance(arg, PipelineParameter):
+            self._register_parameter(step, field_name, arg)
+            return {"param": arg.name}
+        if (
+            isinstance(arg, PipelineData)
+            and arg.name in outputs
+            and self.producer_of.get(id(arg), (None,))[0] is step
+        ):
+            return {"output": arg.name}
+        if isinstance(arg, (DataReference, PipelineData, InputPortBinding)):
+            name = self._add_input(step, field_name, arg, inputs, explicit=False)
+            return {"input": name} if name else None
+        self.problem(
+            step,
+            field_name,
+            f"arguments must be strings, numbers, PipelineParameter or data; got {type(arg).__name__} ({arg!r:.60})",
+        )
+        return None
+
+    def _register_parameter(
+        self, step: PipelineStep, field_name: str, param: PipelineParameter
+    ) -> None:
+        default = param.default_value
+        if isinstance(default, bool):
+            json_type = "boolean"
+        elif isinstance(default, int):
+            json_type = "integer"
+        elif isinstance(default, float):
+            json_type = "number"
+            if not math.isfinite(default):
+                self.problem(
+                    step,
+                    field_name,
+                    f"PipelineParameter {param.name!r}: default {default!r} is not a finite number",
+                )
+        elif isinstance(default, str):
+            json_type = "string"
+        else:
+            self.problem(
+                step,
+                field_name,
+                f"PipelineParameter {param.name!r}: default_value must be str, int, float or bool, got {type(default).__name__}",
+            )
+            return
+        existing = self.out.parameters.get(param.name)
+        entry = {"default": default, "type": json_type}
+        if existing is not None and existing != entry:
+            self.problem(
+                step,
+                field_name,
+                f"PipelineParameter {param.name!r} is declared twice with different defaults ({existing['default']!r} and {default!r})",
+            )
+            return
+        self.out.parameters[param.name] = entry
+
+    def _lower_params(self, step: PipelineStep) -> dict[str, Any]:
+        lowered: dict[str, Any] = {}
+        for key, value in getattr(step, "params", {}).items():
+            field_name = f"params[{key!r}]"
+            if not isinstance(key, str) or not key:
+                self.problem(
+                    step, "params", f"parameter names must be non-empty strings, got {key!r}"
+                )
+                continue
+            if isinstance(value, PipelineParameter):
+                self._register_parameter(step, field_name, value)
+                lowered[key] = {"param": value.name}
+            elif isinstance(value, SCALAR_TYPES):
+                lowered[key] = value
+            else:
+                self.problem(
+                    step,
+                    field_name,
+                    f"must be a string, number, bool or PipelineParameter, got {type(value).__name__}",
+                )
+        return lowered
+
+    def _lower_script(self, step: PythonScriptStep) -> dict[str, Any]:
+        source = (
+            step.source_directory
+            or self.pipeline._default_source_directory
+            or self.pipeline._definition_dir
+        )
+        source_path = Path(source)
+        if not source_path.is_dir():
+            self.problem(step, "source_directory", f"folder {str(source_path)!r} does not exist")
+        else:
+            script = (source_path / step.script_name).resolve()
+            if not script.is_relative_to(source_path.resolve()):
+                self.problem(
+                    step, "script_name", f"{step.script_name!r} is outside source_directory"
+                )
+            elif not script.is_file():
+                self.problem(
+                    step,
+                    "script_name",
+                    f"script {step.script_name!r} not found in source_directory {str(source_path)!r}",
+                )
+        return {"script_name": step.script_name, "source_directory": str(source_path)}
+
+    def _lower_compute(self, step: PythonScriptStep) -> dict[str, Any]:
+        target = step.compute_target
+        if target is None:
+            target = LOCAL_TARGET
+        if isinstance(target, str):
+            try:
+                target = ComputeTarget(self.ws, target)
+            except ComputeTargetException as exc:
+                self.problem(step, "compute_target", str(exc))
+                return {"name": str(target), "backend": "local", "gpus": 0}
+        elif not isinstance(target, ComputeTarget):
+            self.problem(
+                step,
+                "compute_target",
+                f"must be a ComputeTarget or its name, got {type(target).__name__}",
+            )
+            return {"name": "local", "backend": "local", "gpus": 0}
+        return {
+            "name": target.name,
+            "vm_size": target.vm_size,
+            "backend": target.backend,
+            "gpus": target.gpu_count,
+            "cpus": target.cpu_count,
+            "memory_gb": target.memory_gb,
+        }
+
+    def _lower_environment(self, step: PythonScriptStep) -> dict[str, Any]:
+        runconfig = step.runconfig
+        if runconfig is None:
+            return {}
+        env = getattr(runconfig, "environment", None)
+        if env is None or not hasattr(env, "to_spec"):
+            self.problem(step, "runconfig.environment", "must be an Environment")
+            return {}
+        spec = env.to_spec()
+        for key, value in spec.get("environment_variables", {}).items():
+            if not isinstance(key, str) or not key or "=" in key or "\x00" in key + value:
+                self.problem(
+                    step, "runconfig.environment.environment_variables", f"invalid variable {key!r}"
+                )
+        return spec
+
+
+def lower(pipeline: Any) -> LoweredPipeline:
+    return _Lowering(pipeline).run()

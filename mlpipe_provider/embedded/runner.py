@@ -1,0 +1,156 @@
+"""Entry point of the background process that runs one pipeline run on the embedded Airflow.
+
+``Experiment.submit`` starts it and returns at once; it migrates the SQLite DB if needed (under a
+file lock, so concurrent submits do not race), runs the DAG with ``dag.test()``, and keeps
+``status.json`` current from Airflow's own task instance table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mlpipe_provider.embedded.status import (
+    REQUEST_FILE,
+    STATUS_FILE,
+    STEP_STATUS,
+    read_json,
+    write_json,
+)
+
+
+def ensure_database(airflow_home: Path) -> None:
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    marker = airflow_home / ".mlpipe-db-ready"
+    with open(airflow_home / ".mlpipe-db.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return
+        from airflow.utils import db
+
+        db.initdb()
+        marker.write_text("ok\n")
+
+
+def ensure_pools(pools_file: Path | None) -> None:
+    if pools_file is None or not pools_file.is_file():
+        return
+    from airflow.models.pool import Pool
+
+    for name, pool in json.loads(pools_file.read_text()).items():
+        Pool.create_or_update_pool(
+            name, pool["slots"], pool.get("description", ""), pool.get("include_deferred", False)
+        )
+
+
+def snapshot(dag_id: str, logical_date: dt.datetime) -> dict[str, Any] | None:
+    """States and published records of the run's tasks, read from Airflow's metadata DB."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        dag_run = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date)
+        )
+        if dag_run is None:
+            return None
+        steps: dict[str, Any] = {}
+        for ti in session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+        ):
+            steps[ti.task_id] = {
+                "state": ti.state,
+                "status": STEP_STATUS.get(ti.state, "Running"),
+                "start": ti.start_date.isoformat() if ti.start_date else None,
+                "end": ti.end_date.isoformat() if ti.end_date else None,
+                "try_number": ti.try_number,
+                "display_name": getattr(ti, "task_display_name", None) or ti.task_id,
+            }
+        for xcom in session.scalars(
+            select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id)
+        ):
+            entry = steps.setdefault(xcom.task_id, {})
+            value = XComModel.deserialize_value(xcom)
+            if xcom.key == "return_value":
+                entry["record"] = value
+            else:
+                entry.setdefault("xcom", {})[xcom.key] = value
+        return {"airflow_run_id": dag_run.run_id, "dag_state": str(dag_run.state), "steps": steps}
+
+
+class StatusWriter:
+    def __init__(self, run_dir: Path, request: dict[str, Any], logical_date: dt.datetime):
+        self.run_dir = run_dir
+        self.request = request
+        self.logical_date = logical_date
+        self.stop = threading.Event()
+        self.last: dict[str, Any] = {}
+
+    def write(self, status: str, error: str | None = None) -> None:
+        try:
+            snap = snapshot(self.request["dag_id"], self.logical_date) or {}
+        except Exception:  # noqa: BLE001 - a busy SQLite must not kill the run; next tick retries
+            snap = self.last
+        self.last = snap
+        write_json(
+            self.run_dir / STATUS_FILE,
+            {"status": status, "error": error, "updated": time.time(), **snap},
+        )
+
+    def loop(self) -> None:
+        while not self.stop.wait(0.5):
+            self.write("Running")
+
+
+def run(run_dir: Path) -> int:
+    request = read_json(run_dir / REQUEST_FILE)
+    assert request is not None, f"no {REQUEST_FILE} in {run_dir}"
+    write_json(run_dir / STATUS_FILE, {"status": "Preparing", "updated": time.time(), "steps": {}})
+    ensure_database(Path(request["airflow_home"]))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=request["dag_file"])
+    if bag.import_errors:
+        errors = "\n".join(f"{k}: {v}" for k, v in bag.import_errors.items())
+        write_json(
+            run_dir / STATUS_FILE,
+            {"status": "Failed", "error": f"DAG import failed:\n{errors}", "steps": {}},
+        )
+        return 1
+    dag = bag.get_dag(request["dag_id"])
+    ensure_pools(Path(request["pools_file"]) if request.get("pools_file") else None)
+    logical_date = dt.datetime.fromisoformat(request["logical_date"])
+    writer = StatusWriter(run_dir, request, logical_date)
+    thread = threading.Thread(target=writer.loop, daemon=True)
+    thread.start()
+    try:
+        dag_run = dag.test(logical_date=logical_date, run_conf=request.get("conf") or None)
+        state = str(getattr(dag_run, "state", "failed"))
+        status = "Finished" if state == "success" else "Failed"
+        error = None
+    except Exception as exc:  # noqa: BLE001 - recorded for the user, then the process fails
+        status, error = "Failed", "".join(traceback.format_exception(exc))
+    writer.stop.set()
+    thread.join(timeout=5)
+    writer.write(status, error)
+    return 0 if status == "Finished" else 1
+
+
+def main() -> None:
+    sys.exit(run(Path(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()

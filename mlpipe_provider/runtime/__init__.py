@@ -1,0 +1,1 @@
+"""What operators do at run time, kept apart from the operator classes so DAG parsing stays light."""

@@ -1,0 +1,184 @@
+"""Execute one ``PythonScriptStep`` inside an Airflow task.
+
+Order matters for the reuse store: outputs are written under a fresh step run folder, and the
+step's record (outputs, metrics) is only returned after the script succeeded, so a failed or
+killed attempt never leaves anything that later runs could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mlpipe_provider import layout
+from mlpipe_provider.config import atomic_write_text
+from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
+from mlpipe_provider.runtime.process import run_process
+from mlpipe_provider.runtime.step_context import (
+    StepWorkspace,
+    argument_to_str,
+    render_arguments,
+    resolve_parameter,
+)
+
+RESERVED_ENV_PREFIXES = ("MLPIPE_", "AZUREML_")
+
+
+def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
+    """The record a producing step published (its outputs), whichever task published it."""
+    return ti.xcom_pull(task_ids=producer_task_id)
+
+
+def _resolve_inputs(op: Any, ws: StepWorkspace, ti: Any) -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for spec in op.inputs:
+        name = spec["name"]
+        if spec["kind"] == "data_reference":
+            store = ws.datastore(spec["datastore"])
+            path = store.local_path(
+                spec["path_on_datastore"], what=f"input {name!r} path_on_datastore"
+            )
+            if not path.exists():
+                raise UserErrorException(
+                    f"step {op.step_name!r}, input {name!r}: {spec['path_on_datastore']!r} does not exist "
+                    f"in datastore {spec['datastore']!r}"
+                )
+        else:
+            record = upstream_record(ti, spec["producer"])
+            if not record or spec["output"] not in record.get("outputs", {}):
+                raise UserErrorException(
+                    f"step {op.step_name!r}, input {name!r}: step {spec['producer']!r} published no "
+                    f"output {spec['output']!r}"
+                )
+            location = record["outputs"][spec["output"]]
+            path = ws.datastore(location["datastore"]).local_path(
+                location["path"], what=f"input {name!r}"
+            )
+        paths[name] = str(path)
+    return paths
+
+
+def _prepare_outputs(
+    op: Any, ws: StepWorkspace, step_run_id: str
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    paths: dict[str, str] = {}
+    locations: dict[str, dict[str, str]] = {}
+    for spec in op.outputs:
+        port = spec.get("output_name") or spec["name"]
+        rel = layout.output_path(step_run_id, port)
+        path = ws.datastore(spec["datastore"]).local_path(rel, what=f"output {port!r}")
+        path.mkdir(parents=True, exist_ok=True)
+        paths[spec["name"]] = str(path)
+        locations[port] = {"datastore": spec["datastore"], "path": rel}
+    return paths, locations
+
+
+def _environment(
+    op: Any,
+    context: Any,
+    step_run_id: str,
+    paths: dict[str, str],
+    metrics_file: Path,
+    artifacts_dir: Path,
+) -> dict[str, str]:
+    env = dict(os.environ)
+    for key, value in (op.environment.get("environment_variables") or {}).items():
+        env[str(key)] = str(value)
+    params = context["params"]
+    for key, value in op.step_params.items():
+        resolved = (
+            resolve_parameter(value["param"], params, op.step_name)
+            if isinstance(value, dict)
+            else value
+        )
+        env[f"AML_PARAMETER_{key}"] = argument_to_str(resolved)
+    for name, path in paths.items():
+        env[f"AZUREML_DATAREFERENCE_{name}"] = path
+    dag_run = context["dag_run"]
+    env.update(
+        {
+            "MLPIPE_RUN_ID": step_run_id,
+            "MLPIPE_PARENT_RUN_ID": str(dag_run.run_id),
+            "MLPIPE_STEP_NAME": op.step_name,
+            "MLPIPE_EXPERIMENT": str(dag_run.dag_id),
+            METRICS_FILE_ENV: str(metrics_file),
+            "MLPIPE_ARTIFACTS_DIR": str(artifacts_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def run_script_step(op: Any, context: Any) -> dict[str, Any]:
+    ti = context["ti"]
+    ws = StepWorkspace.for_operator(op.workspace, getattr(op.dag, "fileloc", None))
+    dag_dir = Path(op.dag.fileloc).resolve().parent
+    source_dir = (dag_dir / op.source_directory).resolve()
+    script = source_dir / op.script_name
+    if not script.is_file():
+        raise UserErrorException(
+            f"step {op.step_name!r}, field 'script_name': {str(script)!r} not found"
+        )
+
+    step_run_id = str(uuid.uuid4())
+    default_store = ws.datastore(ws.config.default_datastore)
+    meta_dir = default_store.local_path(layout.meta_path(step_run_id, ""), what="run folder")
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = meta_dir / "metrics.jsonl"
+    artifacts_dir = meta_dir / "artifacts"
+
+    input_paths = _resolve_inputs(op, ws, ti)
+    output_paths, output_locations = _prepare_outputs(op, ws, step_run_id)
+    argv_tail = render_arguments(
+        op.arguments,
+        inputs=input_paths,
+        outputs=output_paths,
+        params=context["params"],
+        step_name=op.step_name,
+    )
+    env = _environment(
+        op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
+    )
+    argv = [sys.executable, "-u", op.script_name, *argv_tail]
+
+    op.log.info(
+        "mlpipe: step %r, run %s: %s (in %s)", op.step_name, step_run_id, argv[2:], source_dir
+    )
+    result = run_process(
+        argv,
+        cwd=source_dir,
+        env=env,
+        log_out=lambda line: op.log.info("%s", line),
+        log_err=lambda line: op.log.warning("%s", line),
+        timeout_s=op.timeout_seconds,
+        step_name=op.step_name,
+    )
+    metrics = aggregate(read_records(metrics_file))
+    record = {
+        "step_run_id": step_run_id,
+        "step_name": op.step_name,
+        "status": "Finished",
+        "reused": False,
+        "outputs": output_locations,
+        "metrics": metrics,
+        "run_folder": {
+            "datastore": ws.config.default_datastore,
+            "path": layout.attempt_root(step_run_id),
+        },
+        "duration_s": round(result.duration_s, 3),
+        "dag_id": context["dag_run"].dag_id,
+        "dag_run_id": context["dag_run"].run_id,
+    }
+    atomic_write_text(
+        meta_dir / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str)
+    )
+    if metrics:
+        op.log.info(
+            "mlpipe: step %r metrics: %s", op.step_name, json.dumps(metrics, default=str)[:2000]
+        )
+    return record

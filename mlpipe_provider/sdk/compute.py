@@ -1,0 +1,245 @@
+"""Compute targets: named capacity (CPUs, memory, GPUs) and the backend that runs a step there.
+
+``ws.compute_targets["STANDARD_NC6"]`` works even when nothing is registered under that name,
+because many v1 programs name targets after their VM size; the size table gives the GPU count,
+which becomes the Airflow pool's slots.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mlpipe_provider.compute_sizes import VmSize, lookup_vm_size
+from mlpipe_provider.config import ComputeTargetConfig
+from mlpipe_provider.errors import ComputeTargetException
+
+LOCAL_TARGET = "local"
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,31}$")
+
+
+class ComputeTargetProvisioningConfiguration:
+    """What ``provisioning_configuration`` returns: the settings of a target to create."""
+
+    def __init__(self, **settings: Any):
+        self.settings = settings
+
+    def validate_configuration(self) -> None:
+        vm_size = self.settings.get("vm_size")
+        if vm_size and lookup_vm_size(vm_size) is None:
+            raise ComputeTargetException(f"unknown vm_size {vm_size!r}")
+
+
+class AmlComputeProvisioningConfiguration(ComputeTargetProvisioningConfiguration):
+    pass
+
+
+class ComputeTarget:
+    """A compute target. ``ComputeTarget(workspace=ws, name=...)`` fetches a registered one."""
+
+    _compute_type = "AmlCompute"
+
+    def __new__(cls, workspace: Any = None, name: str | None = None, *args: Any, **kwargs: Any):
+        return super().__new__(AmlCompute if cls is ComputeTarget else cls)
+
+    def __init__(self, workspace: Any, name: str, *, _config: ComputeTargetConfig | None = None):
+        if _config is None:
+            _config = _resolve_target(workspace, name)
+        self.workspace = workspace
+        self.name = name
+        self._target = _config
+
+    # --- v1 class methods -------------------------------------------------------------------
+    @staticmethod
+    def create(
+        workspace: Any,
+        name: str,
+        provisioning_configuration: ComputeTargetProvisioningConfiguration,
+    ) -> ComputeTarget:
+        """Register a target in the workspace config; returns at once (nothing to provision)."""
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ComputeTargetException(
+                f"compute target name {name!r} must be 2-32 letters, digits, '-' or '_', "
+                "starting with a letter"
+            )
+        settings = dict(provisioning_configuration.settings)
+        vm_size = settings.get("vm_size") or "STANDARD_D2_V2"
+        if lookup_vm_size(vm_size) is None:
+            raise ComputeTargetException(f"compute target {name!r}: unknown vm_size {vm_size!r}")
+        config = workspace._config
+        target = ComputeTargetConfig(
+            vm_size=vm_size.upper(),
+            backend=settings.get("backend") or "local",
+            min_nodes=settings.get("min_nodes") or 0,
+            max_nodes=settings.get("max_nodes") or 1,
+            vm_priority=settings.get("vm_priority") or "dedicated",
+            description=settings.get("description"),
+        )
+        config.compute_targets[name] = target
+        workspace._save(config)
+        return AmlCompute(workspace, name, _config=target)
+
+    @staticmethod
+    def list(workspace: Any) -> list[ComputeTarget]:
+        return [
+            AmlCompute(workspace, n, _config=c)
+            for n, c in sorted(workspace._config.compute_targets.items())
+        ]
+
+    @staticmethod
+    def attach(workspace: Any, name: str, attach_configuration: Any) -> ComputeTarget:
+        return ComputeTarget.create(workspace, name, attach_configuration)
+
+    # --- v1 instance methods ----------------------------------------------------------------
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        min_node_count: int | None = None,
+        timeout_in_minutes: int = 25,
+        is_delete_operation: bool = False,
+    ) -> None:
+        if show_output:
+            print(f"Compute target {self.name!r} is ready ({self.vm_size}, backend {self.backend})")
+
+    def get_status(self) -> str:
+        return "Succeeded"
+
+    @property
+    def provisioning_state(self) -> str:
+        return "Succeeded"
+
+    @property
+    def type(self) -> str:
+        return self._compute_type
+
+    def delete(self) -> None:
+        config = self.workspace._config
+        config.compute_targets.pop(self.name, None)
+        self.workspace._save(config)
+
+    detach = delete
+
+    # --- capacity ------------------------------------------------------------------------
+    @property
+    def vm_size(self) -> str:
+        return self._target.vm_size
+
+    @property
+    def backend(self) -> str:
+        return self._target.backend
+
+    @property
+    def _size(self) -> VmSize:
+        return lookup_vm_size(self.vm_size) or VmSize(1, 2, 0)
+
+    @property
+    def gpu_count(self) -> int:
+        return self._size.gpus
+
+    @property
+    def cpu_count(self) -> int:
+        return self._size.cpus
+
+    @property
+    def memory_gb(self) -> float:
+        return self._size.memory_gb
+
+    @property
+    def scale_settings(self) -> dict[str, Any]:
+        return {
+            "minimum_node_count": self._target.min_nodes,
+            "maximum_node_count": self._target.max_nodes,
+        }
+
+    def serialize(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, **self._target.model_dump(mode="json")}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, vm_size={self.vm_size!r}, gpus={self.gpu_count})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ComputeTarget) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+class AmlCompute(ComputeTarget):
+    """v1's managed cluster; here a named target with a VM size and a backend."""
+
+    @staticmethod
+    def provisioning_configuration(
+        vm_size: str = "",
+        vm_priority: str = "dedicated",
+        min_nodes: int = 0,
+        max_nodes: int | None = None,
+        idle_seconds_before_scaledown: int | None = None,
+        admin_username: str | None = None,
+        admin_user_password: str | None = None,
+        admin_user_ssh_key: str | None = None,
+        vnet_resourcegroup_name: str | None = None,
+        vnet_name: str | None = None,
+        subnet_name: str | None = None,
+        tags: dict | None = None,
+        description: str | None = None,
+        remote_login_port_public_access: str = "NotSpecified",
+        identity_type: str | None = None,
+        identity_id: list | None = None,
+        location: str | None = None,
+        enable_node_public_ip: bool = True,
+        backend: str | None = None,
+    ) -> AmlComputeProvisioningConfiguration:
+        return AmlComputeProvisioningConfiguration(
+            vm_size=vm_size,
+            vm_priority=vm_priority,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            description=description,
+            backend=backend,
+        )
+
+    @staticmethod
+    def supported_vmsizes(workspace: Any, location: str | None = None) -> list[dict[str, Any]]:
+        from mlpipe_provider.compute_sizes import VM_SIZES
+
+        return [
+            {"name": name, "vCPUs": s.cpus, "gpus": s.gpus, "memoryGB": s.memory_gb}
+            for name, s in sorted(VM_SIZES.items())
+        ]
+
+
+def _resolve_target(workspace: Any, name: Any) -> ComputeTargetConfig:
+    if not isinstance(name, str):
+        raise ComputeTargetException(
+            f"compute target name must be a string, got {type(name).__name__}"
+        )
+    registered = workspace._config.compute_targets
+    if name in registered:
+        return registered[name]
+    if name == LOCAL_TARGET:
+        return ComputeTargetConfig(vm_size="STANDARD_D2_V2", backend="local", compute_type="Local")
+    if lookup_vm_size(name) is not None:
+        return ComputeTargetConfig(vm_size=name.upper(), backend="local")
+    known = ", ".join(sorted(registered)) or "none registered"
+    raise ComputeTargetException(
+        f"ComputeTargetNotFound: compute target {name!r} does not exist in workspace "
+        f"{workspace.name!r} ({known}); create it with ComputeTarget.create(...) or use a VM size "
+        "name such as 'STANDARD_D2_V2'"
+    )
+
+
+class ComputeTargets(dict):
+    """``ws.compute_targets``: registered targets, plus any known VM size on demand."""
+
+    def __init__(self, workspace: Any):
+        super().__init__(
+            (name, AmlCompute(workspace, name, _config=cfg))
+            for name, cfg in sorted(workspace._config.compute_targets.items())
+        )
+        self._workspace = workspace
+
+    def __missing__(self, name: str) -> ComputeTarget:
+        try:
+            return AmlCompute(self._workspace, name)
+        except ComputeTargetException as exc:
+            raise KeyError(name) from exc

@@ -1,0 +1,146 @@
+"""``Datastore``: v1's handle on stored data, backed by fsspec (a local folder by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpipe_provider.config import DatastoreConfig
+from mlpipe_provider.datastores import DatastoreAccess, open_datastore
+from mlpipe_provider.errors import DatastoreError
+
+
+class Datastore:
+    """A registered datastore. ``Datastore(ws, name)`` looks one up, as in v1.
+
+    v1 programs sometimes pass a ``Datastore`` where a name is expected
+    (``Datastore(ws, blob_store)``); that is accepted and means the same datastore.
+    """
+
+    def __init__(self, workspace: Any, name: str | Datastore | None = None):
+        if isinstance(name, Datastore):
+            name = name.name
+        if name is None:
+            name = workspace._config.default_datastore
+        if not isinstance(name, str):
+            raise DatastoreError(f"Datastore name must be a string, got {type(name).__name__}")
+        if name not in workspace._config.datastores:
+            known = ", ".join(sorted(workspace._config.datastores)) or "none"
+            raise DatastoreError(f"unknown datastore {name!r} (workspace has: {known})")
+        self.workspace = workspace
+        self.name = name
+
+    # --- v1 class methods ---------------------------------------------------------------------
+    @staticmethod
+    def get(workspace: Any, datastore_name: str) -> Datastore:
+        return Datastore(workspace, datastore_name)
+
+    @staticmethod
+    def get_default(workspace: Any) -> Datastore:
+        return workspace.get_default_datastore()
+
+    @staticmethod
+    def register_local(workspace: Any, datastore_name: str, path: str) -> Datastore:
+        """Register a local folder (or any fsspec URL) as a datastore (an mlpipe addition)."""
+        config = workspace._config
+        config.datastores[datastore_name] = DatastoreConfig(url=str(path), datastore_type="Local")
+        workspace._save(config)
+        return Datastore(workspace, datastore_name)
+
+    def set_as_default(self) -> None:
+        self.workspace.set_default_datastore(self.name)
+
+    # --- attributes -------------------------------------------------------------------------
+    @property
+    def _config(self) -> DatastoreConfig:
+        return self.workspace._config.datastores[self.name]
+
+    @property
+    def datastore_type(self) -> str:
+        return self._config.datastore_type
+
+    @property
+    def container_name(self) -> str | None:
+        return self._config.container_name or self.name
+
+    @property
+    def account_name(self) -> str | None:
+        return self._config.account_name
+
+    def _access(self) -> DatastoreAccess:
+        return open_datastore(self.workspace._dir, self.workspace._config, self.name)
+
+    # --- data movement ------------------------------------------------------------------------
+    def upload(
+        self,
+        src_dir: str,
+        target_path: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> Any:
+        """Upload a local folder; returns a ``DataReference`` to ``target_path`` like v1."""
+        from mlpipe_provider.sdk.data import DataReference
+
+        count = self._access().upload_dir(src_dir, target_path, overwrite)
+        if show_progress:
+            print(f"Uploaded {count} file(s) to datastore {self.name!r} at {target_path or '/'}")
+        return DataReference(self, path_on_datastore=target_path)
+
+    def upload_files(
+        self,
+        files: list[str],
+        relative_root: str | None = None,
+        target_path: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> Any:
+        import os
+        import posixpath
+
+        from mlpipe_provider.sdk.data import DataReference
+
+        access = self._access()
+        count = 0
+        for file in files:
+            rel = os.path.relpath(file, relative_root) if relative_root else os.path.basename(file)
+            count += access.upload_file(
+                file, posixpath.join(target_path or "", rel.replace(os.sep, "/")), overwrite
+            )
+        if show_progress:
+            print(f"Uploaded {count} file(s) to datastore {self.name!r} at {target_path or '/'}")
+        return DataReference(self, path_on_datastore=target_path)
+
+    def download(
+        self,
+        target_path: str,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> int:
+        count = self._access().download(target_path, prefix, overwrite)
+        if show_progress:
+            print(f"Downloaded {count} file(s) from datastore {self.name!r}")
+        return count
+
+    def path(self, path: str | None = None, data_reference_name: str | None = None) -> Any:
+        from mlpipe_provider.sdk.data import DataReference
+
+        return DataReference(self, data_reference_name=data_reference_name, path_on_datastore=path)
+
+    def as_mount(self) -> Any:
+        return self.path().as_mount()
+
+    def as_download(self, path_on_compute: str | None = None) -> Any:
+        return self.path().as_download(path_on_compute=path_on_compute)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Datastore)
+            and other.name == self.name
+            and other.workspace == self.workspace
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"Datastore(name={self.name!r}, type={self.datastore_type!r})"

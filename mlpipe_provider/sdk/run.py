@@ -1,0 +1,194 @@
+"""``Run``: what a step script sees through ``Run.get_context()``.
+
+Inside a step the operator sets environment variables naming the run and the metrics file; the
+script's ``run.log(...)`` calls append there and the operator collects them. Outside a pipeline the
+context is an offline run that prints what it would have logged, as in v1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, append_metric, read_records
+
+RUN_ID_ENV = "MLPIPE_RUN_ID"
+PARENT_RUN_ID_ENV = "MLPIPE_PARENT_RUN_ID"
+STEP_NAME_ENV = "MLPIPE_STEP_NAME"
+EXPERIMENT_ENV = "MLPIPE_EXPERIMENT"
+ARTIFACTS_DIR_ENV = "MLPIPE_ARTIFACTS_DIR"
+
+
+class _ExperimentRef:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r})"
+
+
+class Run:
+    """A run: the current step run inside a pipeline, or an offline run elsewhere."""
+
+    def __init__(
+        self,
+        experiment: Any = None,
+        run_id: str | None = None,
+        outputs: Any = None,
+        *,
+        _metrics_file: str | None = None,
+        _offline: bool = False,
+        _parent_id: str | None = None,
+        _name: str | None = None,
+        _artifacts_dir: str | None = None,
+    ):
+        self.id = run_id or f"OfflineRun_{uuid.uuid4()}"
+        self.experiment = experiment
+        self._metrics_file = _metrics_file
+        self._offline = _offline
+        self._parent_id = _parent_id
+        self.name = _name
+        self.display_name = _name
+        self._artifacts_dir = _artifacts_dir
+        self._tags: dict[str, str] = {}
+        self._properties: dict[str, str] = {}
+        self._offline_records: list[dict[str, Any]] = []
+
+    @classmethod
+    def get_context(
+        cls, allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any
+    ) -> Run:
+        metrics_file = os.environ.get(METRICS_FILE_ENV)
+        if metrics_file:
+            return cls(
+                experiment=_ExperimentRef(os.environ.get(EXPERIMENT_ENV, "")),
+                run_id=os.environ.get(RUN_ID_ENV),
+                _metrics_file=metrics_file,
+                _parent_id=os.environ.get(PARENT_RUN_ID_ENV),
+                _name=os.environ.get(STEP_NAME_ENV),
+                _artifacts_dir=os.environ.get(ARTIFACTS_DIR_ENV),
+            )
+        if not allow_offline:
+            from mlpipe_provider.errors import UserErrorException
+
+            raise UserErrorException("Run.get_context(allow_offline=False) outside a pipeline step")
+        return cls(experiment=_ExperimentRef("offline"), _offline=True)
+
+    # --- logging ---------------------------------------------------------------------------
+    def _record(
+        self, kind: str, name: str, value: Any, description: str = "", **extra: Any
+    ) -> None:
+        record = {
+            "kind": kind,
+            "name": name,
+            "value": value,
+            "description": description,
+            "time": time.time(),
+            **extra,
+        }
+        if self._offline:
+            print(f"Attempted to log {kind} metric {name}:\n{value}")
+            self._offline_records.append(record)
+            return
+        append_metric(self._metrics_file, record)
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        self._record("scalar", name, value, description, step=step)
+
+    def log_list(self, name: str, value: list, description: str = "") -> None:
+        self._record("list", name, list(value), description)
+
+    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
+        self._record("row", name, dict(kwargs), description or "")
+
+    def log_table(self, name: str, value: dict, description: str = "") -> None:
+        self._record("table", name, dict(value), description)
+
+    def log_image(
+        self, name: str, path: str | None = None, plot: Any = None, description: str = ""
+    ) -> None:
+        """Keep the image with the step's artifacts; the metric holds its file name."""
+        stored = None
+        target_dir = Path(self._artifacts_dir) if self._artifacts_dir else None
+        if target_dir is not None:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            stored = target_dir / f"{name}.png"
+            if plot is not None:
+                plot.savefig(stored)
+            elif path is not None:
+                shutil.copyfile(path, stored)
+        self._record("image", name, str(stored.name) if stored else (path or ""), description)
+
+    def log_confusion_matrix(self, name: str, value: Any, description: str = "") -> None:
+        self._record("table", name, {"confusion_matrix": value}, description)
+
+    def log_accuracy_table(self, name: str, value: Any, description: str = "") -> None:
+        self._record("table", name, {"accuracy_table": value}, description)
+
+    def get_metrics(
+        self,
+        name: str | None = None,
+        recursive: bool = False,
+        run_type: str | None = None,
+        populate: bool = False,
+    ) -> dict[str, Any]:
+        records = self._offline_records if self._offline else read_records(self._metrics_file)
+        metrics = aggregate(records)
+        return (
+            {name: metrics[name]}
+            if name is not None and name in metrics
+            else ({} if name else metrics)
+        )
+
+    # --- tags and properties -----------------------------------------------------------
+    def tag(self, key: str, value: str | None = None) -> None:
+        self._tags[key] = "" if value is None else str(value)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.tag(key, value)
+
+    def get_tags(self) -> dict[str, str]:
+        return dict(self._tags)
+
+    def add_properties(self, properties: dict[str, str]) -> None:
+        self._properties.update({str(k): str(v) for k, v in properties.items()})
+
+    def get_properties(self) -> dict[str, str]:
+        return dict(self._properties)
+
+    @property
+    def parent(self) -> Run | None:
+        if self._parent_id is None:
+            return None
+        return Run(self.experiment, self._parent_id, _metrics_file=None, _offline=True)
+
+    def get_status(self) -> str:
+        return "Running"
+
+    def complete(self, _set_status: bool = True) -> None:
+        pass
+
+    def fail(
+        self, error_details: Any = None, error_code: Any = None, _set_status: bool = True
+    ) -> None:
+        pass
+
+    def upload_file(self, name: str, path_or_stream: str) -> None:
+        if self._artifacts_dir:
+            dest = Path(self._artifacts_dir) / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path_or_stream, dest)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, name={self.name!r})"

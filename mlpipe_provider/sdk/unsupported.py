@@ -1,0 +1,87 @@
+"""v1 names mlpipe knows but does not implement yet: using one raises a clear error.
+
+Importing them works (so a migrated program gets past its imports), but constructing or calling
+one says exactly what is missing instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpipe_provider.errors import NotSupportedError
+
+
+def _unsupported(name: str, note: str) -> type:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise NotSupportedError(f"{name} is not supported by mlpipe yet ({note})")
+
+    def _classmethod(*args: Any, **kwargs: Any) -> Any:
+        raise NotSupportedError(f"{name} is not supported by mlpipe yet ({note})")
+
+    namespace = {"__init__": __init__, "__doc__": f"Not supported yet: {note}."}
+    for attr in (
+        "create",
+        "get",
+        "list",
+        "publish",
+        "submit",
+        "from_files",
+        "from_delimited_files",
+    ):
+        namespace[attr] = staticmethod(_classmethod)
+    return type(name, (), namespace)
+
+
+EstimatorStep = _unsupported("EstimatorStep", "planned with the other step kinds")
+Estimator = _unsupported("Estimator", "planned with EstimatorStep")
+PyTorch = _unsupported("PyTorch", "planned with EstimatorStep")
+TensorFlow = _unsupported("TensorFlow", "planned with EstimatorStep")
+SKLearn = _unsupported("SKLearn", "planned with EstimatorStep")
+DataTransferStep = _unsupported("DataTransferStep", "planned with the other step kinds")
+DataFactoryCompute = _unsupported("DataFactoryCompute", "planned with DataTransferStep")
+ModuleStep = _unsupported("ModuleStep", "planned with the other step kinds")
+Module = _unsupported("Module", "planned with ModuleStep")
+ModuleVersion = _unsupported("ModuleVersion", "planned with ModuleStep")
+InputPortDef = _unsupported("InputPortDef", "planned with ModuleStep")
+OutputPortDef = _unsupported("OutputPortDef", "planned with ModuleStep")
+MpiStep = _unsupported("MpiStep", "planned with the other step kinds")
+ParallelRunStep = _unsupported("ParallelRunStep", "no Airflow mapping yet")
+ParallelRunConfig = _unsupported("ParallelRunConfig", "no Airflow mapping yet")
+HyperDriveStep = _unsupported("HyperDriveStep", "no Airflow mapping yet")
+AutoMLStep = _unsupported("AutoMLStep", "AutoML is an Azure service")
+DatabricksStep = _unsupported("DatabricksStep", "Databricks is an external service")
+AdlaStep = _unsupported("AdlaStep", "Azure Data Lake Analytics is retired")
+AzureBatchStep = _unsupported("AzureBatchStep", "Azure Batch is an external service")
+CommandStep = _unsupported("CommandStep", "use PythonScriptStep")
+KustoStep = _unsupported("KustoStep", "Kusto is an external service")
+SynapseSparkStep = _unsupported("SynapseSparkStep", "Synapse is an external service")
+Schedule = _unsupported("Schedule", "planned with Airflow server support")
+ScheduleRecurrence = _unsupported("ScheduleRecurrence", "planned with Airflow server support")
+PublishedPipeline = _unsupported("PublishedPipeline", "planned with Airflow server support")
+PipelineEndpoint = _unsupported("PipelineEndpoint", "planned with Airflow server support")
+PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
+DataPath = _unsupported("DataPath", "planned with Airflow server support")
+DataPathComputeBinding = _unsupported(
+    "DataPathComputeBinding", "planned with Airflow server support"
+)
+Dataset = _unsupported("Dataset", "use DataReference or PipelineData")
+TabularDatasetFactory = _unsupported("TabularDatasetFactory", "use DataReference")
+FileDataset = _unsupported("FileDataset", "use DataReference")
+OutputFileDatasetConfig = _unsupported("OutputFileDatasetConfig", "use PipelineData")
+ScriptRunConfig = _unsupported(
+    "ScriptRunConfig", "submit a Pipeline with a PythonScriptStep instead"
+)
+Model = _unsupported("Model", "model registration is not part of mlpipe")
+InteractiveLoginAuthentication = _unsupported(
+    "InteractiveLoginAuthentication", "a local workspace needs no login"
+)
+ServicePrincipalAuthentication = _unsupported(
+    "ServicePrincipalAuthentication", "a local workspace needs no login"
+)
+MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs no login")
+
+UNSUPPORTED_NAMES = sorted(
+    name
+    for name, value in dict(globals()).items()
+    if isinstance(value, type) and name[0].isupper() and name not in {"NotSupportedError", "Any"}
+)
