@@ -1,0 +1,105 @@
+"""The ``mlpipe`` command: compile, validate, migrate, and the demo.
+
+Each subcommand lives in its own module; this file only wires up argparse and turns mlpipe's
+errors into a one-paragraph message and exit code 1 (or 2 for usage), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlpipe_provider.errors import MlpipeError
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.compile import compile_pipeline
+    from compiler.loader import load_pipelines
+
+    if args.dag_id and len(args.pipelines) > 1:
+        raise MlpipeError("--dag-id needs exactly one pipeline file")
+    stale: list[str] = []
+    for target in args.pipelines:
+        for found in load_pipelines(target, dag_id=args.dag_id):
+            compiled = compile_pipeline(found.pipeline, found.dag_id, args.output, origin=found.origin)
+            if args.check:
+                if not compiled.is_current():
+                    stale.append(f"{compiled.path} (from {found.origin})")
+                continue
+            changed = compiled.write()
+            print(f"{'wrote' if changed else 'unchanged'} {compiled.path} (DAG {compiled.dag_id!r}, from {found.origin})")
+    if stale:
+        print("stale DAG files (run `mlpipe compile` without --check):\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 1
+    if args.check:
+        print("all DAG files are current")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from compiler.loader import load_pipelines
+
+    bad = 0
+    for target in args.pipelines:
+        for found in load_pipelines(target):
+            problems = found.pipeline.validate()
+            if problems:
+                bad += 1
+                print(f"{found.origin}: {len(problems)} problem(s)")
+                for problem in problems:
+                    print(f"  - {problem}")
+            else:
+                print(f"{found.origin}: ok ({len(found.pipeline.steps)} steps)")
+    return 1 if bad else 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from compiler.migrate import migrate_paths
+
+    return migrate_paths([Path(p) for p in args.paths], dry_run=args.dry_run)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from compiler.demo import run_demo
+
+    return run_demo(Path(args.workdir) if args.workdir else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlpipe", description="Azure ML v1 style pipelines on Apache Airflow")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="compile pipeline files to Airflow DAG files")
+    p.add_argument("pipelines", nargs="+", metavar="PIPELINE.py[:NAME]")
+    p.add_argument("-o", "--output", default="dags", help="DAG folder (default: dags)")
+    p.add_argument("--dag-id", help="DAG id for a file holding exactly one pipeline")
+    p.add_argument("--check", action="store_true", help="exit 1 if a DAG file is missing or stale; write nothing")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("validate", help="report every problem in pipeline files, without writing")
+    p.add_argument("pipelines", nargs="+", metavar="PIPELINE.py[:NAME]")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("migrate", help="rewrite azureml imports to mlpipe_provider.sdk")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser("demo", help="compile the examples and run the seed pipeline twice on an embedded Airflow")
+    p.add_argument("--workdir", help="where the demo workspace lives (default: build/demo, recreated)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MlpipeError as exc:
+        print(f"mlpipe {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Shared fixtures. Airflow is configured here, before anything imports it, so every test in the
+session shares one SQLite metadata DB in a temporary AIRFLOW_HOME (never the user's)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mlpipe-tests-airflow-"))
+_DAGS = _AIRFLOW_HOME / "dags"
+_DAGS.mkdir()
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+    }
+)
+os.environ.pop("MLPIPE_WORKSPACE", None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder as the cwd; ``Workspace.from_config()`` makes an embedded one here."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def ws(project):
+    from mlpipe_provider.sdk import Workspace
+
+    return Workspace.from_config()
+
+
+def write_script(folder: Path, name: str, body: str) -> Path:
+    """Write a step script (dedented) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Migrate the session's SQLite DB once; tests that run DAGs depend on this."""
+    from airflow.utils import db
+
+    db.initdb()
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def run_dag(airflow_db, tmp_path):
+    """Compile a pipeline into a fresh DAG folder and run it with ``dag.test()`` in this process.
+
+    Returns ``(dag_run, records)``: the Airflow DagRun and ``{task_id: (state, xcom record)}``.
+    """
+    from compiler.compile import compile_pipeline
+
+    def _run(pipeline, dag_id: str = "test_dag", conf: dict | None = None):
+        from airflow.dag_processing.dagbag import DagBag
+
+        dags_dir = _DAGS
+        compiled = compile_pipeline(pipeline, dag_id, dags_dir)
+        compiled.write()
+        bag = DagBag(dag_folder=str(compiled.path))
+        assert not bag.import_errors, bag.import_errors
+        dag = bag.get_dag(compiled.dag_id)
+        dag_run = dag.test(run_conf=conf)
+        return dag_run, task_records(dag_run)
+
+    return _run
+
+
+def task_records(dag_run):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    out = {}
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+        ).all()
+        for ti in tis:
+            xcom = session.scalar(
+                select(XComModel).where(
+                    XComModel.dag_id == ti.dag_id,
+                    XComModel.run_id == ti.run_id,
+                    XComModel.task_id == ti.task_id,
+                    XComModel.key == "return_value",
+                )
+            )
+            out[ti.task_id] = (str(ti.state), XComModel.deserialize_value(xcom) if xcom else None)
+    return out
+
+
+sys.path.insert(0, str(Path(__file__).parent))
