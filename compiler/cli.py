@@ -19,18 +19,36 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     if args.dag_id and len(args.pipelines) > 1:
         raise MlpipeError("--dag-id needs exactly one pipeline file")
-    stale: list[str] = []
+    # Compile everything before writing anything: one bad pipeline leaves the DAG folder untouched.
+    results = []
+    origins: dict[str, str] = {}
     for target in args.pipelines:
         for found in load_pipelines(target, dag_id=args.dag_id):
-            compiled = compile_pipeline(found.pipeline, found.dag_id, args.output, origin=found.origin)
-            if args.check:
-                if not compiled.is_current():
-                    stale.append(f"{compiled.path} (from {found.origin})")
-                continue
-            changed = compiled.write()
-            print(f"{'wrote' if changed else 'unchanged'} {compiled.path} (DAG {compiled.dag_id!r}, from {found.origin})")
+            compiled = compile_pipeline(
+                found.pipeline, found.dag_id, args.output, origin=found.origin
+            )
+            if compiled.dag_id in origins:
+                raise MlpipeError(
+                    f"{origins[compiled.dag_id]} and {found.origin} both compile to DAG {compiled.dag_id!r}; "
+                    "rename one of the pipelines (or its file)"
+                )
+            origins[compiled.dag_id] = found.origin
+            results.append((found, compiled))
+    stale: list[str] = []
+    for found, compiled in results:
+        if args.check:
+            if not compiled.is_current():
+                stale.append(f"{compiled.path} (from {found.origin})")
+            continue
+        changed = compiled.write()
+        print(
+            f"{'wrote' if changed else 'unchanged'} {compiled.path} (DAG {compiled.dag_id!r}, from {found.origin})"
+        )
     if stale:
-        print("stale DAG files (run `mlpipe compile` without --check):\n  " + "\n  ".join(stale), file=sys.stderr)
+        print(
+            "stale DAG files (run `mlpipe compile` without --check):\n  " + "\n  ".join(stale),
+            file=sys.stderr,
+        )
         return 1
     if args.check:
         print("all DAG files are current")
@@ -67,14 +85,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlpipe", description="Azure ML v1 style pipelines on Apache Airflow")
+    parser = argparse.ArgumentParser(
+        prog="mlpipe", description="Azure ML v1 style pipelines on Apache Airflow"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compile", help="compile pipeline files to Airflow DAG files")
     p.add_argument("pipelines", nargs="+", metavar="PIPELINE.py[:NAME]")
     p.add_argument("-o", "--output", default="dags", help="DAG folder (default: dags)")
     p.add_argument("--dag-id", help="DAG id for a file holding exactly one pipeline")
-    p.add_argument("--check", action="store_true", help="exit 1 if a DAG file is missing or stale; write nothing")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a DAG file is missing or stale; write nothing",
+    )
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("validate", help="report every problem in pipeline files, without writing")
@@ -86,8 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     p.set_defaults(func=_cmd_migrate)
 
-    p = sub.add_parser("demo", help="compile the examples and run the seed pipeline twice on an embedded Airflow")
-    p.add_argument("--workdir", help="where the demo workspace lives (default: build/demo, recreated)")
+    p = sub.add_parser(
+        "demo", help="compile the examples and run the seed pipeline twice on an embedded Airflow"
+    )
+    p.add_argument(
+        "--workdir", help="where the demo workspace lives (default: build/demo, recreated)"
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -14,12 +14,14 @@ import importlib.util
 import inspect
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.errors import MlpipeError, UserErrorException
+from mlpipe_provider.sdk.experiment import submits_blocked
 
 
 @dataclass
@@ -43,6 +45,22 @@ def _in_directory(folder: Path) -> Iterator[None]:
             sys.path.remove(str(folder))
 
 
+def _user_code_error(path: Path, exc: BaseException, doing: str) -> UserErrorException:
+    """A one-line error for an exception in the user's pipeline file, pointing at its line."""
+    where = str(path)
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        where = f"{exc.filename or path}:{exc.lineno}"
+    else:
+        lines = [
+            frame.lineno
+            for frame in traceback.extract_tb(exc.__traceback__)
+            if Path(frame.filename) == path
+        ]
+        if lines:
+            where = f"{path}:{lines[-1]}"
+    return UserErrorException(f"{where}: {doing} raised {type(exc).__name__}: {exc}")
+
+
 def _import_file(path: Path) -> Any:
     digest = hashlib.blake2s(str(path).encode(), digest_size=6).hexdigest()
     module_name = f"mlpipe_pipeline_{path.stem}_{digest}"
@@ -53,9 +71,12 @@ def _import_file(path: Path) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:
+    except MlpipeError:
         sys.modules.pop(module_name, None)
         raise
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(module_name, None)
+        raise _user_code_error(path, exc, "importing the pipeline file") from exc
     return module
 
 
@@ -77,7 +98,7 @@ def load_pipelines(
         origin = path.relative_to(origin_base.resolve()).as_posix()
     except ValueError:
         origin = path.name
-    with _in_directory(path.parent):
+    with _in_directory(path.parent), submits_blocked():
         module = _import_file(path)
         found: list[FoundPipeline] = []
         if attr:
@@ -86,7 +107,12 @@ def load_pipelines(
             value = getattr(module, attr)
             if callable(value) and not isinstance(value, Pipeline):
                 takes_args = bool(inspect.signature(value).parameters)
-                value = value(Workspace.from_config()) if takes_args else value()
+                try:
+                    value = value(Workspace.from_config()) if takes_args else value()
+                except MlpipeError:
+                    raise
+                except (Exception, SystemExit) as exc:
+                    raise _user_code_error(path, exc, f"calling {attr}()") from exc
                 name = path.stem
             else:
                 name = attr

@@ -26,6 +26,7 @@ from mlpipe_provider.sdk.data import (
 from mlpipe_provider.sdk.steps import PipelineStep, PythonScriptStep
 
 SCALAR_TYPES = (str, int, float, bool)
+RESERVED_PARAM_PREFIX = "mlpipe_"
 
 
 @dataclass
@@ -47,6 +48,7 @@ class _Lowering:
         self.config = self.ws._config
         self.out = LoweredPipeline(description=pipeline.description, workspace_dir=self.ws._dir)
         self.task_ids: dict[int, str] = {}
+        self.step_of: dict[str, PipelineStep] = {}
         self.producer_of: dict[int, tuple[PipelineStep, str]] = {}
 
     def problem(self, step: PipelineStep | None, field_name: str, message: str) -> None:
@@ -66,14 +68,18 @@ class _Lowering:
         self._assign_task_ids(steps)
         self.default_datastore = self._default_datastore_name()
         for step in steps:
-            for out in step._outputs:
+            for index, out in enumerate(step._outputs):
                 if isinstance(out, PipelineData):
-                    producers = [s for s in out._producers if any(s is p for p in steps)]
-                    if len(producers) > 1 and producers[0] is step:
+                    producers: list[PipelineStep] = []
+                    for s in out._producers:
+                        if any(s is p for p in steps) and not any(s is p for p in producers):
+                            producers.append(s)
+                    first_listing = not any(o is out for o in step._outputs[:index])
+                    if len(producers) > 1 and producers[0] is step and first_listing:
                         names = ", ".join(repr(s.name) for s in producers)
                         self.problem(
                             step,
-                            "outputs",
+                            f"outputs[{index}]",
                             f"PipelineData {out.name!r} is produced by more than one step ({names}); each output must have exactly one producer",
                         )
                     self.producer_of.setdefault(id(out), (step, out.output_name))
@@ -99,19 +105,30 @@ class _Lowering:
             by_name.setdefault(step.name, step)
             task_id = task_id_for(step.name)
             base, n = task_id, 2
-            while task_id in used and used[task_id] != step.name:
+            while task_id in used:
                 task_id = f"{base}_{n}"
                 n += 1
             used[task_id] = step.name
             self.task_ids[id(step)] = task_id
+            self.step_of[task_id] = step
 
     def _default_datastore_name(self) -> str:
         default = self.pipeline._default_datastore
         if default is None:
             return self.config.default_datastore
         name = default if isinstance(default, str) else getattr(default, "name", None)
+        if not isinstance(name, str):
+            self.problem(
+                None,
+                "default_datastore",
+                f"must be a Datastore or its name, got {type(default).__name__}",
+            )
+            return self.config.default_datastore
         if name not in self.config.datastores:
-            self.problem(None, "default_datastore", f"unknown datastore {name!r}")
+            known = ", ".join(sorted(self.config.datastores)) or "none"
+            self.problem(
+                None, "default_datastore", f"unknown datastore {name!r} (workspace has: {known})"
+            )
             return self.config.default_datastore
         return name
 
@@ -122,17 +139,18 @@ class _Lowering:
         cycle = nx.find_cycle(graph)
         names = [graph.nodes[u]["step_name"] for u, _ in cycle]
         path = " -> ".join(repr(n) for n in [*names, names[0]])
-        self.problem(None, "steps", f"the steps form a cycle: {path}")
+        # Blame the step whose run_after (or StepSequence order) closes the cycle, else its inputs.
+        closing = [(u, v) for u, v in cycle if "data" not in graph.edges[u, v]]
+        u, v = closing[-1] if closing else cycle[-1]
+        field_name = "inputs" if "data" in graph.edges[u, v] else "run_after"
+        self.problem(self.step_of[v], field_name, f"the steps form a cycle: {path}")
 
     # --- one step -------------------------------------------------------------------------
     def _lower_step(self, step: PipelineStep) -> dict[str, Any] | None:
         task_id = self.task_ids[id(step)]
         if not isinstance(step, PythonScriptStep):
-            from mlpipe_provider.errors import NotSupportedError
-
-            raise NotSupportedError(
-                f"step {step.name!r}: {type(step).__name__} is not supported yet"
-            )
+            self.problem(step, "type", f"{type(step).__name__} is not supported yet")
+            return None
         spec: dict[str, Any] = {
             "step_name": step.name,
             "task_id": task_id,
@@ -311,6 +329,14 @@ class _Lowering:
         self, step: PipelineStep, field_name: str, param: PipelineParameter
     ) -> None:
         default = param.default_value
+        if param.name.startswith(RESERVED_PARAM_PREFIX):
+            self.problem(
+                step,
+                field_name,
+                f"PipelineParameter name {param.name!r} is reserved: names starting with "
+                f"{RESERVED_PARAM_PREFIX!r} belong to mlpipe's own DAG params",
+            )
+            return
         if isinstance(default, bool):
             json_type = "boolean"
         elif isinstance(default, int):
@@ -323,6 +349,7 @@ class _Lowering:
                     field_name,
                     f"PipelineParameter {param.name!r}: default {default!r} is not a finite number",
                 )
+                return
         elif isinstance(default, str):
             json_type = "string"
         else:

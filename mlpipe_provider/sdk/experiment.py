@@ -8,11 +8,13 @@ later process can list and inspect earlier runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -137,6 +139,20 @@ def _check_parameters(lowered_params: dict[str, Any], given: dict | None) -> dic
     return conf
 
 
+_submits_blocked = threading.local()
+
+
+@contextlib.contextmanager
+def submits_blocked() -> Iterator[None]:
+    """While the compiler loads a pipeline file, running it must never submit anything."""
+    previous = getattr(_submits_blocked, "on", False)
+    _submits_blocked.on = True
+    try:
+        yield
+    finally:
+        _submits_blocked.on = previous
+
+
 def _submit_pipeline(
     experiment: Experiment,
     pipeline: Any,
@@ -149,6 +165,12 @@ def _submit_pipeline(
     from compiler.compile import compile_pipeline
     from compiler.lower import lower
     from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
+
+    if getattr(_submits_blocked, "on", False):
+        raise UserErrorException(
+            "Experiment.submit was called while compiling a pipeline file; compiling never submits "
+            "(name a function that returns the Pipeline, or keep submits under `if __name__ == '__main__'`)"
+        )
 
     ws = experiment.workspace
     compiled = compile_pipeline(
