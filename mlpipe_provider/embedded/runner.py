@@ -21,6 +21,7 @@ from mlpipe_provider.embedded.status import (
     REQUEST_FILE,
     STATUS_FILE,
     STEP_STATUS,
+    merge_reuse_decisions,
     read_json,
     write_json,
 )
@@ -77,6 +78,7 @@ def snapshot(dag_id: str, logical_date: dt.datetime) -> dict[str, Any] | None:
                 "end": ti.end_date.isoformat() if ti.end_date else None,
                 "try_number": ti.try_number,
                 "display_name": getattr(ti, "task_display_name", None) or ti.task_id,
+                "operator": ti.operator,
             }
         for xcom in session.scalars(
             select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id)
@@ -87,7 +89,11 @@ def snapshot(dag_id: str, logical_date: dt.datetime) -> dict[str, Any] | None:
                 entry["record"] = value
             else:
                 entry.setdefault("xcom", {})[xcom.key] = value
-        return {"airflow_run_id": dag_run.run_id, "dag_state": str(dag_run.state), "steps": steps}
+        return {
+            "airflow_run_id": dag_run.run_id,
+            "dag_state": str(dag_run.state),
+            "steps": merge_reuse_decisions(steps),
+        }
 
 
 class StatusWriter:

@@ -44,3 +44,29 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return None
+
+
+def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Step entries from task entries: each reuse sensor folds into the step it decides for.
+
+    A reused step's task is skipped in Airflow; for v1 callers it is a finished step whose record
+    (outputs, metrics, ``azureml.reusedrunid``) is the one the sensor found.
+    """
+    from mlpipe_provider.runtime.reuse import REUSE_SUFFIX
+
+    steps: dict[str, dict[str, Any]] = {}
+    for task_id, info in tasks.items():
+        if info.get("operator") == "StepReuseSensor":
+            continue
+        entry = dict(info)
+        sensor = tasks.get(f"{task_id}{REUSE_SUFFIX}") or {}
+        decision = sensor.get("record")
+        if isinstance(decision, dict):
+            entry["fingerprint"] = decision.get("fingerprint")
+            if decision.get("decision") == "reuse":
+                entry["record"] = decision.get("record")
+                entry["status"] = "Finished"
+        if entry.get("state") is None and sensor.get("state") in ("running", "up_for_reschedule"):
+            entry["status"] = "Running"
+        steps[task_id] = entry
+    return steps

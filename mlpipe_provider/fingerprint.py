@@ -1,0 +1,78 @@
+"""Step fingerprints: one digest over everything that can change a step's result.
+
+The material is plain JSON (so it can be logged and diffed when a step unexpectedly re-runs):
+the step kind and script, the content digest of the source folder, the arguments with parameter
+values of this run, the environment, the outputs' names and datastores, and the content digest
+of every input. For an upstream step's output that is the digest of the bytes that step actually
+wrote, so an upstream re-run that produces identical bytes keeps its downstream reused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import blake3
+
+FINGERPRINT_SCHEME = "mlpipe-fingerprint-1"
+
+
+def fingerprint_of(material: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"scheme": FINGERPRINT_SCHEME, **material},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return blake3.blake3(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def resolved_arguments(arguments: list[Any], params: dict[str, Any]) -> list[Any]:
+    """Arguments with each PipelineParameter placeholder carrying this run's value."""
+    resolved = []
+    for item in arguments:
+        if isinstance(item, dict) and "param" in item:
+            resolved.append({"param": item["param"], "value": params.get(item["param"])})
+        else:
+            resolved.append(item)
+    return resolved
+
+
+def step_material(
+    op: Any, *, params: dict[str, Any], source_digest: str, input_digests: dict[str, str]
+) -> dict[str, Any]:
+    step_params = {
+        key: (
+            {"param": value["param"], "value": params.get(value["param"])}
+            if isinstance(value, dict)
+            else value
+        )
+        for key, value in sorted(op.step_params.items())
+    }
+    return {
+        "kind": type(op).__name__,
+        "script_name": op.script_name,
+        "source": source_digest,
+        "arguments": resolved_arguments(op.arguments, params),
+        "step_params": step_params,
+        "environment": op.environment,
+        "inputs": {
+            spec["name"]: {
+                "digest": input_digests[spec["name"]],
+                "mode": spec.get("mode"),
+                "path_on_compute": spec.get("path_on_compute"),
+            }
+            for spec in sorted(op.inputs, key=lambda s: s["name"])
+        },
+        "outputs": [
+            {
+                "name": s["name"],
+                "output_name": s.get("output_name", s["name"]),
+                "datastore": s["datastore"],
+                "mode": s.get("mode"),
+                "path_on_compute": s.get("path_on_compute"),
+            }
+            for s in sorted(op.outputs, key=lambda s: s["name"])
+        ],
+    }

@@ -1,0 +1,202 @@
+"""Content digests of files and folders, with a stat cache so unchanged files are not read again.
+
+A file's digest is BLAKE3 of its bytes (read through mmap: fast and page-aligned). A folder's
+digest is BLAKE3 over its sorted (relative path, size, file digest) entries, so renaming, adding
+or changing any file changes it, while timestamps never do. The stat cache remembers each file's
+digest under (size, mtime_ns, inode, ctime_ns): if none of them changed, the bytes did not
+either (the trade-off git and DVC make), so a no-change fingerprint costs one ``stat`` per file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+DIGEST_PREFIX = "blake3:"
+_MMAP_THRESHOLD = 1 << 20  # small files: one read() is cheaper than mapping
+ALWAYS_IGNORED = frozenset({".git", "__pycache__", ".mlpipe", ".venv", ".ipynb_checkpoints"})
+
+
+def hash_bytes(data: bytes) -> str:
+    return DIGEST_PREFIX + blake3.blake3(data).hexdigest()
+
+
+def hash_file_uncached(path: str | os.PathLike, size: int | None = None) -> str:
+    size = os.stat(path).st_size if size is None else size
+    if size >= _MMAP_THRESHOLD:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(os.fspath(path))
+        return DIGEST_PREFIX + hasher.hexdigest()
+    with open(path, "rb") as handle:
+        return DIGEST_PREFIX + blake3.blake3(handle.read()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StatKey:
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> StatKey:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+class StatCache:
+    """Path -> (stat key, digest), persisted in SQLite (WAL) so every process on a machine shares it."""
+
+    def __init__(self, db_path: str | os.PathLike | None):
+        self._memory: dict[str, tuple[StatKey, str]] = {}
+        self._pending: dict[str, tuple[StatKey, str]] = {}
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if db_path is not None:
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(os.fspath(db_path), timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+                " inode INTEGER, ctime_ns INTEGER, digest TEXT)"
+            )
+        self.hits = 0
+        self.misses = 0
+
+    def preload(self, prefix: str) -> None:
+        """Load every cached entry under a folder in one query (one round trip per tree)."""
+        if self._db is None:
+            return
+        prefix = prefix.rstrip(os.sep) + os.sep
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, inode, ctime_ns, digest FROM files WHERE path >= ? AND path < ?",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        with self._lock:
+            for path, size, mtime, inode, ctime, digest in rows:
+                self._memory.setdefault(path, (StatKey(size, mtime, inode, ctime), digest))
+
+    def _lookup(self, path: str) -> tuple[StatKey, str] | None:
+        with self._lock:
+            hit = self._memory.get(path)
+        if hit is not None or self._db is None:
+            return hit
+        row = self._db.execute(
+            "SELECT size, mtime_ns, inode, ctime_ns, digest FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        if row is None:
+            return None
+        entry = (StatKey(*row[:4]), row[4])
+        with self._lock:
+            self._memory[path] = entry
+        return entry
+
+    def digest(self, path: str, st: os.stat_result | None = None) -> str:
+        st = st or os.stat(path)
+        key = StatKey.of(st)
+        cached = self._lookup(path)
+        if cached is not None and cached[0] == key:
+            self.hits += 1
+            return cached[1]
+        self.misses += 1
+        digest = hash_file_uncached(path, key.size)
+        with self._lock:
+            self._memory[path] = (key, digest)
+            self._pending[path] = (key, digest)
+        return digest
+
+    def flush(self) -> None:
+        if self._db is None:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (p, k.size, k.mtime_ns, k.inode, k.ctime_ns, d)
+                        for p, (k, d) in pending.items()
+                    ],
+                )
+
+    def close(self) -> None:
+        self.flush()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class _Ignore:
+    """``.amlignore`` if present, else ``.gitignore`` (v1's rule), plus folders never worth hashing."""
+
+    def __init__(self, root: Path, use_ignore_files: bool):
+        self.spec = None
+        if use_ignore_files:
+            import pathspec
+
+            for name in (".amlignore", ".gitignore"):
+                candidate = root / name
+                if candidate.is_file():
+                    lines = candidate.read_text(encoding="utf-8", errors="replace").splitlines()
+                    self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
+                    break
+
+    def skip(self, rel: str, is_dir: bool) -> bool:
+        if self.spec is None:
+            return False
+        return self.spec.match_file(rel + "/" if is_dir else rel)
+
+
+def iter_tree(root: Path, use_ignore_files: bool) -> Iterable[tuple[str, os.DirEntry]]:
+    """Files under ``root`` as (posix relative path, DirEntry), skipping ignored ones and symlinked dirs."""
+    ignore = _Ignore(root, use_ignore_files)
+    stack = [(root, "")]
+    while stack:
+        folder, rel_folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = f"{rel_folder}{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name in ALWAYS_IGNORED or ignore.skip(rel, True):
+                        continue
+                    stack.append((Path(entry.path), rel + "/"))
+                elif entry.is_file() and not ignore.skip(rel, False):
+                    yield rel, entry
+
+
+@dataclass
+class TreeDigest:
+    digest: str
+    files: dict[str, int]  # relative path -> size
+
+    @property
+    def total_size(self) -> int:
+        return sum(self.files.values())
+
+
+def digest_path(
+    path: str | os.PathLike, cache: StatCache, *, use_ignore_files: bool = False
+) -> TreeDigest:
+    """Digest of a file or a folder tree (see the module docstring for the folder scheme)."""
+    path = Path(path)
+    st = os.stat(path)
+    if not path.is_dir():
+        return TreeDigest(cache.digest(os.fspath(path), st), {"": st.st_size})
+    cache.preload(os.fspath(path))
+    entries: list[tuple[str, int, str]] = []
+    for rel, entry in iter_tree(path, use_ignore_files):
+        fst = entry.stat()
+        entries.append((rel, fst.st_size, cache.digest(entry.path, fst)))
+    entries.sort()
+    hasher = blake3.blake3()
+    hasher.update(b"mlpipe-tree-1\0")
+    for rel, size, digest in entries:
+        hasher.update(f"{rel}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
+    cache.flush()
+    return TreeDigest(DIGEST_PREFIX + hasher.hexdigest(), {rel: size for rel, size, _ in entries})
