@@ -122,7 +122,8 @@ def render_dag(
                 continue
             out.append(f"        {key}={render(value, indent=8)},")
         out.append("    )")
-    edges = sorted(lowered.graph.edges(), key=lambda e: (order.index(e[0]), order.index(e[1])))
+    position = {task_id: index for index, task_id in enumerate(order)}  # not order.index: O(n²)
+    edges = sorted(lowered.graph.edges(), key=lambda e: (position[e[0]], position[e[1]]))
     if edges:
         out.append("")
         for up, down in edges:
