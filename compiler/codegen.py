@@ -18,6 +18,7 @@ import networkx as nx
 from compiler.literals import render
 from compiler.lower import LoweredPipeline
 from compiler.naming import identifier_for
+from mlpipe_provider.runtime.reuse import REGENERATE_PARAM, reuse_task_id
 
 OPERATOR_FOR_KIND = {
     "python_script": ("mlpipe_provider.operators.script", "PythonScriptStepOperator"),
@@ -44,7 +45,7 @@ def pools_for(lowered: LoweredPipeline) -> dict[str, dict[str, Any]]:
         compute = spec["compute"]
         if compute.get("gpus", 0) > 0:
             pools[compute["name"]] = {
-                "slots": compute["gpus"],
+                "slots": compute["gpus"] * max(compute.get("max_nodes", 1), 1),
                 "description": f"GPUs of compute target {compute['name']} ({compute.get('vm_size')})",
                 "include_deferred": False,
             }
@@ -80,6 +81,8 @@ def render_dag(
     imports = sorted(OPERATOR_FOR_KIND[k] for k in kinds)
     out: list[str] = [HEADER.format(dag_id=dag_id, origin=f" from {origin}" if origin else "")]
     out.append("from airflow.sdk import DAG, Param\n")
+    imports.append(("mlpipe_provider.sensors.reuse", "StepReuseSensor"))
+    imports.sort()
     for module, name in imports:
         out.append(f"from {module} import {name}")
     out.append("")
@@ -98,6 +101,11 @@ def render_dag(
         }
         for name, p in sorted(lowered.parameters.items())
     }
+    params[REGENERATE_PARAM] = {
+        "default": False,
+        "type": "boolean",
+        "description": "Run every step even where a reusable result exists (v1 regenerate_outputs)",
+    }
     if params:
         out.append("    params={")
         for name, p in params.items():
@@ -110,11 +118,19 @@ def render_dag(
     out.append(") as dag:")
     taken: set[str] = set()
     variables: dict[str, str] = {}
+    checks: dict[str, str] = {}
     for task_id in order:
         spec = lowered.steps[task_id]
         var = identifier_for(task_id, taken)
+        check = identifier_for(f"{task_id}_reuse", taken)
         variables[task_id] = var
+        checks[task_id] = check
         _, operator = OPERATOR_FOR_KIND[spec["kind"]]
+        out.append(f"    {check} = StepReuseSensor(")
+        out.append(f"        task_id={render(reuse_task_id(task_id))},")
+        out.append(f"        task_display_name={render(spec['step_name'] + ' (reuse check)')},")
+        out.append(f"        step_task_id={render(task_id)},")
+        out.append("    )")
         out.append(f"    {var} = {operator}(")
         for key, value in _operator_kwargs(spec, dag_dir, pools):
             if key == "workspace":
@@ -122,12 +138,14 @@ def render_dag(
                 continue
             out.append(f"        {key}={render(value, indent=8)},")
         out.append("    )")
+        out.append(f"    {check} >> {var}")
+        out.append("")
     position = {task_id: index for index, task_id in enumerate(order)}  # not order.index: O(n²)
     edges = sorted(lowered.graph.edges(), key=lambda e: (position[e[0]], position[e[1]]))
     if edges:
         out.append("")
         for up, down in edges:
-            out.append(f"    {variables[up]} >> {variables[down]}")
+            out.append(f"    {variables[up]} >> {checks[down]}")
     return "\n".join(out) + "\n"
 
 

@@ -32,7 +32,11 @@ def _fresh_seed_copy(workdir: Path) -> Path:
     if workdir.exists():
         shutil.rmtree(workdir)
     seed = workdir / "seed"
-    shutil.copytree(REPO / "examples" / "seed", seed, ignore=shutil.ignore_patterns("__pycache__", "data", ".mlpipe"))
+    shutil.copytree(
+        REPO / "examples" / "seed",
+        seed,
+        ignore=shutil.ignore_patterns("__pycache__", "data", ".mlpipe"),
+    )
     Workspace(_workspace_dir=workdir / ".mlpipe")  # an embedded workspace just for the demo
     return seed
 
@@ -58,9 +62,16 @@ def _summary(workdir: Path) -> str:
 
     ws = Workspace(_workspace_dir=workdir / ".mlpipe")
     runs = list(Experiment(ws, "MyExperiment").get_runs())[::-1]
-    lines = ["", "== summary", "| run | step | status | reused | metrics |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "== summary",
+        "| run | step | status | reused | metrics |",
+        "|---|---|---|---|---|",
+    ]
     for index, run in enumerate(runs, 1):
         for step in run.get_steps():
             reused = step.get_properties().get("azureml.reusedrunid", "no")
-            lines.append(f"| {index} | {step.name} | {step.get_status()} | {reused} | {step.get_metrics()} |")
+            lines.append(
+                f"| {index} | {step.name} | {step.get_status()} | {reused} | {step.get_metrics()} |"
+            )
     return "\n".join(lines)

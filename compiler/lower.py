@@ -439,6 +439,7 @@ class _Lowering:
             "gpus": target.gpu_count,
             "cpus": target.cpu_count,
             "memory_gb": target.memory_gb,
+            "max_nodes": target.scale_settings["maximum_node_count"],
         }
 
     def _lower_environment(self, step: PythonScriptStep) -> dict[str, Any]:

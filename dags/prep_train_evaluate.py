@@ -6,6 +6,7 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 from airflow.sdk import DAG, Param
 
 from mlpipe_provider.operators.script import PythonScriptStepOperator
+from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -18,9 +19,15 @@ with DAG(
         'epochs': Param(200, type='integer', description='PipelineParameter epochs'),
         'learning_rate': Param(0.1, type='number', description='PipelineParameter learning_rate'),
         'test_fraction': Param(0.25, type='number', description='PipelineParameter test_fraction'),
+        'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
     },
     doc_md='# prep_train_evaluate\n\nPrepare the iris data, train a softmax classifier, evaluate it on held-out rows.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| prep | prep.py | cpu-cluster | yes |\n| train | train.py | gpu-cluster | yes |\n| evaluate | evaluate.py | cpu-cluster | yes |\n',
 ) as dag:
+    prep_reuse = StepReuseSensor(
+        task_id='prep.reuse',
+        task_display_name='prep (reuse check)',
+        step_task_id='prep',
+    )
     prep = PythonScriptStepOperator(
         task_id='prep',
         task_display_name='prep',
@@ -62,8 +69,16 @@ with DAG(
             'gpus': 0,
             'cpus': 2,
             'memory_gb': 7,
+            'max_nodes': 4,
         },
         allow_reuse=True,
+    )
+    prep_reuse >> prep
+
+    train_reuse = StepReuseSensor(
+        task_id='train.reuse',
+        task_display_name='train (reuse check)',
+        step_task_id='train',
     )
     train = PythonScriptStepOperator(
         task_id='train',
@@ -109,6 +124,7 @@ with DAG(
             'gpus': 1,
             'cpus': 6,
             'memory_gb': 56,
+            'max_nodes': 1,
         },
         environment={
             'name': 'mlpipe-default',
@@ -126,6 +142,13 @@ with DAG(
         pool='gpu-cluster',
         pool_slots=1,
         queue='gpu-cluster',
+    )
+    train_reuse >> train
+
+    evaluate_reuse = StepReuseSensor(
+        task_id='evaluate.reuse',
+        task_display_name='evaluate (reuse check)',
+        step_task_id='evaluate',
     )
     evaluate = PythonScriptStepOperator(
         task_id='evaluate',
@@ -178,10 +201,13 @@ with DAG(
             'gpus': 0,
             'cpus': 2,
             'memory_gb': 7,
+            'max_nodes': 4,
         },
         allow_reuse=True,
     )
+    evaluate_reuse >> evaluate
 
-    prep >> train
-    prep >> evaluate
-    train >> evaluate
+
+    prep >> train_reuse
+    prep >> evaluate_reuse
+    train >> evaluate_reuse

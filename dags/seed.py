@@ -6,6 +6,7 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 from airflow.sdk import DAG, Param
 
 from mlpipe_provider.operators.script import PythonScriptStepOperator
+from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -14,8 +15,16 @@ with DAG(
     description=None,
     schedule=None,
     tags=['mlpipe'],
+    params={
+        'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
+    },
     doc_md='# seed\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| train.py | train.py | STANDARD_NC6 | yes |\n',
 ) as dag:
+    train_py_reuse = StepReuseSensor(
+        task_id='train.py.reuse',
+        task_display_name='train.py (reuse check)',
+        step_task_id='train.py',
+    )
     train_py = PythonScriptStepOperator(
         task_id='train.py',
         task_display_name='train.py',
@@ -50,9 +59,12 @@ with DAG(
             'gpus': 1,
             'cpus': 6,
             'memory_gb': 56,
+            'max_nodes': 1,
         },
         allow_reuse=True,
         pool='STANDARD_NC6',
         pool_slots=1,
         queue='STANDARD_NC6',
     )
+    train_py_reuse >> train_py
+

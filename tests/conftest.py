@@ -95,7 +95,9 @@ def task_records(dag_run):
     out = {}
     with create_session() as session:
         tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id)
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
         ).all()
         for ti in tis:
             xcom = session.scalar(

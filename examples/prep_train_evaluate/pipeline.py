@@ -22,7 +22,9 @@ datastore = ws.get_default_datastore()
 cpu = ws.compute_targets["cpu-cluster"]
 gpu = ws.compute_targets["gpu-cluster"]
 
-raw_data = DataReference(datastore, data_reference_name="raw_data", path_on_datastore="iris/iris.csv")
+raw_data = DataReference(
+    datastore, data_reference_name="raw_data", path_on_datastore="iris/iris.csv"
+)
 prepared = PipelineData("prepared", datastore=datastore)
 model = PipelineData("model", datastore=datastore)
 report = PipelineData("report", datastore=datastore)
@@ -46,7 +48,16 @@ prep = PythonScriptStep(
 train = PythonScriptStep(
     name="train",
     script_name="train.py",
-    arguments=["--data", prepared, "--model", model, "--learning-rate", learning_rate, "--epochs", epochs],
+    arguments=[
+        "--data",
+        prepared,
+        "--model",
+        model,
+        "--learning-rate",
+        learning_rate,
+        "--epochs",
+        epochs,
+    ],
     inputs=[prepared],
     outputs=[model],
     compute_target=gpu,

@@ -42,7 +42,6 @@ from mlpipe_provider.sdk.workspace import Workspace
 
 AzureBlobDatastore = Datastore
 AbstractDatastore = Datastore
-ComputeTargetException = ComputeTargetException
 DockerConfiguration = DockerSection
 ActivityFailedException = MlpipeError
 StepRunException = MlpipeError

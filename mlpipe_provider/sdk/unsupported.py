@@ -81,7 +81,45 @@ ServicePrincipalAuthentication = _unsupported(
 MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs no login")
 
 UNSUPPORTED_NAMES = sorted(
-    name
-    for name, value in dict(globals()).items()
-    if isinstance(value, type) and name[0].isupper() and name not in {"NotSupportedError", "Any"}
+    [
+        "EstimatorStep",
+        "Estimator",
+        "PyTorch",
+        "TensorFlow",
+        "SKLearn",
+        "DataTransferStep",
+        "DataFactoryCompute",
+        "ModuleStep",
+        "Module",
+        "ModuleVersion",
+        "InputPortDef",
+        "OutputPortDef",
+        "MpiStep",
+        "ParallelRunStep",
+        "ParallelRunConfig",
+        "HyperDriveStep",
+        "AutoMLStep",
+        "DatabricksStep",
+        "AdlaStep",
+        "AzureBatchStep",
+        "CommandStep",
+        "KustoStep",
+        "SynapseSparkStep",
+        "Schedule",
+        "ScheduleRecurrence",
+        "PublishedPipeline",
+        "PipelineEndpoint",
+        "PipelineDraft",
+        "DataPath",
+        "DataPathComputeBinding",
+        "Dataset",
+        "TabularDatasetFactory",
+        "FileDataset",
+        "OutputFileDatasetConfig",
+        "ScriptRunConfig",
+        "Model",
+        "InteractiveLoginAuthentication",
+        "ServicePrincipalAuthentication",
+        "MsiAuthentication",
+    ]
 )

@@ -19,7 +19,9 @@ classes = sorted({r["species"] for r in rows})
 random.Random(0).shuffle(rows)
 cut = int(len(rows) * (1 - args.test_fraction))
 means = {f: sum(float(r[f]) for r in rows[:cut]) / cut for f in features}
-spread = {f: (sum((float(r[f]) - means[f]) ** 2 for r in rows[:cut]) / cut) ** 0.5 for f in features}
+spread = {
+    f: (sum((float(r[f]) - means[f]) ** 2 for r in rows[:cut]) / cut) ** 0.5 for f in features
+}
 
 
 def encode(row):
