@@ -55,7 +55,9 @@ def test_two_steps_hand_data_over_and_log_metrics(ws, project, run_dag):
         source_directory="src",
         params={"mode": "fast"},
     )
-    dag_run, records = run_dag(Pipeline(ws, [total]), conf={"scale": 100})
+    pipeline = Pipeline(ws, [total])
+    assert prep in pipeline.steps  # pulled in because it produces total's input, as in v1
+    dag_run, records = run_dag(pipeline, conf={"scale": 100})
 
     assert str(dag_run.state) == "success"
     assert set(records) == {"prep.py", "total.py", "prep.py.reuse", "total.py.reuse"}

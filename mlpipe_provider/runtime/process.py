@@ -42,6 +42,7 @@ def run_process(
     log_err: Callable[[str], None],
     timeout_s: float | None,
     step_name: str,
+    label: str | None = None,
 ) -> ProcessResult:
     """Run ``argv``; raise ``StepFailedError`` with the stderr tail on a non-zero exit or timeout.
 
@@ -86,7 +87,7 @@ def run_process(
     if proc.returncode != 0:
         detail = "\n".join(tail) or "(no stderr output)"
         raise StepFailedError(
-            f"step {step_name!r} failed: {argv[1] if len(argv) > 1 else argv[0]} exited with code "
+            f"step {step_name!r} failed: {label or argv[0]} exited with code "
             f"{proc.returncode}; last lines of stderr:\n{detail}"
         )
     return ProcessResult(proc.returncode, duration, list(tail))

@@ -222,6 +222,7 @@ def _execute(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
         log_err=lambda line: op.log.warning("%s", line),
         timeout_s=op.timeout_seconds,
         step_name=op.step_name,
+        label=op.script_name,
     )
     metrics = aggregate(read_records(metrics_file))
     record = {

@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+from pathlib import Path
 
 from mlpipe_provider.sdk import Run
 
@@ -12,12 +13,12 @@ parser.add_argument("--model", required=True)
 parser.add_argument("--report", required=True)
 args = parser.parse_args()
 
-model = json.load(open(os.path.join(args.model, "weights.json")))
-test = json.load(open(os.path.join(args.data, "test.json")))
+model = json.loads(Path(os.path.join(args.model, "weights.json")).read_text())
+test = json.loads(Path(os.path.join(args.data, "test.json")).read_text())
 
 
 def predict(x):
-    scores = [w[-1] + sum(wi * xi for wi, xi in zip(w, x)) for w in model["weights"]]
+    scores = [w[-1] + sum(wi * xi for wi, xi in zip(w, x, strict=False)) for w in model["weights"]]
     return scores.index(max(scores))
 
 
@@ -26,7 +27,7 @@ accuracy = sum(hits) / len(hits)
 run = Run.get_context()
 run.log("accuracy", accuracy)
 for c, name in enumerate(model["classes"]):
-    rows = [h for h, (_, y) in zip(hits, test) if y == c]
+    rows = [h for h, (_, y) in zip(hits, test, strict=True) if y == c]
     run.log_row("per_class", species=name, accuracy=sum(rows) / max(len(rows), 1), rows=len(rows))
 os.makedirs(args.report, exist_ok=True)
 with open(os.path.join(args.report, "report.json"), "w") as handle:

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import random
+from pathlib import Path
 
 from mlpipe_provider.sdk import Run
 
@@ -15,15 +16,15 @@ parser.add_argument("--learning-rate", type=float, default=0.1)
 parser.add_argument("--epochs", type=int, default=200)
 args = parser.parse_args()
 
-train = json.load(open(os.path.join(args.data, "train.json")))
-meta = json.load(open(os.path.join(args.data, "meta.json")))
+train = json.loads(Path(os.path.join(args.data, "train.json")).read_text())
+meta = json.loads(Path(os.path.join(args.data, "meta.json")).read_text())
 n_features, n_classes = len(meta["features"]), len(meta["classes"])
 rng = random.Random(int(os.environ.get("TRAIN_SEED", "0")))
 weights = [[rng.gauss(0, 0.01) for _ in range(n_features + 1)] for _ in range(n_classes)]
 
 
 def probabilities(x):
-    scores = [w[-1] + sum(wi * xi for wi, xi in zip(w, x)) for w in weights]
+    scores = [w[-1] + sum(wi * xi for wi, xi in zip(w, x, strict=False)) for w in weights]
     top = max(scores)
     exps = [math.exp(s - top) for s in scores]
     total = sum(exps)
