@@ -78,6 +78,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return migrate_paths([Path(p) for p in args.paths], dry_run=args.dry_run)
 
 
+def _cmd_store(args: argparse.Namespace) -> int:
+    from compiler import store_cmd
+
+    if args.store_command == "ls":
+        return store_cmd.list_entries(args.workspace)
+    return store_cmd.collect_garbage(args.workspace, args.older_than, dry_run=args.dry_run)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from compiler.demo import run_demo
 
@@ -117,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", help="where the demo workspace lives (default: build/demo, recreated)"
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("store", help="list or prune the reuse store")
+    store_sub = p.add_subparsers(dest="store_command", required=True)
+    ls = store_sub.add_parser(
+        "ls", help="list entries: step, fingerprint, size, age, producing run"
+    )
+    gc = store_sub.add_parser("gc", help="delete entries older than DAYS (never leased ones)")
+    gc.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    gc.add_argument("--dry-run", action="store_true")
+    for command in (ls, gc):
+        command.add_argument(
+            "--workspace", help="workspace folder (.mlpipe); default: found from the cwd"
+        )
+    p.set_defaults(func=_cmd_store)
     return parser
 
 

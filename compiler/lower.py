@@ -50,6 +50,7 @@ class _Lowering:
         self.task_ids: dict[int, str] = {}
         self.step_of: dict[str, PipelineStep] = {}
         self.producer_of: dict[int, tuple[PipelineStep, str]] = {}
+        self._compute_cache: dict[Any, tuple[dict[str, Any], str | None]] = {}
 
     def problem(self, step: PipelineStep | None, field_name: str, message: str) -> None:
         where = (
@@ -67,12 +68,13 @@ class _Lowering:
             return self.out
         self._assign_task_ids(steps)
         self.default_datastore = self._default_datastore_name()
+        in_pipeline = {id(s) for s in steps}
         for step in steps:
             for index, out in enumerate(step._outputs):
                 if isinstance(out, PipelineData):
                     producers: list[PipelineStep] = []
                     for s in out._producers:
-                        if any(s is p for p in steps) and not any(s is p for p in producers):
+                        if id(s) in in_pipeline and not any(s is p for p in producers):
                             producers.append(s)
                     first_listing = not any(o is out for o in step._outputs[:index])
                     if len(producers) > 1 and producers[0] is step and first_listing:
@@ -419,19 +421,26 @@ class _Lowering:
         target = step.compute_target
         if target is None:
             target = LOCAL_TARGET
+        key = target if isinstance(target, str) else id(target)
+        if key not in self._compute_cache:
+            self._compute_cache[key] = self._resolve_compute(step, target)
+        spec, problem = self._compute_cache[key]
+        if problem:
+            self.problem(step, "compute_target", problem)
+        return dict(spec)
+
+    def _resolve_compute(
+        self, step: PythonScriptStep, target: Any
+    ) -> tuple[dict[str, Any], str | None]:
+        """Resolve a target once per pipeline (reading the workspace config is not free)."""
         if isinstance(target, str):
             try:
                 target = ComputeTarget(self.ws, target)
             except ComputeTargetException as exc:
-                self.problem(step, "compute_target", str(exc))
-                return {"name": str(target), "backend": "local", "gpus": 0}
+                return {"name": str(target), "backend": "local", "gpus": 0}, str(exc)
         elif not isinstance(target, ComputeTarget):
-            self.problem(
-                step,
-                "compute_target",
-                f"must be a ComputeTarget or its name, got {type(target).__name__}",
-            )
-            return {"name": "local", "backend": "local", "gpus": 0}
+            problem = f"must be a ComputeTarget or its name, got {type(target).__name__}"
+            return {"name": "local", "backend": "local", "gpus": 0}, problem
         return {
             "name": target.name,
             "vm_size": target.vm_size,
@@ -440,7 +449,7 @@ class _Lowering:
             "cpus": target.cpu_count,
             "memory_gb": target.memory_gb,
             "max_nodes": target.scale_settings["maximum_node_count"],
-        }
+        }, None
 
     def _lower_environment(self, step: PythonScriptStep) -> dict[str, Any]:
         runconfig = step.runconfig

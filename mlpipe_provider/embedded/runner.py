@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -27,17 +30,30 @@ from mlpipe_provider.embedded.status import (
 )
 
 
-def ensure_database(airflow_home: Path) -> None:
+def ensure_database(airflow_home: Path, run_db: Path) -> None:
+    """Give this run its own SQLite metadata DB, copied from a template migrated once.
+
+    Separate files mean concurrent runs never contend for SQLite's single writer lock, and each
+    run keeps its full Airflow record beside its status. Migrating the template happens once per
+    workspace, in a child process (Airflow binds its DB at import) and under a file lock.
+    """
     airflow_home.mkdir(parents=True, exist_ok=True)
-    marker = airflow_home / ".mlpipe-db-ready"
+    template = airflow_home / "template.db"
     with open(airflow_home / ".mlpipe-db.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return
-        from airflow.utils import db
-
-        db.initdb()
-        marker.write_text("ok\n")
+        if not template.exists():
+            partial = airflow_home / "template.db.partial"
+            partial.unlink(missing_ok=True)
+            env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{partial}"}
+            subprocess.run(  # noqa: S603 - our own interpreter and a fixed snippet
+                [sys.executable, "-c", "from airflow.utils import db; db.initdb()"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            os.replace(partial, template)
+    run_db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, run_db)
 
 
 def ensure_pools(pools_file: Path | None) -> None:
@@ -124,7 +140,7 @@ def run(run_dir: Path) -> int:
     request = read_json(run_dir / REQUEST_FILE)
     assert request is not None, f"no {REQUEST_FILE} in {run_dir}"
     write_json(run_dir / STATUS_FILE, {"status": "Preparing", "updated": time.time(), "steps": {}})
-    ensure_database(Path(request["airflow_home"]))
+    ensure_database(Path(request["airflow_home"]), Path(request["airflow_db"]))
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=request["dag_file"])

@@ -188,6 +188,8 @@ def _submit_pipeline(
     run_dir = ws.runs_dir / run_id
     run_dir.mkdir(parents=True)
     env = {**os.environ, **embedded_airflow_env(ws._dir, ws.dags_dir)}
+    run_db = run_dir / "airflow.db"
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{run_db}"
     request = {
         "run_id": run_id,
         "experiment": experiment.name,
@@ -195,6 +197,7 @@ def _submit_pipeline(
         "dag_file": str(compiled.path),
         "pools_file": str(compiled.pools_path) if compiled.pools_path else None,
         "airflow_home": env["AIRFLOW_HOME"],
+        "airflow_db": str(run_db),
         "conf": conf,
         "tags": dict(tags or {}),
         "created": time.time(),

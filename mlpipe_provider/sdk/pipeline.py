@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from typing import Any
 
@@ -95,11 +96,13 @@ class Pipeline:
         from mlpipe_provider.sdk.data import InputPortBinding, PipelineData
 
         seen: list[PipelineStep] = []
-        pending = list(self._listed_steps)
+        seen_ids: set[int] = set()
+        pending = collections.deque(self._listed_steps)
         while pending:
-            step = pending.pop(0)
-            if any(step is s for s in seen):
+            step = pending.popleft()
+            if id(step) in seen_ids:
                 continue
+            seen_ids.add(id(step))
             seen.append(step)
             pending.extend(step._run_after)
             for item in [*step._inputs, *step._arguments]:

@@ -1,0 +1,52 @@
+"""The committed dags/ folder: current with examples/, and loadable by Airflow with no errors."""
+
+import ast
+from pathlib import Path
+
+from compiler.demo import REPO, compile_examples
+
+
+def test_committed_dags_are_current(capsys):
+    assert compile_examples(check=True) == 0, capsys.readouterr().err
+
+
+def test_dagbag_loads_every_dag_without_import_errors():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    assert {"seed", "prep_train_evaluate"} <= set(bag.dag_ids)
+    dag = bag.dags["prep_train_evaluate"]
+    assert {"prep", "train", "evaluate", "prep.reuse", "train.reuse", "evaluate.reuse"} == set(
+        dag.task_ids
+    )
+    assert (
+        dag.get_task("train").pool == "gpu-cluster" and dag.get_task("train").queue == "gpu-cluster"
+    )
+    assert set(dag.params.keys()) == {
+        "epochs",
+        "learning_rate",
+        "test_fraction",
+        "mlpipe_regenerate_outputs",
+    }
+
+
+def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
+    for path in Path(REPO / "dags").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert modules <= {
+            "airflow.sdk",
+            "mlpipe_provider.operators.script",
+            "mlpipe_provider.sensors.reuse",
+        }, (path, modules)
+        calls = [
+            n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        ]
+        assert {c.func.id for c in calls} <= {
+            "DAG",
+            "Param",
+            "PythonScriptStepOperator",
+            "StepReuseSensor",
+        }
