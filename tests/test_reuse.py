@@ -248,3 +248,60 @@ def test_step_killed_mid_write_leaves_no_entry(h, run_dag):
     store = OutputStore(sws.datastore("workspaceblobstore"))
     assert store.read_entry(fingerprint) is None
     assert store.read_lease(fingerprint) is None  # released, so the next run is not blocked
+
+
+def test_same_size_corruption_is_caught_by_full_verification(h, monkeypatch):
+    _, first = h.run()
+    location = first["a"][1]["outputs"]["a_out"]
+    stored = h.datastore_root / location["path"] / "upper.txt"
+    stored.write_text(stored.read_text().lower())  # same size, different bytes
+    executed, _ = h.run()
+    assert executed == []  # the default check is sizes only: cheap, and misses this
+    monkeypatch.setenv("MLPIPE_REUSE_VERIFY", "full")
+    executed, _ = h.run()
+    assert executed[0] == "a"
+
+
+def _store(h):
+    from mlpipe_provider.runtime.step_context import StepWorkspace
+    from mlpipe_provider.store import OutputStore
+
+    return OutputStore(StepWorkspace(h.ws._dir, h.ws._config).datastore("workspaceblobstore"))
+
+
+def test_a_lease_whose_holder_died_expires_and_the_step_runs(h):
+    _, first = h.run()
+    fingerprint = first["a.reuse"][1]["fingerprint"]
+    store = _store(h)
+    store.delete_entry(fingerprint)
+    lease_file = Path(store.root) / "leases" / f"{fingerprint}.json"
+    lease_file.parent.mkdir(parents=True, exist_ok=True)
+    lease_file.write_text(
+        '{"holder": "dead/run/a", "heartbeat": 1.0, "ttl": 60, "host": "gone", "pid": 1}'
+    )
+    executed, _ = h.run()
+    assert executed == ["a"]
+    assert store.read_lease(fingerprint) is None
+
+
+def test_sensor_waits_for_a_live_holder_then_runs_when_it_gives_up(h):
+    import threading
+    import time
+
+    _, first = h.run()
+    fingerprint = first["a.reuse"][1]["fingerprint"]
+    store = _store(h)
+    store.delete_entry(fingerprint)
+    assert store.acquire(fingerprint, "other/run/a", ttl=60) is not None
+    released_at: list[float] = []
+
+    def release_later():
+        time.sleep(4)
+        released_at.append(time.time())
+        store.release(fingerprint, "other/run/a")
+
+    threading.Thread(target=release_later, daemon=True).start()
+    started = time.time()
+    executed, _ = h.run()
+    assert executed == ["a"]
+    assert released_at and released_at[0] - started >= 3.5  # it really waited for the holder

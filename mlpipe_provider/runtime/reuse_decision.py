@@ -26,7 +26,7 @@ def decide(sensor: Any, context: Any) -> dict[str, Any] | None:
         if not step.allow_reuse:
             log.info("mlpipe: allow_reuse=False: step %r runs", step.step_name)
             return _run(fingerprint, "allow_reuse=False")
-        manifest, why = reuse.verified_entry(fingerprint, full=sensor.verify == "full")
+        manifest, why = reuse.verified_entry(fingerprint, full=sensor.verify_mode == "full")
         if manifest is not None:
             record = {
                 **{
