@@ -109,15 +109,11 @@ class DatastoreAccess:
         target = Path(target_path)
         if not self.fs.exists(base):
             return 0
-        if self.fs.isfile(base):
-            files = [base]
-            anchor = posixpath.dirname(base)
-        else:
-            files = sorted(self.fs.find(base))
-            anchor = self.root
+        # v1 keeps each blob's full name under target_path, for a single file too
+        files = [base] if self.fs.isfile(base) else sorted(self.fs.find(base))
         count = 0
         for remote in files:
-            rel = posixpath.relpath(remote, anchor)
+            rel = posixpath.relpath(remote, self.root)
             dest = target / rel
             if dest.exists() and not overwrite:
                 continue

@@ -7,12 +7,14 @@ into the DAG file and hashed into each step's fingerprint, so changing a package
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.errors import NotSupportedError, UserErrorException
 
 DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
+_PIP_COMMENT_RE = re.compile(r"(^|\s)#.*$")
 
 
 class CondaDependencies:
@@ -165,7 +167,9 @@ class Environment:
     ) -> Environment:
         env = Environment(name)
         for raw in Path(file_path).read_text(encoding="utf-8").splitlines():
-            line = raw.split("#", 1)[0].strip()
+            # pip's rule: '#' starts a comment only at the line start or after whitespace, so
+            # URL fragments such as '#sha256=' or '#egg=' stay part of the requirement
+            line = _PIP_COMMENT_RE.sub("", raw).strip()
             if line:
                 env.python.conda_dependencies.add_pip_package(line)
         if pip_version:
