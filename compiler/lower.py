@@ -16,6 +16,7 @@ import networkx as nx
 
 from compiler.naming import task_id_for
 from mlpipe_provider.errors import ComputeTargetException, DatastoreError
+from mlpipe_provider.runtime.step_context import TOKEN_RE
 from mlpipe_provider.sdk.compute import LOCAL_TARGET, ComputeTarget
 from mlpipe_provider.sdk.data import (
     DataReference,
@@ -27,6 +28,7 @@ from mlpipe_provider.sdk.steps import PipelineStep, PythonScriptStep
 
 SCALAR_TYPES = (str, int, float, bool)
 RESERVED_PARAM_PREFIX = "mlpipe_"
+RESERVED_ENV_PREFIXES = ("MLPIPE_", "AZUREML_", "AML_PARAMETER_")
 
 
 @dataclass
@@ -169,6 +171,7 @@ class _Lowering:
             self._lower_argument(step, f"arguments[{i}]", arg, inputs, outputs)
             for i, arg in enumerate(step._arguments)
         ]
+        self._check_tokens(step, spec["arguments"], inputs, outputs)
         spec["inputs"] = list(inputs.values())
         spec["outputs"] = list(outputs.values())
         spec["params"] = self._lower_params(step)
@@ -298,6 +301,22 @@ class _Lowering:
             safe_relative_path(path, what="path_on_datastore")
         except DatastoreError as exc:
             self.problem(step, field_name, str(exc))
+
+    def _check_tokens(
+        self, step: PipelineStep, arguments: list[Any], inputs: dict, outputs: dict
+    ) -> None:
+        """``$AZUREML_DATAREFERENCE_<name>`` inside a string must name an input or output of the step."""
+        for index, arg in enumerate(arguments):
+            if not isinstance(arg, str):
+                continue
+            for name in TOKEN_RE.findall(arg):
+                if name not in inputs and name not in outputs:
+                    self.problem(
+                        step,
+                        f"arguments[{index}]",
+                        f"{arg!r} refers to $AZUREML_DATAREFERENCE_{name}, which is not an input or output "
+                        "of this step (add the data to the step's inputs or outputs)",
+                    )
 
     def _lower_argument(
         self, step: PipelineStep, field_name: str, arg: Any, inputs: dict, outputs: dict
@@ -464,6 +483,13 @@ class _Lowering:
             if not isinstance(key, str) or not key or "=" in key or "\x00" in key + value:
                 self.problem(
                     step, "runconfig.environment.environment_variables", f"invalid variable {key!r}"
+                )
+            elif key.upper().startswith(RESERVED_ENV_PREFIXES):
+                self.problem(
+                    step,
+                    "runconfig.environment.environment_variables",
+                    f"{key!r} is reserved: variables starting with {' or '.join(RESERVED_ENV_PREFIXES)} "
+                    "are set by mlpipe for each step run",
                 )
         return spec
 

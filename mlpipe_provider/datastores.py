@@ -104,13 +104,21 @@ class DatastoreAccess:
         return 1
 
     def download(self, target_path: str | os.PathLike, prefix: str | None, overwrite: bool) -> int:
-        """Copy everything under ``prefix`` to a local folder, keeping relative paths."""
-        base = self.full_path(prefix, what="prefix")
+        """Copy every file whose path starts with ``prefix`` (a string prefix, as blob listings
+        match in v1: ``data/v`` matches ``data/v1/...``) to ``target_path/<full path>``."""
+        rel_prefix = safe_relative_path(prefix, what="prefix")
         target = Path(target_path)
-        if not self.fs.exists(base):
+        parent_rel = (
+            rel_prefix
+            if not rel_prefix or rel_prefix.endswith("/")
+            else posixpath.dirname(rel_prefix)
+        )
+        parent = self.full_path(parent_rel, what="prefix")
+        if not self.fs.exists(parent):
             return 0
-        # v1 keeps each blob's full name under target_path, for a single file too
-        files = [base] if self.fs.isfile(base) else sorted(self.fs.find(base))
+        wanted = posixpath.join(self.root, rel_prefix) if rel_prefix else self.root
+        candidates = [parent] if self.fs.isfile(parent) else self.fs.find(parent)
+        files = sorted(f for f in candidates if f == wanted or f.startswith(wanted))
         count = 0
         for remote in files:
             rel = posixpath.relpath(remote, self.root)

@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
 DIGEST_PREFIX = "blake3:"
 _MMAP_THRESHOLD = 1 << 20  # small files: one read() is cheaper than mapping
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 ALWAYS_IGNORED = frozenset({".git", "__pycache__", ".mlpipe", ".venv", ".ipynb_checkpoints"})
 
 
@@ -33,12 +35,23 @@ def hash_file_uncached(path: str | os.PathLike, size: int | None = None) -> str:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(os.fspath(path))
         return DIGEST_PREFIX + hasher.hexdigest()
-    with open(path, "rb") as handle:
-        return DIGEST_PREFIX + blake3.blake3(handle.read()).hexdigest()
+    # Small files: plain os.read into one buffer of the expected size (no buffered file object,
+    # about 2.5 us less per file), then on to EOF in case the file grew since it was stat-ed.
+    hasher = blake3.blake3()
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        want = size + 1
+        while chunk := os.read(fd, want):
+            hasher.update(chunk)
+            want = _MMAP_THRESHOLD
+    finally:
+        os.close(fd)
+    return DIGEST_PREFIX + hasher.hexdigest()
 
 
-@dataclass(frozen=True)
-class StatKey:
+class StatKey(NamedTuple):
+    """What must be unchanged for a cached digest to stand (a NamedTuple: cheap to build and compare)."""
+
     size: int
     mtime_ns: int
     inode: int
@@ -56,6 +69,7 @@ class StatCache:
         self._memory: dict[str, tuple[StatKey, str]] = {}
         self._pending: dict[str, tuple[StatKey, str]] = {}
         self._lock = threading.Lock()
+        self._preloaded: list[str] = []  # folders whose rows are all in _memory already
         self._db: sqlite3.Connection | None = None
         if db_path is not None:
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
@@ -80,12 +94,18 @@ class StatCache:
         with self._lock:
             for path, size, mtime, inode, ctime, digest in rows:
                 self._memory.setdefault(path, (StatKey(size, mtime, inode, ctime), digest))
+            if prefix not in self._preloaded:
+                self._preloaded.append(prefix)
 
     def _lookup(self, path: str) -> tuple[StatKey, str] | None:
         with self._lock:
             hit = self._memory.get(path)
         if hit is not None or self._db is None:
             return hit
+        # A path under a preloaded folder that is not in memory has no row (or one written by
+        # another process since, which only costs a re-hash): skip the per-file query.
+        if any(path.startswith(prefix) for prefix in self._preloaded):
+            return None
         row = self._db.execute(
             "SELECT size, mtime_ns, inode, ctime_ns, digest FROM files WHERE path = ?", (path,)
         ).fetchone()

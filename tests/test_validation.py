@@ -588,3 +588,38 @@ def test_compiling_twice_is_byte_identical(ws, project, src, capsys):
     assert one.text == two.text
     assert one.text.encode() == two.text.encode()
     assert a in pipeline.steps
+
+
+def test_token_naming_no_input_or_output_is_a_compile_error(ws, project):
+    from conftest import write_script
+
+    from mlpipe_provider.sdk import DataReference, Pipeline, PythonScriptStep
+
+    write_script(project / "src", "s.py", "print(1)\n")
+    raw = DataReference(
+        ws.get_default_datastore(), data_reference_name="raw", path_on_datastore="x"
+    )
+    step = PythonScriptStep("s.py", name="tok", arguments=[f"--data={raw}"], source_directory="src")
+    problems = Pipeline(ws, [step]).validate()
+    assert any(
+        "step 'tok', field 'arguments[0]'" in p and "$AZUREML_DATAREFERENCE_raw" in p
+        for p in problems
+    )
+    ok = PythonScriptStep(
+        "s.py", name="tok", arguments=[f"--data={raw}"], inputs=[raw], source_directory="src"
+    )
+    assert Pipeline(ws, [ok]).validate() == []
+
+
+def test_reserved_environment_variables_are_refused(ws, project):
+    from conftest import write_script
+
+    from mlpipe_provider.sdk import Pipeline, PythonScriptStep, RunConfiguration
+
+    write_script(project / "src", "s.py", "print(1)\n")
+    config = RunConfiguration()
+    config.environment.environment_variables = {"MLPIPE_RUN_ID": "forged"}
+    step = PythonScriptStep("s.py", name="env", runconfig=config, source_directory="src")
+    (problem,) = Pipeline(ws, [step]).validate()
+    assert "step 'env', field 'runconfig.environment.environment_variables'" in problem
+    assert "'MLPIPE_RUN_ID' is reserved" in problem

@@ -30,8 +30,6 @@ from mlpipe_provider.runtime.step_context import (
 )
 from mlpipe_provider.store import lease_ttl
 
-RESERVED_ENV_PREFIXES = ("MLPIPE_", "AZUREML_")
-
 
 def _resolve_inputs(op: Any, ws: StepWorkspace, ti: Any) -> dict[str, str]:
     paths: dict[str, str] = {}

@@ -66,12 +66,25 @@ class ComputeTarget:
         vm_size = settings.get("vm_size") or "STANDARD_D2_V2"
         if lookup_vm_size(vm_size) is None:
             raise ComputeTargetException(f"compute target {name!r}: unknown vm_size {vm_size!r}")
+        min_nodes = settings.get("min_nodes") or 0
+        max_nodes = settings.get("max_nodes")
+        max_nodes = 4 if max_nodes is None else max_nodes  # v1's default
+        if (
+            not isinstance(max_nodes, int)
+            or not isinstance(min_nodes, int)
+            or not 0 <= min_nodes <= max_nodes
+            or max_nodes < 1
+        ):
+            raise ComputeTargetException(
+                f"compute target {name!r}: need 0 <= min_nodes <= max_nodes and max_nodes >= 1, "
+                f"got min_nodes={min_nodes!r}, max_nodes={max_nodes!r}"
+            )
         config = workspace._config
         target = ComputeTargetConfig(
             vm_size=vm_size.upper(),
             backend=settings.get("backend") or "local",
-            min_nodes=settings.get("min_nodes") or 0,
-            max_nodes=settings.get("max_nodes") or 1,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
             vm_priority=settings.get("vm_priority") or "dedicated",
             description=settings.get("description"),
         )
