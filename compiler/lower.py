@@ -151,8 +151,11 @@ class _Lowering:
 
     # --- one step -------------------------------------------------------------------------
     def _lower_step(self, step: PipelineStep) -> dict[str, Any] | None:
+        from compiler.kinds import KINDS
+
         task_id = self.task_ids[id(step)]
-        if not isinstance(step, PythonScriptStep):
+        kind = KINDS.get(step._step_kind)
+        if kind is None:
             self.problem(step, "type", f"{type(step).__name__} is not supported yet")
             return None
         spec: dict[str, Any] = {
@@ -175,23 +178,8 @@ class _Lowering:
         spec["inputs"] = list(inputs.values())
         spec["outputs"] = list(outputs.values())
         spec["params"] = self._lower_params(step)
-        spec.update(self._lower_script(step))
         spec["compute"] = self._lower_compute(step)
-        spec["environment"] = self._lower_environment(step)
-        runconfig = step.runconfig
-        timeout = (
-            getattr(runconfig, "max_run_duration_seconds", None) if runconfig is not None else None
-        )
-        if timeout is not None and (
-            not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0
-        ):
-            self.problem(
-                step,
-                "runconfig.max_run_duration_seconds",
-                f"must be a positive integer, got {timeout!r}",
-            )
-            timeout = None
-        spec["timeout_seconds"] = timeout
+        kind.lower(self, step, spec)
         for dep in step._run_after:
             dep_id = self.task_ids.get(id(dep))
             if dep_id is None:
@@ -413,29 +401,6 @@ class _Lowering:
                 )
         return lowered
 
-    def _lower_script(self, step: PythonScriptStep) -> dict[str, Any]:
-        source = (
-            step.source_directory
-            or self.pipeline._default_source_directory
-            or self.pipeline._definition_dir
-        )
-        source_path = Path(source)
-        if not source_path.is_dir():
-            self.problem(step, "source_directory", f"folder {str(source_path)!r} does not exist")
-        else:
-            script = (source_path / step.script_name).resolve()
-            if not script.is_relative_to(source_path.resolve()):
-                self.problem(
-                    step, "script_name", f"{step.script_name!r} is outside source_directory"
-                )
-            elif not script.is_file():
-                self.problem(
-                    step,
-                    "script_name",
-                    f"script {step.script_name!r} not found in source_directory {str(source_path)!r}",
-                )
-        return {"script_name": step.script_name, "source_directory": str(source_path)}
-
     def _lower_compute(self, step: PythonScriptStep) -> dict[str, Any]:
         target = step.compute_target
         if target is None:
@@ -470,8 +435,7 @@ class _Lowering:
             "max_nodes": target.scale_settings["maximum_node_count"],
         }, None
 
-    def _lower_environment(self, step: PythonScriptStep) -> dict[str, Any]:
-        runconfig = step.runconfig
+    def lower_environment(self, step: PipelineStep, runconfig: Any) -> dict[str, Any]:
         if runconfig is None:
             return {}
         env = getattr(runconfig, "environment", None)

@@ -1,0 +1,103 @@
+"""``PythonScriptStep``: a script run from its source folder, optionally as several processes.
+
+The other script-like kinds (estimator, MPI, module) reuse ``lower_script`` with the fields their
+v1 classes keep in other places.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from compiler.kinds import StepKind, register
+
+
+def lower_script(
+    lowering: Any,
+    step: Any,
+    spec: dict[str, Any],
+    *,
+    source_directory: str | None,
+    script_name: str,
+    script_field: str = "script_name",
+    source_field: str = "source_directory",
+) -> None:
+    """Check the script exists inside its folder; record both (the folder as an absolute path)."""
+    source = (
+        source_directory
+        or lowering.pipeline._default_source_directory
+        or lowering.pipeline._definition_dir
+    )
+    source_path = Path(source)
+    if not source_path.is_dir():
+        lowering.problem(step, source_field, f"folder {str(source_path)!r} does not exist")
+    else:
+        script = (source_path / script_name).resolve()
+        if not script.is_relative_to(source_path.resolve()):
+            lowering.problem(step, script_field, f"{script_name!r} is outside source_directory")
+        elif not script.is_file():
+            lowering.problem(
+                step,
+                script_field,
+                f"script {script_name!r} not found in source_directory {str(source_path)!r}",
+            )
+    spec["script_name"] = script_name
+    spec["source_directory"] = str(source_path)
+
+
+def lower_timeout(lowering: Any, step: Any, runconfig: Any) -> int | None:
+    timeout = (
+        getattr(runconfig, "max_run_duration_seconds", None) if runconfig is not None else None
+    )
+    if timeout is not None and (
+        not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        lowering.problem(
+            step,
+            "runconfig.max_run_duration_seconds",
+            f"must be a positive integer, got {timeout!r}",
+        )
+        return None
+    return timeout
+
+
+def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
+    lower_script(
+        lowering, step, spec, source_directory=step.source_directory, script_name=step.script_name
+    )
+    spec["environment"] = lowering.lower_environment(step, step.runconfig)
+    spec["timeout_seconds"] = lower_timeout(lowering, step, step.runconfig)
+
+
+def script_kwargs(spec: dict[str, Any], dag_dir: Path) -> list[tuple[str, Any]]:
+    from compiler.codegen import relative_path
+
+    kwargs: list[tuple[str, Any]] = [
+        ("source_directory", relative_path(spec["source_directory"], dag_dir)),
+        ("script_name", spec["script_name"]),
+        ("arguments", spec["arguments"]),
+        ("inputs", spec["inputs"]),
+        ("outputs", spec["outputs"]),
+    ]
+    if spec["params"]:
+        kwargs.append(("step_params", spec["params"]))
+    kwargs.append(("compute", spec["compute"]))
+    if spec.get("environment"):
+        kwargs.append(("environment", spec["environment"]))
+    if spec.get("distribution"):
+        kwargs.append(("distribution", spec["distribution"]))
+    kwargs.append(("allow_reuse", spec["allow_reuse"]))
+    if spec.get("timeout_seconds"):
+        kwargs.append(("timeout_seconds", spec["timeout_seconds"]))
+    return kwargs
+
+
+register(
+    StepKind(
+        "python_script",
+        "mlpipe_provider.operators.script",
+        "PythonScriptStepOperator",
+        _lower,
+        script_kwargs,
+    )
+)
