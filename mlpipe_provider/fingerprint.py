@@ -39,24 +39,36 @@ def resolved_arguments(arguments: list[Any], params: dict[str, Any]) -> list[Any
     return resolved
 
 
-def step_material(
-    op: Any, *, params: dict[str, Any], source_digest: str, input_digests: dict[str, str]
-) -> dict[str, Any]:
-    step_params = {
-        key: (
-            {"param": value["param"], "value": params.get(value["param"])}
-            if isinstance(value, dict)
-            else value
-        )
-        for key, value in sorted(op.step_params.items())
+def _resolve(value: Any, params: dict[str, Any]) -> Any:
+    if isinstance(value, dict) and set(value) == {"param"}:
+        return {"param": value["param"], "value": params.get(value["param"])}
+    return value
+
+
+def script_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What a script-like step's result depends on besides its source folder and inputs."""
+    settings = {
+        "script_name": op.script_name,
+        "arguments": resolved_arguments(op.arguments, params),
+        "step_params": {
+            key: _resolve(value, params) for key, value in sorted(op.step_params.items())
+        },
+        "environment": op.environment,
     }
+    if op.distribution:
+        settings["distribution"] = {
+            key: _resolve(value, params) for key, value in sorted(op.distribution.items())
+        }
+    return settings
+
+
+def step_material(
+    op: Any, *, params: dict[str, Any], source_digest: str | None, input_digests: dict[str, str]
+) -> dict[str, Any]:
     return {
         "kind": type(op).__name__,
-        "script_name": op.script_name,
+        "settings": op.fingerprint_settings(params),
         "source": source_digest,
-        "arguments": resolved_arguments(op.arguments, params),
-        "step_params": step_params,
-        "environment": op.environment,
         "inputs": {
             spec["name"]: {
                 "digest": input_digests[spec["name"]],

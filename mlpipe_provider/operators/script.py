@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from mlpipe_provider.operators.base import MlpipeStepOperator
 
 
-class PythonScriptStepOperator(BaseOperator):
+class PythonScriptStepOperator(MlpipeStepOperator):
     """Run ``python SCRIPT ARGS`` for one pipeline step (no shell, arguments as a list).
 
     No field is templated: every value comes from the pipeline definition and must reach the
     script exactly as written, never through Jinja.
     """
 
-    template_fields = ()
     ui_color = "#dbe9f6"
 
     def __init__(
@@ -36,23 +35,32 @@ class PythonScriptStepOperator(BaseOperator):
         environment: dict[str, Any] | None = None,
         allow_reuse: bool = True,
         timeout_seconds: int | None = None,
+        distribution: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.step_name = step_name
-        self.workspace = workspace
+        super().__init__(
+            step_name=step_name,
+            workspace=workspace,
+            inputs=inputs,
+            outputs=outputs,
+            compute=compute,
+            allow_reuse=allow_reuse,
+            **kwargs,
+        )
         self.source_directory = source_directory
         self.script_name = script_name
         self.arguments = list(arguments or [])
-        self.inputs = list(inputs or [])
-        self.outputs = list(outputs or [])
         self.step_params = dict(step_params or {})
-        self.compute = dict(compute or {})
         self.environment = dict(environment or {})
-        self.allow_reuse = allow_reuse
         self.timeout_seconds = timeout_seconds
+        self.distribution = dict(distribution or {})
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from mlpipe_provider.runtime.script_step import run_script_step
+    def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        from mlpipe_provider.fingerprint import script_settings
 
-        return run_script_step(self, context)
+        return script_settings(self, params)
+
+    def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
+        from mlpipe_provider.runtime.script_step import run_script
+
+        return run_script(self, context, reuse.ws)

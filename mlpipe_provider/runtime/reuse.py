@@ -53,8 +53,9 @@ class StepReuse:
         self.store = OutputStore(self.ws.datastore(self.ws.config.default_datastore))
 
     @property
-    def source_dir(self) -> Path:
-        return (self.dag_dir / self.op.source_directory).resolve()
+    def source_dir(self) -> Path | None:
+        folder = getattr(self.op, "source_directory", None)
+        return (self.dag_dir / folder).resolve() if folder else None
 
     def input_digest(self, spec: dict[str, Any]) -> str:
         if spec["kind"] == "data_reference":
@@ -82,7 +83,8 @@ class StepReuse:
         return digest_path(path, self.cache).digest
 
     def fingerprint(self) -> tuple[str, dict[str, Any]]:
-        source = digest_path(self.source_dir, self.cache, use_ignore_files=True).digest
+        folder = self.source_dir
+        source = digest_path(folder, self.cache, use_ignore_files=True).digest if folder else None
         inputs = {spec["name"]: self.input_digest(spec) for spec in self.op.inputs}
         material = step_material(
             self.op, params=self.params, source_digest=source, input_digests=inputs

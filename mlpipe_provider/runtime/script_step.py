@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,13 @@ from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.process import run_process
-from mlpipe_provider.runtime.reuse import StepReuse, holder_id, reuse_task_id, upstream_record
+from mlpipe_provider.runtime.reuse import upstream_record
 from mlpipe_provider.runtime.step_context import (
     StepWorkspace,
     argument_to_str,
     render_arguments,
     resolve_parameter,
 )
-from mlpipe_provider.store import lease_ttl
 
 
 def _resolve_inputs(op: Any, ws: StepWorkspace, ti: Any) -> dict[str, str]:
@@ -111,74 +108,8 @@ def _environment(
     return env
 
 
-def _skip_if_reused(op: Any, context: Any) -> None:
-    decision = context["ti"].xcom_pull(task_ids=reuse_task_id(op.task_id))
-    if isinstance(decision, dict) and decision.get("decision") == "reuse":
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        record = decision["record"]
-        message = (
-            f"mlpipe: step {op.step_name!r} reused step run {record['reused_run_id']} "
-            f"(DAG {record.get('reused_dag_id')!r}, run {record.get('reused_pipeline_run_id')!r}, "
-            f"fingerprint {decision['fingerprint']})"
-        )
-        op.log.info("%s", message)
-        raise AirflowSkipException(message)
-
-
-class _Heartbeat:
-    """Keeps this run's lease on the fingerprint alive while the script runs."""
-
-    def __init__(self, reuse: StepReuse, fingerprint: str, holder: str):
-        self.reuse, self.fingerprint, self.holder = reuse, fingerprint, holder
-        self.ttl = lease_ttl()
-        self.held = reuse.store.acquire(fingerprint, holder, self.ttl) is not None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-        if self.held:
-            self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(max(self.ttl / 4, 0.2)):
-            self.reuse.store.heartbeat(self.fingerprint, self.holder, self.ttl)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.held:
-            self._thread.join(timeout=5)
-            self.reuse.store.release(self.fingerprint, self.holder)
-
-
-def run_script_step(op: Any, context: Any) -> dict[str, Any]:
-    _skip_if_reused(op, context)
-    reuse = StepReuse(op, context)
-    try:
-        fingerprint, _ = reuse.fingerprint()
-        heartbeat = _Heartbeat(reuse, fingerprint, holder_id(context, op.task_id))
-        try:
-            record = _execute(op, context, reuse.ws)
-            for location in record["outputs"].values():
-                tree = reuse.output_digest(location)
-                location["digest"] = tree.digest
-                location["files"] = tree.files
-                location["size"] = tree.total_size
-            record["fingerprint"] = fingerprint
-            if reuse.fingerprint()[0] == fingerprint:
-                reuse.store.commit({**record, "fingerprint": fingerprint, "created": time.time()})
-            else:
-                op.log.warning(
-                    "mlpipe: the inputs or source of step %r changed while it ran; its result is not "
-                    "recorded for reuse",
-                    op.step_name,
-                )
-            return record
-        finally:
-            heartbeat.stop()
-    finally:
-        reuse.close()
-
-
-def _execute(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
+def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
+    """Run the script once the protocol (``step_protocol.run_step``) decided it must run."""
     ti = context["ti"]
     dag_dir = Path(op.dag.fileloc).resolve().parent
     source_dir = (dag_dir / op.source_directory).resolve()

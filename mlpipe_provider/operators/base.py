@@ -1,0 +1,54 @@
+"""What every mlpipe step operator shares: its data, its compute, and the reuse protocol.
+
+Subclasses say what makes their result what it is (``fingerprint_settings``) and how to produce
+it (``produce``); the base class skips the task when its reuse sensor found a result, holds the
+lease while producing, digests the outputs and records the store entry. That keeps invariants
+1-5 in one place for every step kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+
+class MlpipeStepOperator(BaseOperator):
+    """Base of the step operators. No field is templated: values reach the step exactly as written."""
+
+    template_fields = ()
+
+    def __init__(
+        self,
+        *,
+        step_name: str,
+        workspace: str,
+        inputs: list[dict[str, Any]] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        compute: dict[str, Any] | None = None,
+        allow_reuse: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.step_name = step_name
+        self.workspace = workspace
+        self.inputs = list(inputs or [])
+        self.outputs = list(outputs or [])
+        self.compute = dict(compute or {})
+        self.allow_reuse = allow_reuse
+
+    #: folder (relative to the DAG file) whose content is part of the fingerprint, if any
+    source_directory: str | None = None
+
+    def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        """This kind's settings that can change the result, with this run's parameter values."""
+        raise NotImplementedError
+
+    def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
+        """Run the step; return its record (``outputs`` locations, ``metrics``, ...)."""
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlpipe_provider.runtime.step_protocol import run_step
+
+        return run_step(self, context)
