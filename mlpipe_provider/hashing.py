@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import NamedTuple
 import blake3
 
 DIGEST_PREFIX = "blake3:"
+RACY_WINDOW_NS = 2_000_000_000  # coarser than any filesystem's timestamp granularity
 _MMAP_THRESHOLD = 1 << 20  # small files: one read() is cheaper than mapping
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 ALWAYS_IGNORED = frozenset({".git", "__pycache__", ".mlpipe", ".venv", ".ipynb_checkpoints"})
@@ -125,6 +127,10 @@ class StatCache:
             return cached[1]
         self.misses += 1
         digest = hash_file_uncached(path, key.size)
+        if time.time_ns() - key.mtime_ns < RACY_WINDOW_NS:
+            # "Racily clean" (git's term): a write within the same timestamp tick as this read
+            # would leave size and mtime unchanged, so a digest this fresh is not remembered.
+            return digest
         with self._lock:
             self._memory[path] = (key, digest)
             self._pending[path] = (key, digest)
@@ -174,17 +180,27 @@ class _Ignore:
 
 
 def iter_tree(root: Path, use_ignore_files: bool) -> Iterable[tuple[str, os.DirEntry]]:
-    """Files under ``root`` as (posix relative path, DirEntry), skipping ignored ones and symlinked dirs."""
+    """Files under ``root`` as (posix relative path, DirEntry), skipping ignored ones.
+
+    Symlinked folders are followed (what a step reads through them is part of its input), each
+    real folder once, so a link cycle cannot loop.
+    """
     ignore = _Ignore(root, use_ignore_files)
     stack = [(root, "")]
+    seen = {os.path.realpath(root)}
     while stack:
         folder, rel_folder = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
                 rel = f"{rel_folder}{entry.name}"
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_dir():
                     if entry.name in ALWAYS_IGNORED or ignore.skip(rel, True):
                         continue
+                    if entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        if real in seen:
+                            continue
+                        seen.add(real)
                     stack.append((Path(entry.path), rel + "/"))
                 elif entry.is_file() and not ignore.skip(rel, False):
                     yield rel, entry

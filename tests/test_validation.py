@@ -330,7 +330,7 @@ def test_step_kind_that_cannot_be_compiled(ws, project, src):
 
 
 @pytest.mark.parametrize(
-    "name", ["EstimatorStep", "ParallelRunStep", "HyperDriveStep", "DataTransferStep", "Dataset"]
+    "name", ["ParallelRunStep", "HyperDriveStep", "AutoMLStep", "DatabricksStep", "Dataset"]
 )
 def test_unsupported_v1_class_raises_clearly(name):
     cls = getattr(unsupported_sdk, name)
@@ -339,10 +339,10 @@ def test_unsupported_v1_class_raises_clearly(name):
 
 
 def test_unsupported_v1_class_is_importable_from_the_sdk():
-    from mlpipe_provider.sdk import EstimatorStep
+    from mlpipe_provider.sdk import ParallelRunStep
 
-    with pytest.raises(NotSupportedError, match="EstimatorStep"):
-        EstimatorStep(name="train")
+    with pytest.raises(NotSupportedError, match="ParallelRunStep"):
+        ParallelRunStep(name="train")
 
 
 @pytest.mark.parametrize("name", ["has space", "1starts_with_digit", "dash-ed", "", 7])

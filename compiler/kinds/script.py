@@ -61,12 +61,53 @@ def lower_timeout(lowering: Any, step: Any, runconfig: Any) -> int | None:
     return timeout
 
 
+def runconfig_shape(runconfig: Any) -> dict[str, Any]:
+    """The launch shape a v1 RunConfiguration describes (communicator + mpi/tensorflow/pytorch)."""
+    if runconfig is None:
+        return {"framework": "none"}
+    communicator = str(getattr(runconfig, "communicator", "None") or "None")
+    node_count = getattr(runconfig, "node_count", 1)
+    pytorch = getattr(runconfig, "pytorch", None)
+    if communicator in ("IntelMpi", "OpenMpi", "Mpi"):
+        return {
+            "framework": "mpi",
+            "node_count": node_count,
+            "process_count_per_node": runconfig.mpi.process_count_per_node,
+        }
+    if communicator == "ParameterServer":
+        tf = runconfig.tensorflow
+        return {
+            "framework": "tensorflow",
+            "node_count": node_count,
+            "worker_count": tf.worker_count,
+            "parameter_server_count": tf.parameter_server_count,
+        }
+    if communicator in ("Nccl", "Gloo") or pytorch is not None:
+        nodes = pytorch.node_count if pytorch is not None else node_count
+        total = pytorch.process_count if pytorch is not None and pytorch.process_count else nodes
+        per_node = (
+            total // nodes if isinstance(total, int) and isinstance(nodes, int) and nodes else 1
+        )
+        return {"framework": "pytorch", "node_count": nodes, "process_count_per_node": per_node}
+    return {"framework": "none", "node_count": node_count}
+
+
 def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
+    from compiler.kinds.distributed import check_capacity, lower_distribution
+
     lower_script(
         lowering, step, spec, source_directory=step.source_directory, script_name=step.script_name
     )
     spec["environment"] = lowering.lower_environment(step, step.runconfig)
     spec["timeout_seconds"] = lower_timeout(lowering, step, step.runconfig)
+    spec["distribution"] = lower_distribution(
+        lowering,
+        step,
+        runconfig_shape(step.runconfig),
+        step.runconfig_pipeline_params,
+        "runconfig.",
+    )
+    check_capacity(lowering, step, spec, use_gpu=False)
 
 
 def script_kwargs(spec: dict[str, Any], dag_dir: Path) -> list[tuple[str, Any]]:

@@ -25,13 +25,12 @@ def reuse_task_id(step_task_id: str) -> str:
 
 def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
     """What a producing step published: its own record, or the reused record its sensor found."""
-    record = ti.xcom_pull(task_ids=producer_task_id)
-    if record:
-        return record
+    # The decision first: a step whose sensor said "reuse" skips, so it never has a record of its
+    # own in this run, and most upstream steps of a re-run are reused (one XCom read, not two).
     decision = ti.xcom_pull(task_ids=reuse_task_id(producer_task_id))
     if isinstance(decision, dict) and decision.get("decision") == "reuse":
         return decision.get("record")
-    return None
+    return ti.xcom_pull(task_ids=producer_task_id) or None
 
 
 def holder_id(context: Any, step_task_id: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,10 @@ from mlpipe_provider import layout
 from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
-from mlpipe_provider.runtime.process import run_process
+from mlpipe_provider.runtime.devices import DeviceLease
+from mlpipe_provider.runtime.distributed import build_commands, resolve_counts, world_size
+from mlpipe_provider.runtime.environments import python_for
+from mlpipe_provider.runtime.process import run_group
 from mlpipe_provider.runtime.reuse import upstream_record
 from mlpipe_provider.runtime.step_context import (
     StepWorkspace,
@@ -138,21 +140,32 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     env = _environment(
         op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
     )
-    argv = [sys.executable, "-u", op.script_name, *argv_tail]
+    python = python_for(op.environment, ws, step_name=op.step_name, log=op.log)
+    argv = [python, "-u", op.script_name, *argv_tail]
 
     op.log.info(
         "mlpipe: step %r, run %s: %s (in %s)", op.step_name, step_run_id, argv[2:], source_dir
     )
-    result = run_process(
-        argv,
-        cwd=source_dir,
-        env=env,
-        log_out=lambda line: op.log.info("%s", line),
-        log_err=lambda line: op.log.warning("%s", line),
-        timeout_s=op.timeout_seconds,
-        step_name=op.step_name,
-        label=op.script_name,
-    )
+    counts = resolve_counts(op.distribution, context["params"], op.step_name)
+    gpus_per_node = int(op.compute.get("gpus") or 0)
+    lease = None
+    if gpus_per_node and op.compute.get("backend", "local") == "local":
+        configured = gpus_per_node * counts.get("node_count", 1)
+        lease = DeviceLease.acquire(world_size(counts), configured, step_name=op.step_name)
+        op.log.info("mlpipe: step %r holds GPU device(s) %s", op.step_name, ",".join(lease.devices))
+    try:
+        result = run_group(
+            build_commands(argv, env, counts, lease.devices if lease else None),
+            cwd=source_dir,
+            log_out=lambda line: op.log.info("%s", line),
+            log_err=lambda line: op.log.warning("%s", line),
+            timeout_s=op.timeout_seconds,
+            step_name=op.step_name,
+            label=op.script_name,
+        )
+    finally:
+        if lease is not None:
+            lease.release()
     metrics = aggregate(read_records(metrics_file))
     record = {
         "step_run_id": step_run_id,

@@ -24,15 +24,38 @@ from mlpipe_provider.sdk.data import (
     PipelineData,
     PipelineParameter,
 )
+from mlpipe_provider.sdk.data_transfer import DataFactoryCompute, DataTransferStep
 from mlpipe_provider.sdk.datastore import Datastore
 from mlpipe_provider.sdk.environment import (
     CondaDependencies,
     DockerSection,
     Environment,
     MpiConfiguration,
+    PyTorchConfiguration,
     RunConfiguration,
+    TensorflowConfiguration,
+)
+from mlpipe_provider.sdk.estimator import (
+    Estimator,
+    EstimatorStep,
+    Gloo,
+    Mpi,
+    MpiStep,
+    Nccl,
+    ParameterServer,
+    PyTorch,
+    SKLearn,
+    TensorFlow,
 )
 from mlpipe_provider.sdk.experiment import Experiment, PipelineRun, StepRun
+from mlpipe_provider.sdk.module import (
+    InputPortDef,
+    Module,
+    ModuleVersion,
+    ModuleVersionDescriptor,
+    OutputPortDef,
+)
+from mlpipe_provider.sdk.module_step import ModuleStep
 from mlpipe_provider.sdk.pipeline import Pipeline, StepSequence
 from mlpipe_provider.sdk.run import Run
 from mlpipe_provider.sdk.steps import PipelineStep, PythonScriptStep
@@ -57,15 +80,35 @@ SUPPORTED_NAMES = sorted(
         "ComputeTargetException",
         "ComputeTargetProvisioningConfiguration",
         "CondaDependencies",
+        "DataFactoryCompute",
+        "Estimator",
+        "EstimatorStep",
+        "Gloo",
+        "Mpi",
+        "MpiStep",
+        "Nccl",
+        "ParameterServer",
+        "PyTorch",
+        "PyTorchConfiguration",
+        "SKLearn",
+        "TensorFlow",
+        "TensorflowConfiguration",
         "DataReference",
+        "DataTransferStep",
         "Datastore",
         "DockerConfiguration",
         "Environment",
         "Experiment",
         "InputPortBinding",
+        "InputPortDef",
         "MlpipeError",
+        "Module",
+        "ModuleStep",
+        "ModuleVersion",
+        "ModuleVersionDescriptor",
         "MpiConfiguration",
         "NotSupportedError",
+        "OutputPortDef",
         "Pipeline",
         "PipelineData",
         "PipelineParameter",

@@ -220,9 +220,33 @@ class Environment:
 
 
 class MpiConfiguration:
-    def __init__(self) -> None:
-        self.process_count_per_node = 1
-        self.node_count = 1
+    """MPI launch shape: ``node_count`` nodes x ``process_count_per_node`` processes."""
+
+    def __init__(self, process_count_per_node: int = 1, node_count: int = 1) -> None:
+        self.process_count_per_node = process_count_per_node
+        self.node_count = node_count
+
+
+class PyTorchConfiguration:
+    """torch.distributed launch shape; ``process_count`` is the total over all nodes."""
+
+    def __init__(
+        self,
+        communication_backend: str = "Nccl",
+        process_count: int | None = None,
+        node_count: int = 1,
+    ):
+        self.communication_backend = communication_backend
+        self.process_count = process_count
+        self.node_count = node_count
+
+
+class TensorflowConfiguration:
+    """TF parameter-server training: workers and parameter servers (TF_CONFIG)."""
+
+    def __init__(self, worker_count: int = 1, parameter_server_count: int = 1):
+        self.worker_count = worker_count
+        self.parameter_server_count = parameter_server_count
 
 
 class RunConfiguration:
@@ -252,6 +276,9 @@ class RunConfiguration:
             self.environment.python.user_managed_dependencies = False
         self.node_count = 1
         self.mpi = MpiConfiguration()
+        self.tensorflow = TensorflowConfiguration()
+        self.pytorch: PyTorchConfiguration | None = None
+        self.distributed_job_config: Any = None
         self.max_run_duration_seconds: int | None = None
         self.docker = self.environment.docker
         self.command = command

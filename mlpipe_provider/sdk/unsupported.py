@@ -32,19 +32,6 @@ def _unsupported(name: str, note: str) -> type:
     return type(name, (), namespace)
 
 
-EstimatorStep = _unsupported("EstimatorStep", "planned with the other step kinds")
-Estimator = _unsupported("Estimator", "planned with EstimatorStep")
-PyTorch = _unsupported("PyTorch", "planned with EstimatorStep")
-TensorFlow = _unsupported("TensorFlow", "planned with EstimatorStep")
-SKLearn = _unsupported("SKLearn", "planned with EstimatorStep")
-DataTransferStep = _unsupported("DataTransferStep", "planned with the other step kinds")
-DataFactoryCompute = _unsupported("DataFactoryCompute", "planned with DataTransferStep")
-ModuleStep = _unsupported("ModuleStep", "planned with the other step kinds")
-Module = _unsupported("Module", "planned with ModuleStep")
-ModuleVersion = _unsupported("ModuleVersion", "planned with ModuleStep")
-InputPortDef = _unsupported("InputPortDef", "planned with ModuleStep")
-OutputPortDef = _unsupported("OutputPortDef", "planned with ModuleStep")
-MpiStep = _unsupported("MpiStep", "planned with the other step kinds")
 ParallelRunStep = _unsupported("ParallelRunStep", "no Airflow mapping yet")
 ParallelRunConfig = _unsupported("ParallelRunConfig", "no Airflow mapping yet")
 HyperDriveStep = _unsupported("HyperDriveStep", "no Airflow mapping yet")
@@ -82,19 +69,6 @@ MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs n
 
 UNSUPPORTED_NAMES = sorted(
     [
-        "EstimatorStep",
-        "Estimator",
-        "PyTorch",
-        "TensorFlow",
-        "SKLearn",
-        "DataTransferStep",
-        "DataFactoryCompute",
-        "ModuleStep",
-        "Module",
-        "ModuleVersion",
-        "InputPortDef",
-        "OutputPortDef",
-        "MpiStep",
         "ParallelRunStep",
         "ParallelRunConfig",
         "HyperDriveStep",
