@@ -17,10 +17,10 @@ from mlpipe_provider import layout
 from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
+from mlpipe_provider.runtime.backends import Launch, run_launch
 from mlpipe_provider.runtime.devices import DeviceLease
 from mlpipe_provider.runtime.distributed import build_commands, resolve_counts, world_size
 from mlpipe_provider.runtime.environments import python_for
-from mlpipe_provider.runtime.process import run_group
 from mlpipe_provider.runtime.reuse import upstream_record
 from mlpipe_provider.runtime.step_context import (
     StepWorkspace,
@@ -154,14 +154,19 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
         lease = DeviceLease.acquire(world_size(counts), configured, step_name=op.step_name)
         op.log.info("mlpipe: step %r holds GPU device(s) %s", op.step_name, ",".join(lease.devices))
     try:
-        result = run_group(
-            build_commands(argv, env, counts, lease.devices if lease else None),
-            cwd=source_dir,
-            log_out=lambda line: op.log.info("%s", line),
-            log_err=lambda line: op.log.warning("%s", line),
-            timeout_s=op.timeout_seconds,
-            step_name=op.step_name,
-            label=op.script_name,
+        devices = lease.devices if lease else None
+        result = run_launch(
+            Launch(
+                op=op,
+                context=context,
+                commands=build_commands(argv, env, counts, devices),
+                source_dir=source_dir,
+                input_paths=input_paths,
+                output_paths=output_paths,
+                run_folder=meta_dir.parent,
+                timeout_s=op.timeout_seconds,
+                devices=devices,
+            )
         )
     finally:
         if lease is not None:
