@@ -86,6 +86,20 @@ def _cmd_store(args: argparse.Namespace) -> int:
     return store_cmd.collect_garbage(args.workspace, args.older_than, dry_run=args.dry_run)
 
 
+def _cmd_env(args: argparse.Namespace) -> int:
+    from compiler import env_cmd
+
+    if args.env_command == "ls":
+        return env_cmd.list_envs(args.workspace)
+    return env_cmd.collect_garbage(args.workspace, args.older_than, dry_run=args.dry_run)
+
+
+def _cmd_pools(args: argparse.Namespace) -> int:
+    from compiler.pools_cmd import sync_pools
+
+    return sync_pools(args.dags, dry_run=args.dry_run)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from compiler.demo import run_demo
 
@@ -126,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_demo)
 
+    p = sub.add_parser("pools", help="Airflow pools for GPU compute targets")
+    pools_sub = p.add_subparsers(dest="pools_command", required=True)
+    sync = pools_sub.add_parser(
+        "sync", help="create/resize the pools that the compiled DAGs ask for"
+    )
+    sync.add_argument("dags", nargs="?", default="dags", help="DAG folder (default: dags)")
+    sync.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=_cmd_pools)
+
     p = sub.add_parser("store", help="list or prune the reuse store")
     store_sub = p.add_subparsers(dest="store_command", required=True)
     ls = store_sub.add_parser(
@@ -139,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
             "--workspace", help="workspace folder (.mlpipe); default: found from the cwd"
         )
     p.set_defaults(func=_cmd_store)
+
+    p = sub.add_parser("env", help="list or prune the step environments (virtualenvs)")
+    env_sub = p.add_subparsers(dest="env_command", required=True)
+    ls = env_sub.add_parser("ls", help="list environments: hash, packages, size, last used")
+    gc = env_sub.add_parser("gc", help="delete environments unused for DAYS (never in-use ones)")
+    gc.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    gc.add_argument("--dry-run", action="store_true")
+    for command in (ls, gc):
+        command.add_argument(
+            "--workspace", help="workspace folder (.mlpipe); default: found from the cwd"
+        )
+    p.set_defaults(func=_cmd_env)
     return parser
 
 
