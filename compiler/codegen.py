@@ -174,10 +174,21 @@ def _operator_kwargs(
     if compute["name"] in pools:
         kwargs += [
             ("pool", compute["name"]),
-            ("pool_slots", max(spec.get("gpus", 1), 1)),
+            ("pool_slots", _pool_slots(spec)),
             ("queue", compute["name"]),
         ]
     return kwargs
+
+
+def _pool_slots(spec: dict[str, Any]) -> int:
+    """GPUs a step holds: one per process, but whole nodes' GPUs for a kubernetes pod per node."""
+    compute = spec["compute"]
+    if compute.get("backend") == "kubernetes":
+        nodes = (spec.get("distribution") or {}).get("node_count", 1)
+        if not isinstance(nodes, int):  # a PipelineParameter: reserve for the most it may be
+            nodes = compute.get("max_nodes", 1)
+        return max(int(compute.get("gpus", 0)) * max(nodes, 1), 1)
+    return max(spec.get("gpus", 1), 1)
 
 
 def render_pools(lowered: LoweredPipeline) -> str | None:

@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_TARGETS = [
     "examples/seed/seed.py:build",
     "examples/prep_train_evaluate/pipeline.py",
+    "examples/distributed/pipeline.py",
+    "examples/data_transfer/pipeline.py",
+    "examples/module/pipeline.py",
+    "examples/docker/pipeline.py",
 ]
 
 

@@ -425,7 +425,9 @@ class _Lowering:
         elif not isinstance(target, ComputeTarget):
             problem = f"must be a ComputeTarget or its name, got {type(target).__name__}"
             return {"name": "local", "backend": "local", "gpus": 0}, problem
-        return {
+        spec = {
+            # backend settings from the target's config (image, network, ...), under the fixed keys
+            **dict(sorted((target._target.model_extra or {}).items())),
             "name": target.name,
             "vm_size": target.vm_size,
             "backend": target.backend,
@@ -433,7 +435,11 @@ class _Lowering:
             "cpus": target.cpu_count,
             "memory_gb": target.memory_gb,
             "max_nodes": target.scale_settings["maximum_node_count"],
-        }, None
+        }
+        from mlpipe_provider.runtime.backends import kubernetes
+        from mlpipe_provider.runtime.backends.images import compile_problem
+
+        return spec, compile_problem(spec) or kubernetes.compile_problem(spec)
 
     def lower_environment(self, step: PipelineStep, runconfig: Any) -> dict[str, Any]:
         if runconfig is None:

@@ -22,7 +22,8 @@ def _short_hash(text: str) -> str:
 def task_id_for(name: str) -> str:
     """A valid Airflow task id; names that had to change get a hash suffix to stay unique."""
     cleaned = _TASK_ID_BAD.sub("_", name).strip(".") or "step"
-    if cleaned != name or len(cleaned) > MAX_TASK_ID:
+    # ".reuse" ends the id of every step's reuse sensor: a step may not take such an id itself
+    if cleaned != name or len(cleaned) > MAX_TASK_ID or cleaned.endswith(".reuse"):
         cleaned = f"{cleaned[:MAX_TASK_ID]}_{_short_hash(name)}"
     return cleaned
 

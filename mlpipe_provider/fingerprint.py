@@ -59,6 +59,11 @@ def script_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
         settings["distribution"] = {
             key: _resolve(value, params) for key, value in sorted(op.distribution.items())
         }
+    compute = getattr(op, "compute", None) or {}
+    if compute.get("backend", "local") != "local":
+        from mlpipe_provider.runtime.backends.images import image_identity
+
+        settings["image"] = image_identity(compute, op.environment)
     return settings
 
 

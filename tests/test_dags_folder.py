@@ -38,7 +38,10 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
         modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert modules <= {
             "airflow.sdk",
+            "mlpipe_provider.operators.data_transfer",
             "mlpipe_provider.operators.script",
+            "mlpipe_provider.operators.estimator",
+            "mlpipe_provider.operators.module",
             "mlpipe_provider.sensors.reuse",
         }, (path, modules)
         calls = [
@@ -47,6 +50,11 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
         assert {c.func.id for c in calls} <= {
             "DAG",
             "Param",
+            "DataTransferStepOperator",
+            "EstimatorStepOperator",
+            "ModuleStepOperator",
+            "MpiStepOperator",
             "PythonScriptStepOperator",
             "StepReuseSensor",
+            "TaskGroup",
         }

@@ -623,3 +623,21 @@ def test_reserved_environment_variables_are_refused(ws, project):
     (problem,) = Pipeline(ws, [step]).validate()
     assert "step 'env', field 'runconfig.environment.environment_variables'" in problem
     assert "'MLPIPE_RUN_ID' is reserved" in problem
+
+
+def test_a_step_named_like_a_reuse_sensor_gets_its_own_task_id(ws, project):
+    from conftest import write_script
+
+    from compiler.compile import compile_pipeline
+    from mlpipe_provider.sdk import Pipeline, PythonScriptStep
+
+    write_script(project / "src", "s.py", "print(1)\n")
+    a = PythonScriptStep("s.py", name="a", source_directory="src")
+    b = PythonScriptStep("s.py", name="a.reuse", source_directory="src")
+    compiled = compile_pipeline(Pipeline(ws, [a, b]), "names", project / "dags")
+    compiled.write()
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(compiled.path))
+    assert bag.import_errors == {}
+    assert len(bag.dags["names"].task_ids) == 4

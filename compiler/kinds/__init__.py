@@ -36,7 +36,12 @@ def register(kind: StepKind) -> StepKind:
 
 
 def _load() -> None:
-    from compiler.kinds import script  # noqa: F401 - registers on import
+    from compiler.kinds import (  # noqa: F401 - registers on import
+        data_transfer,
+        distributed,
+        module,
+        script,
+    )
 
 
 _load()

@@ -140,7 +140,7 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     env = _environment(
         op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
     )
-    python = python_for(op.environment, ws, step_name=op.step_name, log=op.log)
+    python = python_for(op.environment, ws, step_name=op.step_name, log=op.log, compute=op.compute)
     argv = [python, "-u", op.script_name, *argv_tail]
 
     op.log.info(

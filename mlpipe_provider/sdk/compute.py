@@ -86,7 +86,9 @@ class ComputeTarget:
             min_nodes=min_nodes,
             max_nodes=max_nodes,
             vm_priority=settings.get("vm_priority") or "dedicated",
+            compute_type=settings.get("compute_type") or "AmlCompute",
             description=settings.get("description"),
+            **_backend_settings(settings),
         )
         config.compute_targets[name] = target
         workspace._save(config)
@@ -201,7 +203,13 @@ class AmlCompute(ComputeTarget):
         location: str | None = None,
         enable_node_public_ip: bool = True,
         backend: str | None = None,
+        image: str | None = None,
+        network: str | None = None,
+        **backend_settings: Any,
     ) -> AmlComputeProvisioningConfiguration:
+        """v1's parameters, plus mlpipe's ``backend`` and its settings (``image``, ``network``,
+        ``docker_url``, ``shm_size``, ``pull``, ... see docs/backends.md), kept in the target's
+        config."""
         return AmlComputeProvisioningConfiguration(
             vm_size=vm_size,
             vm_priority=vm_priority,
@@ -209,6 +217,7 @@ class AmlCompute(ComputeTarget):
             max_nodes=max_nodes,
             description=description,
             backend=backend,
+            backend_settings={"image": image, "network": network, **backend_settings},
         )
 
     @staticmethod
@@ -219,6 +228,16 @@ class AmlCompute(ComputeTarget):
             {"name": name, "vCPUs": s.cpus, "gpus": s.gpus, "memoryGB": s.memory_gb}
             for name, s in sorted(VM_SIZES.items())
         ]
+
+
+def _backend_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A provisioning configuration's backend settings (image, network, ...): the config's extras."""
+    extras = settings.get("backend_settings") or {}
+    fields = set(ComputeTargetConfig.model_fields)
+    clash = sorted(k for k in extras if k in fields)
+    if clash:
+        raise ComputeTargetException(f"backend settings {clash} clash with compute target fields")
+    return {str(k): v for k, v in sorted(extras.items()) if v is not None}
 
 
 def _resolve_target(workspace: Any, name: Any) -> ComputeTargetConfig:

@@ -290,7 +290,9 @@ class StepRun:
         props = {
             "azureml.runsource": "azureml.StepRun",
             "azureml.nodeid": self._task_id,
-            "StepType": "PythonScriptStep",
+            "StepType": str(self._info.get("operator") or "PythonScriptStepOperator").removesuffix(
+                "Operator"
+            ),
             "mlpipe.airflow.task_id": self._task_id,
         }
         if self._record.get("reused_run_id"):

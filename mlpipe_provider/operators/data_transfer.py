@@ -1,0 +1,72 @@
+"""The operator for ``DataTransferStep``: copy a file or folder between datastores.
+
+The class only holds the step's settings; the copy is in ``mlpipe_provider.runtime.data_transfer``
+and is imported inside the methods, so parsing a DAG file imports nothing but this small module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpipe_provider.operators.base import MlpipeStepOperator
+
+#: bump when the way files are laid out at the destination changes: old results are not reused
+TRANSFER_SCHEME = "mlpipe-transfer-1"
+
+
+class DataTransferStepOperator(MlpipeStepOperator):
+    """Copy the step's one input to its destination through fsspec, streamed and digest-verified.
+
+    ``destination`` is ``{"kind": "pipeline_data", "output": NAME}`` or
+    ``{"kind": "data_reference", "output": NAME, "datastore": DS, "path_on_datastore": PATH}``;
+    either way the copied data is the step's output ``NAME``. No field is templated.
+    """
+
+    ui_color = "#f6ecdb"
+
+    def __init__(
+        self,
+        *,
+        step_name: str,
+        workspace: str,
+        destination: dict[str, Any],
+        inputs: list[dict[str, Any]] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        source_reference_type: str | None = None,
+        destination_reference_type: str | None = None,
+        compute: dict[str, Any] | None = None,
+        allow_reuse: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            step_name=step_name,
+            workspace=workspace,
+            inputs=inputs,
+            outputs=outputs,
+            compute=compute,
+            allow_reuse=allow_reuse,
+            **kwargs,
+        )
+        self.destination = dict(destination)
+        self.source_reference_type = source_reference_type
+        self.destination_reference_type = destination_reference_type
+
+    def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "scheme": TRANSFER_SCHEME,
+            "source_reference_type": self.source_reference_type,
+            "destination_reference_type": self.destination_reference_type,
+            "destination": dict(sorted(self.destination.items())),
+        }
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if self.destination.get("kind") == "data_reference":
+            from mlpipe_provider.runtime.data_transfer import restore_reused_destination
+
+            restore_reused_destination(self, context)
+        return super().execute(context)
+
+    def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
+        from mlpipe_provider.runtime.data_transfer import run_transfer
+
+        return run_transfer(self, context, reuse)
