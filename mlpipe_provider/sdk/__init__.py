@@ -3,126 +3,96 @@
 Migrating a v1 program is changing ``from azureml.<anything> import X`` to
 ``from mlpipe_provider.sdk import X``. Names that mlpipe does not implement yet import fine and
 raise ``NotSupportedError`` when used.
+
+Names are loaded on first use (PEP 562), so a step script's ``from mlpipe_provider.sdk import Run``
+imports only the run context and the standard library: it works in a container image that has
+none of the compiler's dependencies, and it keeps every step's start-up fast.
 """
 
-from mlpipe_provider.errors import (
-    ComputeTargetException,
-    MlpipeError,
-    NotSupportedError,
-    PipelineValidationError,
-    UserErrorException,
-)
-from mlpipe_provider.sdk.compute import (
-    AmlCompute,
-    AmlComputeProvisioningConfiguration,
-    ComputeTarget,
-    ComputeTargetProvisioningConfiguration,
-)
-from mlpipe_provider.sdk.data import (
-    DataReference,
-    InputPortBinding,
-    PipelineData,
-    PipelineParameter,
-)
-from mlpipe_provider.sdk.data_transfer import DataFactoryCompute, DataTransferStep
-from mlpipe_provider.sdk.datastore import Datastore
-from mlpipe_provider.sdk.environment import (
-    CondaDependencies,
-    DockerSection,
-    Environment,
-    MpiConfiguration,
-    PyTorchConfiguration,
-    RunConfiguration,
-    TensorflowConfiguration,
-)
-from mlpipe_provider.sdk.estimator import (
-    Estimator,
-    EstimatorStep,
-    Gloo,
-    Mpi,
-    MpiStep,
-    Nccl,
-    ParameterServer,
-    PyTorch,
-    SKLearn,
-    TensorFlow,
-)
-from mlpipe_provider.sdk.experiment import Experiment, PipelineRun, StepRun
-from mlpipe_provider.sdk.module import (
-    InputPortDef,
-    Module,
-    ModuleVersion,
-    ModuleVersionDescriptor,
-    OutputPortDef,
-)
-from mlpipe_provider.sdk.module_step import ModuleStep
-from mlpipe_provider.sdk.pipeline import Pipeline, StepSequence
-from mlpipe_provider.sdk.run import Run
-from mlpipe_provider.sdk.steps import PipelineStep, PythonScriptStep
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from mlpipe_provider.sdk.unsupported import *  # noqa: F403 - the not-yet-supported v1 names
 from mlpipe_provider.sdk.unsupported import UNSUPPORTED_NAMES
-from mlpipe_provider.sdk.workspace import Workspace
 
-AzureBlobDatastore = Datastore
-AbstractDatastore = Datastore
-DockerConfiguration = DockerSection
-ActivityFailedException = MlpipeError
-StepRunException = MlpipeError
-
-SUPPORTED_NAMES = sorted(
-    [
-        "AbstractDatastore",
-        "ActivityFailedException",
-        "AmlCompute",
+# name -> (module, attribute); v1 aliases point at the class they stand for
+_LAZY: dict[str, tuple[str, str]] = {
+    "AbstractDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
+    "ActivityFailedException": ("mlpipe_provider.errors", "MlpipeError"),
+    "AmlCompute": ("mlpipe_provider.sdk.compute", "AmlCompute"),
+    "AmlComputeProvisioningConfiguration": (
+        "mlpipe_provider.sdk.compute",
         "AmlComputeProvisioningConfiguration",
-        "AzureBlobDatastore",
-        "ComputeTarget",
-        "ComputeTargetException",
+    ),
+    "AzureBlobDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
+    "ComputeTarget": ("mlpipe_provider.sdk.compute", "ComputeTarget"),
+    "ComputeTargetException": ("mlpipe_provider.errors", "ComputeTargetException"),
+    "ComputeTargetProvisioningConfiguration": (
+        "mlpipe_provider.sdk.compute",
         "ComputeTargetProvisioningConfiguration",
-        "CondaDependencies",
-        "DataFactoryCompute",
-        "Estimator",
-        "EstimatorStep",
-        "Gloo",
-        "Mpi",
-        "MpiStep",
-        "Nccl",
-        "ParameterServer",
-        "PyTorch",
-        "PyTorchConfiguration",
-        "SKLearn",
-        "TensorFlow",
-        "TensorflowConfiguration",
-        "DataReference",
-        "DataTransferStep",
-        "Datastore",
-        "DockerConfiguration",
-        "Environment",
-        "Experiment",
-        "InputPortBinding",
-        "InputPortDef",
-        "MlpipeError",
-        "Module",
-        "ModuleStep",
-        "ModuleVersion",
-        "ModuleVersionDescriptor",
-        "MpiConfiguration",
-        "NotSupportedError",
-        "OutputPortDef",
-        "Pipeline",
-        "PipelineData",
-        "PipelineParameter",
-        "PipelineRun",
-        "PipelineStep",
-        "PipelineValidationError",
-        "PythonScriptStep",
-        "Run",
-        "RunConfiguration",
-        "StepRun",
-        "StepRunException",
-        "StepSequence",
-        "UserErrorException",
-        "Workspace",
-    ]
-)
+    ),
+    "CondaDependencies": ("mlpipe_provider.sdk.environment", "CondaDependencies"),
+    "DataFactoryCompute": ("mlpipe_provider.sdk.data_transfer", "DataFactoryCompute"),
+    "DataReference": ("mlpipe_provider.sdk.data", "DataReference"),
+    "DataTransferStep": ("mlpipe_provider.sdk.data_transfer", "DataTransferStep"),
+    "Datastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
+    "DockerConfiguration": ("mlpipe_provider.sdk.environment", "DockerSection"),
+    "DockerSection": ("mlpipe_provider.sdk.environment", "DockerSection"),
+    "Environment": ("mlpipe_provider.sdk.environment", "Environment"),
+    "Estimator": ("mlpipe_provider.sdk.estimator", "Estimator"),
+    "EstimatorStep": ("mlpipe_provider.sdk.estimator", "EstimatorStep"),
+    "Experiment": ("mlpipe_provider.sdk.experiment", "Experiment"),
+    "Gloo": ("mlpipe_provider.sdk.estimator", "Gloo"),
+    "InputPortBinding": ("mlpipe_provider.sdk.data", "InputPortBinding"),
+    "InputPortDef": ("mlpipe_provider.sdk.module", "InputPortDef"),
+    "MlpipeError": ("mlpipe_provider.errors", "MlpipeError"),
+    "Module": ("mlpipe_provider.sdk.module", "Module"),
+    "ModuleStep": ("mlpipe_provider.sdk.module_step", "ModuleStep"),
+    "ModuleVersion": ("mlpipe_provider.sdk.module", "ModuleVersion"),
+    "ModuleVersionDescriptor": ("mlpipe_provider.sdk.module", "ModuleVersionDescriptor"),
+    "Mpi": ("mlpipe_provider.sdk.estimator", "Mpi"),
+    "MpiConfiguration": ("mlpipe_provider.sdk.environment", "MpiConfiguration"),
+    "MpiStep": ("mlpipe_provider.sdk.estimator", "MpiStep"),
+    "Nccl": ("mlpipe_provider.sdk.estimator", "Nccl"),
+    "NotSupportedError": ("mlpipe_provider.errors", "NotSupportedError"),
+    "OutputPortDef": ("mlpipe_provider.sdk.module", "OutputPortDef"),
+    "ParameterServer": ("mlpipe_provider.sdk.estimator", "ParameterServer"),
+    "Pipeline": ("mlpipe_provider.sdk.pipeline", "Pipeline"),
+    "PipelineData": ("mlpipe_provider.sdk.data", "PipelineData"),
+    "PipelineParameter": ("mlpipe_provider.sdk.data", "PipelineParameter"),
+    "PipelineRun": ("mlpipe_provider.sdk.experiment", "PipelineRun"),
+    "PipelineStep": ("mlpipe_provider.sdk.steps", "PipelineStep"),
+    "PipelineValidationError": ("mlpipe_provider.errors", "PipelineValidationError"),
+    "PyTorch": ("mlpipe_provider.sdk.estimator", "PyTorch"),
+    "PyTorchConfiguration": ("mlpipe_provider.sdk.environment", "PyTorchConfiguration"),
+    "PythonScriptStep": ("mlpipe_provider.sdk.steps", "PythonScriptStep"),
+    "Run": ("mlpipe_provider.sdk.run", "Run"),
+    "RunConfiguration": ("mlpipe_provider.sdk.environment", "RunConfiguration"),
+    "SKLearn": ("mlpipe_provider.sdk.estimator", "SKLearn"),
+    "StepRun": ("mlpipe_provider.sdk.experiment", "StepRun"),
+    "StepRunException": ("mlpipe_provider.errors", "MlpipeError"),
+    "StepSequence": ("mlpipe_provider.sdk.pipeline", "StepSequence"),
+    "TensorFlow": ("mlpipe_provider.sdk.estimator", "TensorFlow"),
+    "TensorflowConfiguration": ("mlpipe_provider.sdk.environment", "TensorflowConfiguration"),
+    "UserErrorException": ("mlpipe_provider.errors", "UserErrorException"),
+    "Workspace": ("mlpipe_provider.sdk.workspace", "Workspace"),
+}
+
+SUPPORTED_NAMES = sorted(_LAZY)
 __all__ = SUPPORTED_NAMES + UNSUPPORTED_NAMES
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlpipe_provider.sdk' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
