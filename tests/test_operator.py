@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -434,3 +435,41 @@ def test_hostile_names_and_arguments_compile_to_a_clean_dag(ws, project, run_dag
         assert echo["env"]["AML_PARAMETER_hostile"] == INJECTIONS[0]
         assert echo["env"]["MLPIPE_STEP_NAME"] == name
     assert not os.path.exists("x")
+
+
+def test_on_kill_stops_the_step_processes(tmp_path):
+    """Airflow calls on_kill when it kills a task; the step's own process group must go too."""
+    import threading
+    import time as _time
+
+    from mlpipe_provider.errors import StepFailedError
+    from mlpipe_provider.operators.script import PythonScriptStepOperator
+    from mlpipe_provider.runtime.process import run_process
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_process(
+                [sys.executable, "-c", "import time; time.sleep(60)"],
+                cwd=tmp_path,
+                env=dict(os.environ),
+                log_out=print,
+                log_err=print,
+                timeout_s=None,
+                step_name="sleepy",
+            )
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    started = _time.monotonic()
+    worker.start()
+    _time.sleep(1)
+    op = PythonScriptStepOperator(
+        task_id="t", step_name="sleepy", workspace=".", source_directory=".", script_name="x.py"
+    )
+    op.on_kill()
+    worker.join(timeout=20)
+    assert not worker.is_alive() and _time.monotonic() - started < 20
+    assert errors and isinstance(errors[0], StepFailedError)

@@ -48,6 +48,15 @@ class MlpipeStepOperator(BaseOperator):
         """Run the step; return its record (``outputs`` locations, ``metrics``, ...)."""
         raise NotImplementedError
 
+    def on_kill(self) -> None:
+        """The task was killed from outside: stop the step's processes, containers or pods too."""
+        from mlpipe_provider.runtime.cancel import stop_all
+
+        stopped = stop_all()
+        self.log.info(
+            "mlpipe: step %r killed; stopped %d running launch(es)", self.step_name, stopped
+        )
+
     def execute(self, context: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.step_protocol import run_step
 

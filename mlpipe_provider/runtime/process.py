@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipe_provider.errors import StepFailedError
+from mlpipe_provider.runtime.cancel import stoppable
 
 STDERR_TAIL_LINES = 30
 
@@ -84,7 +85,8 @@ def run_group(
                 )
                 pump.start()
                 pumps.append(pump)
-        failed = _wait_all(procs, started, timeout_s)
+        with stoppable(lambda: [_kill_group(p) for p in procs]):
+            failed = _wait_all(procs, started, timeout_s)
     except BaseException:
         for proc in procs:
             _kill_group(proc)
