@@ -59,7 +59,7 @@ def _doc_md(dag_id: str, lowered: LoweredPipeline, order: list[str]) -> str:
     for task_id in order:
         spec = lowered.steps[task_id]
         name = spec["step_name"].replace("|", "\\|").replace("\n", " ")
-        script = str(spec.get("script_name", "")).replace("|", "\\|").replace("\n", " ")
+        script = str(spec.get("script_name") or spec["kind"]).replace("|", "\\|").replace("\n", " ")
         reuse = "yes" if spec["allow_reuse"] else "no"
         lines.append(f"| {name} | {script} | {spec['compute']['name']} | {reuse} |")
     return "\n".join(lines) + "\n"

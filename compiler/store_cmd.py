@@ -80,14 +80,12 @@ def collect_garbage(
     ws, store = _open(workspace_dir)
     cutoff = time.time() - older_than_days * DAY
     leased = store.live_leases()
-    kept_folders: set[str] = set()
     deleted = freed = skipped = 0
     for manifest in store.entries():
         folder = (manifest.get("run_folder") or {}).get("path") or layout.attempt_root(
             manifest["step_run_id"]
         )
         if manifest["fingerprint"] in leased or manifest.get("created", 0) >= cutoff:
-            kept_folders.add(folder)
             skipped += manifest["fingerprint"] in leased
             continue
         size = entry_size(manifest)
@@ -108,23 +106,25 @@ def collect_garbage(
         deleted += 1
         freed += size
     orphans = 0
-    runs_root = ws.datastore(ws.config.default_datastore).local_path(
-        layout.RUNS_PREFIX, what="runs folder"
-    )
-    if not leased and runs_root.is_dir():
-        for folder in runs_root.iterdir():
-            rel = f"{layout.RUNS_PREFIX}/{folder.name}"
-            if rel in kept_folders or not folder.is_dir():
+    if not leased:
+        recorded = {m.get("step_run_id") for m in store.entries()}
+        for name in sorted(ws.config.datastores):
+            access = ws.datastore(name)
+            if not access.is_local:
                 continue
-            has_entry = (folder / layout.META_DIR / "run.json").exists() and any(
-                m.get("step_run_id") == folder.name for m in store.entries()
-            )
-            if has_entry or _newest_mtime(folder) >= cutoff:
-                continue
-            print(f"{'would delete' if dry_run else 'deleting'} unrecorded attempt {rel}")
-            if not dry_run:
-                shutil.rmtree(folder, ignore_errors=True)
-            orphans += 1
+            runs_root = access.local_path(layout.RUNS_PREFIX, what="runs folder")
+            for folder in sorted(runs_root.iterdir()) if runs_root.is_dir() else []:
+                if (
+                    not folder.is_dir()
+                    or folder.name in recorded
+                    or _newest_mtime(folder) >= cutoff
+                ):
+                    continue
+                rel = f"{name}:{layout.RUNS_PREFIX}/{folder.name}"
+                print(f"{'would delete' if dry_run else 'deleting'} unrecorded attempt {rel}")
+                if not dry_run:
+                    shutil.rmtree(folder, ignore_errors=True)
+                orphans += 1
     verb = "would free" if dry_run else "freed"
     print(
         f"{deleted} entr{'y' if deleted == 1 else 'ies'} and {orphans} unrecorded attempt(s) {verb} "

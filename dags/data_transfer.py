@@ -19,7 +19,7 @@ with DAG(
     params={
         'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
     },
-    doc_md='# data_transfer\n\nCopy the reports to the archive datastore, then summarise the archived copy.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| archive_reports |  | adf-compute | yes |\n| summarize | summarize.py | cpu-cluster | yes |\n',
+    doc_md='# data_transfer\n\nCopy the reports to the archive datastore, then summarise the archived copy.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| archive_reports | data_transfer | adf-compute | yes |\n| summarize | summarize.py | cpu-cluster | yes |\n',
 ) as dag:
     archive_reports_reuse = StepReuseSensor(
         task_id='archive_reports.reuse',
