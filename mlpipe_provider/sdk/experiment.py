@@ -164,7 +164,6 @@ def _submit_pipeline(
 ) -> PipelineRun:
     from compiler.compile import compile_pipeline
     from compiler.lower import lower
-    from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
 
     if getattr(_submits_blocked, "on", False):
         raise UserErrorException(
@@ -182,20 +181,52 @@ def _submit_pipeline(
     )
     compiled.write()
     conf = _check_parameters(lower(pipeline).parameters, pipeline_parameters)
+    return start_run(
+        experiment,
+        compiled.dag_id,
+        compiled.path,
+        compiled.pools_path,
+        conf,
+        tags=tags,
+        regenerate_outputs=regenerate_outputs,
+        continue_on_step_failure=continue_on_step_failure,
+    )
+
+
+def start_run(
+    experiment: Experiment,
+    dag_id: str,
+    dag_file: Path,
+    pools_file: Path | None,
+    conf: dict[str, Any],
+    *,
+    tags: dict | None = None,
+    regenerate_outputs: bool = False,
+    continue_on_step_failure: bool = False,
+) -> PipelineRun:
+    """Run an already compiled DAG for ``experiment`` and return its handle.
+
+    This is where every submit ends (a Pipeline, a published pipeline, an endpoint): with no
+    Airflow server configured, a background process runs the DAG on the embedded Airflow.
+    """
+    from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
+
+    ws = experiment.workspace
+    conf = dict(conf)
     if regenerate_outputs:
         conf["mlpipe_regenerate_outputs"] = True
     run_id = str(uuid.uuid4())
     run_dir = ws.runs_dir / run_id
     run_dir.mkdir(parents=True)
-    env = {**os.environ, **embedded_airflow_env(ws._dir, ws.dags_dir)}
+    env = {**os.environ, **embedded_airflow_env(ws._dir, Path(dag_file).parent)}
     run_db = run_dir / "airflow.db"
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{run_db}"
     request = {
         "run_id": run_id,
         "experiment": experiment.name,
-        "dag_id": compiled.dag_id,
-        "dag_file": str(compiled.path),
-        "pools_file": str(compiled.pools_path) if compiled.pools_path else None,
+        "dag_id": dag_id,
+        "dag_file": str(dag_file),
+        "pools_file": str(pools_file) if pools_file else None,
         "airflow_home": env["AIRFLOW_HOME"],
         "airflow_db": str(run_db),
         "conf": conf,
@@ -216,9 +247,7 @@ def _submit_pipeline(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    print(
-        f"Submitted PipelineRun {run_id} (experiment {experiment.name!r}, DAG {compiled.dag_id!r})"
-    )
+    print(f"Submitted PipelineRun {run_id} (experiment {experiment.name!r}, DAG {dag_id!r})")
     return PipelineRun(experiment, run_id)
 
 
