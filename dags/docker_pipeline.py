@@ -54,6 +54,7 @@ with DAG(
         ],
         compute={
             'image': 'local/mlpipe-bookworm-python:1',
+            'pull': 'missing',
             'name': 'docker-cpu',
             'vm_size': 'STANDARD_D2_V2',
             'backend': 'docker',

@@ -227,7 +227,8 @@ def test_a_container_step_reads_its_input_writes_an_output_logs_metrics_and_is_r
     for host_only in ("VIRTUAL_ENV", "MLPIPE_TEST_HOST_ONLY", "AIRFLOW_HOME"):
         assert host_only not in env, host_only
     assert env["PATH"] != os.environ["PATH"]
-    assert env["PYTHONPATH"].startswith("/opt/mlpipe/lib")
+    assert env["PYTHONPATH"] == "/opt/mlpipe/lib"  # mlpipe's package only (SDK imports lazily)
+    assert "MLPIPE_WORKER_SITE" not in env
 
     state, record = records["double"]
     assert state == "success"
@@ -292,6 +293,36 @@ def test_the_timeout_stops_the_container(ws, project, run_dag, engine):
     assert time.monotonic() - started < 40
     assert records["sleepy"][0] == "failed"
     assert "step 'sleepy' timed out after 2 s" in log
+
+
+def test_killing_the_task_stops_and_removes_its_containers(ws, project, run_dag, engine):
+    import threading
+
+    from mlpipe_provider.runtime import cancel
+
+    write_script(project / "src", "sleepy.py", "import time\ntime.sleep(120)\n")
+    step = PythonScriptStep(
+        "sleepy.py", name="sleepy", compute_target=docker_target(ws), source_directory="src"
+    )
+    stopped = []
+
+    def kill_when_running():  # what MlpipeStepOperator.on_kill does
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(c["State"] == "running" for c in _step_containers()):
+                stopped.append(cancel.stop_all())
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_when_running, daemon=True)
+    killer.start()
+    started = time.monotonic()
+    _, records, log = run_capturing(run_dag, Pipeline(ws, [step]), "docker_killed")
+    killer.join(timeout=5)
+    assert stopped == [1]
+    assert time.monotonic() - started < 40
+    assert records["sleepy"][0] == "failed"
+    assert "step 'sleepy' was killed; its container(s) were stopped and removed" in log
 
 
 def test_ranks_of_a_distributed_step_share_one_network_namespace(ws, project, run_dag, engine):
@@ -489,8 +520,33 @@ def test_container_arguments_are_a_list_at_the_workers_paths_with_a_filtered_env
     assert env["MY_VAR"] == "mine" and env["MLPIPE_RUN_ID"] == "run-1"
     assert env["AML_PARAMETER_lr"] == "0.1"
     assert env["AZUREML_DATAREFERENCE_in"] == str(tmp_path / "store" / "in")
-    assert env["PYTHONPATH"].split(":")[0] == "/opt/mlpipe/lib"
-    assert "/worker/src" not in env["PYTHONPATH"]
+    assert env["PYTHONPATH"] == "/opt/mlpipe/lib"  # the worker's PYTHONPATH stays there
+    assert not any(t.startswith("/opt/mlpipe/worker-site") for t in mounts)
+
+
+def test_worker_packages_are_opt_in_and_come_after_the_images_own(ws, project, run_dag, engine):
+    write_script(
+        project / "src",
+        "imports.py",
+        """
+        import json, sys
+        import pydantic  # not in the image: from the worker's mounted site-packages
+        from mlpipe_provider.sdk import Run
+        image_dirs = [p for p in sys.path if p.startswith("/usr/lib/python3")]
+        worker_dirs = [p for p in sys.path if p.startswith("/opt/mlpipe/worker-site")]
+        Run.get_context().log("pydantic_from_worker", pydantic.__file__.startswith("/opt/mlpipe/worker-site/"))
+        Run.get_context().log("image_first", sys.path.index(image_dirs[-1]) < sys.path.index(worker_dirs[0]))
+        """,
+    )
+    step = PythonScriptStep(
+        "imports.py",
+        name="imports",
+        compute_target=docker_target(ws, worker_packages=True),
+        source_directory="src",
+    )
+    dag_run, records, log = run_capturing(run_dag, Pipeline(ws, [step]), "docker_worker_pkgs")
+    assert str(dag_run.state) == "success", log[-5000:]
+    assert records["imports"][1]["metrics"] == {"pydantic_from_worker": True, "image_first": True}
 
 
 def test_a_target_may_allow_the_network_and_other_container_settings(tmp_path):
@@ -503,7 +559,7 @@ def test_a_target_may_allow_the_network_and_other_container_settings(tmp_path):
         "shm_size": "1g",
         "user": "1000:1000",
         "python": "/opt/conda/bin/python",
-        "worker_packages": False,
+        "worker_packages": True,
     }
     launch = fake_launch(tmp_path, compute)
     [kwargs] = container_kwargs(launch, DockerSettings.of(launch.op))
@@ -511,8 +567,14 @@ def test_a_target_may_allow_the_network_and_other_container_settings(tmp_path):
     assert kwargs["shm_size"] == 1024**3
     assert kwargs["user"] == "1000:1000"
     assert kwargs["entrypoint"] == ["/opt/conda/bin/python"]
-    assert not any(m["Target"].startswith("/opt/mlpipe/worker-site") for m in kwargs["mounts"])
-    assert "MLPIPE_WORKER_SITE" not in kwargs["environment"]
+    sites = [m for m in kwargs["mounts"] if m["Target"].startswith("/opt/mlpipe/worker-site/")]
+    assert sites and all(m["ReadOnly"] for m in sites)
+    env = kwargs["environment"]
+    assert env["MLPIPE_WORKER_SITE"] == ":".join(m["Target"] for m in sites)
+    assert env["PYTHONPATH"].split(":") == [
+        "/opt/mlpipe/lib",
+        "/opt/mlpipe/lib/mlpipe_provider/runtime/backends/container_boot",
+    ]
 
 
 def test_a_gpu_target_requests_one_leased_gpu_per_container(tmp_path):
@@ -590,3 +652,28 @@ def test_the_example_workspace_has_the_docker_target():
     config = json.loads((REPO / "examples" / ".mlpipe" / "config.json").read_text())
     assert config["compute_targets"]["docker-cpu"]["backend"] == "docker"
     assert config["compute_targets"]["docker-cpu"]["image"] == IMAGE
+
+
+def test_the_docker_example_runs_end_to_end(tmp_path, engine):
+    import shutil
+    import sys
+
+    examples = tmp_path / "examples"
+    shutil.copytree(
+        REPO / "examples",
+        examples,
+        ignore=shutil.ignore_patterns(
+            "__pycache__", "data", "datastores", "runs", "airflow", "cache", "envs", "dags"
+        ),
+    )
+    result = subprocess.run(  # noqa: S603 - the example as a user runs it
+        [sys.executable, "pipeline.py"],
+        cwd=examples / "docker",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "PipelineRun Status: Finished" in result.stdout
+    assert "{'distinct_words': 16, 'network_interfaces': 1}" in result.stdout

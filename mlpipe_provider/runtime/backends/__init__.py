@@ -39,9 +39,13 @@ def run_launch(launch: Launch) -> ProcessResult:
     backend = op.compute.get("backend", "local")
     if backend == "local":
         return run_group(
-            launch.commands, cwd=launch.source_dir,
-            log_out=lambda line: op.log.info("%s", line), log_err=lambda line: op.log.warning("%s", line),
-            timeout_s=launch.timeout_s, step_name=op.step_name, label=op.script_name,
+            launch.commands,
+            cwd=launch.source_dir,
+            log_out=lambda line: op.log.info("%s", line),
+            log_err=lambda line: op.log.warning("%s", line),
+            timeout_s=launch.timeout_s,
+            step_name=op.step_name,
+            label=op.script_name,
         )
     module = BACKEND_MODULES.get(backend)
     if module is None:

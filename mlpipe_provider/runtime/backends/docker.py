@@ -12,10 +12,10 @@ What a container gets (see docs/backends.md):
   no rewriting: the source folder and every input read-only, the run folder and every output
   read-write; the working directory is the source folder;
 * mlpipe itself, read-only: the ``mlpipe_provider`` package at ``/opt/mlpipe/lib`` (on
-  PYTHONPATH) and, unless the target sets ``"worker_packages": false``, the worker's
-  site-packages at ``/opt/mlpipe/worker-site/N``, appended *after* the image's own packages by
-  ``container_boot/sitecustomize.py``; this is what lets ``from mlpipe_provider.sdk import Run``
-  work on a bare image while ``mlpipe_provider.sdk`` imports pydantic and friends at import time;
+  PYTHONPATH), so ``from mlpipe_provider.sdk import Run`` works on a bare image (the SDK
+  namespace imports lazily: ``Run`` needs only the standard library); with
+  ``"worker_packages": true`` also the worker's site-packages at ``/opt/mlpipe/worker-site/N``,
+  appended *after* the image's own packages by ``container_boot/sitecustomize.py``;
 * the step's environment without the worker's host-only variables (PATH, HOME, VIRTUAL_ENV,
   PYTHONPATH, ...): mlpipe's variables, the rank variables and the user's declared ones;
 * no network (``network_mode="none"``) unless the target sets ``"network"``; the ranks of a
@@ -51,6 +51,7 @@ from mlpipe_provider.runtime.backends.images import (
     is_azureml_default_image,
     pull_policy,
 )
+from mlpipe_provider.runtime.cancel import stoppable
 from mlpipe_provider.runtime.process import STDERR_TAIL_LINES, ProcessResult
 
 CONTAINER_ROOT = "/opt/mlpipe"
@@ -170,7 +171,7 @@ class DockerSettings:
             user=None if user in (None, "") else str(user),
             shm_size=shm,
             mem_limit=compute.get("mem_limit"),
-            worker_packages=bool(compute.get("worker_packages", True)),
+            worker_packages=bool(compute.get("worker_packages", False)),
             docker_conn_id=compute.get("docker_conn_id"),
             gpus=int(compute.get("gpus") or 0),
         )
@@ -476,6 +477,9 @@ class _Group:
         self.results: dict[int, Any] = {}
         self.failures: list[tuple[int, BaseException]] = []
         self.stopping = False
+        self.killed = False
+        self.timed_out = False
+        self._stopped: set[str] = set()
         self._lock = threading.Lock()
         self.holder: str | None = None
 
@@ -502,12 +506,19 @@ class _Group:
         for docker_op in self.ops:
             docker_op.network_mode = f"container:{self.holder}"
 
+    def kill(self) -> None:
+        """The task is being killed (``on_kill``): stop every container now."""
+        self.killed = True
+        self.stop_all()
+
     def stop_all(self) -> None:
+        """Stop every container started so far; called again, it stops those created since."""
         self.stopping = True
         for docker_op in self.ops:
             container = docker_op.container
-            if container is None:
+            if container is None or container["Id"] in self._stopped:
                 continue
+            self._stopped.add(container["Id"])
             with contextlib.suppress(Exception):
                 docker_op.cli.stop(container["Id"], timeout=STOP_GRACE_S)
 
@@ -525,7 +536,6 @@ class _Group:
     def run(self, client: Any, timeout_s: float | None) -> tuple[bool, float]:
         """Run all ranks; returns ``(timed out, duration)``."""
         started = time.monotonic()
-        timed_out = False
         if len(self.ops) > 1:
             self._start_holder(client)
         threads = [
@@ -535,21 +545,27 @@ class _Group:
         for thread in threads:
             thread.start()
         try:
-            while any(t.is_alive() for t in threads):
-                for thread in threads:
-                    thread.join(timeout=0.1)
-                if self.stopping:
-                    continue
-                if self.failures:
-                    self.stop_all()
-                elif timeout_s is not None and time.monotonic() - started > timeout_s:
-                    timed_out = True
-                    self.stop_all()
+            with stoppable(self.kill):
+                self._wait(threads, started, timeout_s)
         except BaseException:
             # the task itself is being stopped (timeout, kill, Ctrl-C): take the containers down
             self.stop_all()
             raise
-        return timed_out, time.monotonic() - started
+        return self.timed_out, time.monotonic() - started
+
+    def _wait(
+        self, threads: list[threading.Thread], started: float, timeout_s: float | None
+    ) -> None:
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.1)
+            if self.stopping:
+                self.stop_all()  # a container created while stopping is stopped too
+            elif self.failures:
+                self.stop_all()
+            elif timeout_s is not None and time.monotonic() - started > timeout_s:
+                self.timed_out = True
+                self.stop_all()
 
 
 def _failure_message(
@@ -623,6 +639,10 @@ def run(launch: Launch) -> ProcessResult:
             lease.release()
         with contextlib.suppress(Exception):
             client.close()
+    if group.killed:
+        raise StepFailedError(
+            f"step {op.step_name!r} was killed; its container(s) were stopped and removed"
+        )
     if timed_out:
         raise StepFailedError(
             f"step {op.step_name!r} timed out after {launch.timeout_s:g} s "

@@ -34,7 +34,9 @@ def is_azureml_default_image(image: str | None) -> bool:
     return bool(image) and str(image).startswith(AZUREML_DEFAULT_IMAGE_PREFIX)
 
 
-def effective_image(compute: dict[str, Any] | None, environment: dict[str, Any] | None) -> str | None:
+def effective_image(
+    compute: dict[str, Any] | None, environment: dict[str, Any] | None
+) -> str | None:
     """The image a containerised step runs in, or None when neither the step nor its target names one."""
     target_image = (compute or {}).get("image") or None
     env_image = (environment or {}).get("image") or None
@@ -46,9 +48,7 @@ def effective_image(compute: dict[str, Any] | None, environment: dict[str, Any] 
 def docker_url(compute: dict[str, Any] | None) -> str:
     """The engine a docker step talks to: the target's ``docker_url``, ``$DOCKER_HOST``, the socket."""
     return (
-        (compute or {}).get("docker_url")
-        or os.environ.get(DOCKER_HOST_ENV)
-        or DEFAULT_DOCKER_URL
+        (compute or {}).get("docker_url") or os.environ.get(DOCKER_HOST_ENV) or DEFAULT_DOCKER_URL
     )
 
 
@@ -120,7 +120,7 @@ def compile_problem(compute: dict[str, Any]) -> str | None:
     if reachable and image_id is None:
         return (
             f"image {image!r} of compute target {compute.get('name')!r} is not on the Docker engine "
-            f"at {url}; build or load it there (see docs/backends.md), or set \"pull\": \"missing\" "
+            f'at {url}; build or load it there (see docs/backends.md), or set "pull": "missing" '
             "on the target to pull it from a registry"
         )
     return None
