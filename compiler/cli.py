@@ -100,6 +100,43 @@ def _cmd_pools(args: argparse.Namespace) -> int:
     return sync_pools(args.dags, dry_run=args.dry_run)
 
 
+def _cmd_server(args: argparse.Namespace) -> int:
+    from compiler import server_cmd
+
+    if args.server_command == "up":
+        return server_cmd.server_up(
+            args.workspace, port=args.port, db=args.db, parallelism=args.parallelism
+        )
+    if args.server_command == "down":
+        return server_cmd.server_down(args.workspace, forget=args.forget)
+    return server_cmd.server_status(args.workspace)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from compiler import deploy_cmd
+
+    return deploy_cmd.deploy(args.pipelines, dag_id=args.dag_id, timeout_s=args.timeout)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from compiler import deploy_cmd
+
+    return deploy_cmd.submit(
+        args.target,
+        args.param,
+        workspace=args.workspace,
+        regenerate_outputs=args.regenerate_outputs,
+        wait=not args.no_wait,
+        timeout_s=args.timeout,
+    )
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from compiler import deploy_cmd
+
+    return deploy_cmd.list_runs(args.dag_id, workspace=args.workspace, limit=args.limit)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from compiler.demo import run_demo
 
@@ -174,6 +211,53 @@ def build_parser() -> argparse.ArgumentParser:
             "--workspace", help="workspace folder (.mlpipe); default: found from the cwd"
         )
     p.set_defaults(func=_cmd_env)
+
+    workspace_help = "workspace folder (.mlpipe); default: found from the cwd"
+    p = sub.add_parser("server", help="a local Airflow server for this workspace")
+    server_sub = p.add_subparsers(dest="server_command", required=True)
+    up = server_sub.add_parser("up", help="start it in the background and wait until healthy")
+    up.add_argument("--port", type=int, help="API/UI port on 127.0.0.1 (default 8080)")
+    up.add_argument("--db", help="metadata DB URL, e.g. postgresql://... (default: SQLite)")
+    up.add_argument("--parallelism", type=int, help="task slots of the LocalExecutor (default 4)")
+    down = server_sub.add_parser("down", help="stop it (the whole process group)")
+    down.add_argument(
+        "--forget",
+        action="store_true",
+        help="also remove it from the workspace config (submits run embedded again)",
+    )
+    status = server_sub.add_parser("status", help="print the server's health")
+    for command in (up, down, status):
+        command.add_argument("--workspace", help=workspace_help)
+    p.set_defaults(func=_cmd_server)
+
+    p = sub.add_parser(
+        "deploy", help="compile into the workspace's Airflow server and wait until it is parsed"
+    )
+    p.add_argument("pipelines", nargs="+", metavar="PIPELINE.py[:NAME]")
+    p.add_argument("--dag-id", help="DAG id for a file holding exactly one pipeline")
+    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for parsing")
+    p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser("submit", help="run a pipeline or deployed DAG on the Airflow server")
+    p.add_argument("target", metavar="PIPELINE.py[:NAME] | DAG_ID")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a pipeline parameter (checked against the DAG's params); repeatable",
+    )
+    p.add_argument("--regenerate-outputs", action="store_true", help="run every step")
+    p.add_argument("--no-wait", action="store_true", help="trigger and return")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to follow the run")
+    p.add_argument("--workspace", help=workspace_help + " (for a DAG id)")
+    p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser("runs", help="list a DAG's runs on the Airflow server")
+    p.add_argument("dag_id", metavar="DAG_ID")
+    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("--workspace", help=workspace_help)
+    p.set_defaults(func=_cmd_runs)
     return parser
 
 

@@ -29,6 +29,16 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 '''
 
 
+def docstring_safe(text: str) -> str:
+    """Text that cannot end (or escape from) the triple-quoted docstring it is put in.
+
+    ``repr`` escapes backslashes, newlines and every non-printable character; escaping each
+    double quote then means no \"\"\" sequence can appear. Paths from a pipeline definition are
+    user input like any other value.
+    """
+    return repr(str(text))[1:-1].replace('"', '\\"')
+
+
 def relative_path(path: str | Path, start: Path) -> str:
     """Paths in DAG files are relative to the DAG file, so a checkout can live anywhere."""
     try:
@@ -72,16 +82,29 @@ def render_dag(
     *,
     origin: str | None = None,
     tags: list[str] | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> str:
-    """The text of the DAG file for ``lowered``, to be written into ``dag_dir``."""
+    """The text of the DAG file for ``lowered``, to be written into ``dag_dir``.
+
+    ``schedule`` (from ``compiler.timetables``; published pipelines and schedules) adds a
+    timetable, start date and ``is_paused_upon_creation``; without it the DAG has
+    ``schedule=None`` and the file is exactly what it always was.
+    """
     order = list(nx.lexicographical_topological_sort(lowered.graph))
     pools = pools_for(lowered)
     kinds = sorted({lowered.steps[t]["kind"] for t in order})
     imports = sorted(KINDS[k].operator for k in kinds)
-    out: list[str] = [HEADER.format(dag_id=dag_id, origin=f" from {origin}" if origin else "")]
+    out: list[str] = [
+        HEADER.format(dag_id=dag_id, origin=f" from {docstring_safe(origin)}" if origin else "")
+    ]
     placements = place_tasks(lowered.steps, order)
     grouped = any(p.group_id is not None for p in placements.values())
     out.append(f"from airflow.sdk import DAG, Param{', TaskGroup' if grouped else ''}\n")
+    schedule_imports, schedule_lines = schedule_code(schedule)
+    if schedule_imports:
+        out[-1] = out[-1].rstrip("\n")
+        out.extend(schedule_imports)
+        out.append("")
     imports.append(("mlpipe_provider.sensors.reuse", "StepReuseSensor"))
     imports.sort()
     for module, name in imports:
@@ -92,7 +115,7 @@ def render_dag(
     out.append("with DAG(")
     out.append(f"    dag_id={render(dag_id)},")
     out.append(f"    description={render((lowered.description or '')[:200] or None)},")
-    out.append("    schedule=None,")
+    out.extend(schedule_lines)
     out.append(f"    tags={render(sorted(set(['mlpipe', *(tags or [])])))},")
     params = {
         name: {
@@ -158,6 +181,57 @@ def render_dag(
         for up, down in edges:
             out.append(f"    {variables[up]} >> {checks[down]}")
     return "\n".join(out) + "\n"
+
+
+_DELTA_UNITS = ("minutes", "hours", "days", "weeks")
+
+
+def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]]:
+    """Imports and ``DAG(...)`` keyword lines for a schedule; every value goes through ``render``."""
+    if schedule is None:
+        return [], ["    schedule=None,"]
+    imports: list[str] = []
+    timetable = schedule.get("timetable")
+    if timetable is None:
+        lines = ["    schedule=None,"]
+    elif timetable["kind"] == "cron":
+        imports.append("from airflow.sdk import CronTriggerTimetable")
+        lines = [
+            f"    schedule=CronTriggerTimetable({render(timetable['expression'])}, "
+            f"timezone={render(timetable['timezone'])}, "
+            f"run_immediately={render(bool(timetable.get('run_immediately', False)))}),"
+        ]
+    elif timetable["kind"] == "delta":
+        unit = timetable["unit"]
+        if unit not in _DELTA_UNITS:  # a keyword name in the code: never from input unchecked
+            raise ValueError(f"unknown timedelta unit {unit!r}")
+        imports += ["from airflow.sdk import DeltaTriggerTimetable", "import datetime"]
+        lines = [
+            f"    schedule=DeltaTriggerTimetable(datetime.timedelta({unit}={render(timetable['amount'])})),"
+        ]
+    elif timetable["kind"] == "months":
+        imports += [
+            "from airflow.sdk import DeltaTriggerTimetable",
+            "from dateutil.relativedelta import relativedelta",
+        ]
+        lines = [
+            f"    schedule=DeltaTriggerTimetable(relativedelta(months={render(timetable['months'])})),"
+        ]
+    else:
+        raise ValueError(f"unknown timetable kind {timetable['kind']!r}")
+    start = schedule.get("start_date")
+    if start is not None:
+        imports.append("import pendulum")
+        fields = ", ".join(
+            render(start[k]) for k in ("year", "month", "day", "hour", "minute", "second")
+        )
+        lines.append(f"    start_date=pendulum.datetime({fields}, tz={render(start['timezone'])}),")
+    if timetable is not None:
+        lines.append("    catchup=False,")
+    lines.append(
+        f"    is_paused_upon_creation={render(bool(schedule.get('is_paused_upon_creation', False)))},"
+    )
+    return imports, lines
 
 
 def _operator_kwargs(

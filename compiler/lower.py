@@ -8,14 +8,17 @@ field it concerns, so a user sees all mistakes at once instead of one per compil
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from compiler import datasets
 from compiler.naming import task_id_for
 from mlpipe_provider.errors import ComputeTargetException, DatastoreError
+from mlpipe_provider.runtime.data_path import DATA_PATH_JSON_TYPE
 from mlpipe_provider.runtime.step_context import TOKEN_RE
 from mlpipe_provider.sdk.compute import LOCAL_TARGET, ComputeTarget
 from mlpipe_provider.sdk.data import (
@@ -24,6 +27,7 @@ from mlpipe_provider.sdk.data import (
     PipelineData,
     PipelineParameter,
 )
+from mlpipe_provider.sdk.datapath import DataPath, DataPathComputeBinding
 from mlpipe_provider.sdk.steps import PipelineStep, PythonScriptStep
 
 SCALAR_TYPES = (str, int, float, bool)
@@ -87,6 +91,7 @@ class _Lowering:
                             f"PipelineData {out.name!r} is produced by more than one step ({names}); each output must have exactly one producer",
                         )
                     self.producer_of.setdefault(id(out), (step, out.output_name))
+        datasets.collect_producers(self, steps)  # OutputFileDatasetConfig: one producer each
         for step in steps:
             self.out.graph.add_node(self.task_ids[id(step)], step_name=step.name)
         for step in steps:
@@ -168,6 +173,7 @@ class _Lowering:
         outputs: dict[str, dict[str, Any]] = {}
         for index, out in enumerate(step._outputs):
             self._add_output(step, f"outputs[{index}]", out, outputs)
+        datasets.add_outputs(self, step, outputs)
         for index, item in enumerate(step._inputs):
             self._add_input(step, f"inputs[{index}]", item, inputs, explicit=True)
         spec["arguments"] = [
@@ -197,6 +203,8 @@ class _Lowering:
         return name
 
     def _add_output(self, step: PipelineStep, field_name: str, out: Any, outputs: dict) -> None:
+        if datasets.is_output_config(out):
+            return  # datasets.add_outputs lowers it (a config may also be in arguments only)
         if not isinstance(out, PipelineData):
             self.problem(
                 step, field_name, f"outputs must be PipelineData, got {type(out).__name__}"
@@ -218,6 +226,8 @@ class _Lowering:
     def _add_input(
         self, step: PipelineStep, field_name: str, item: Any, inputs: dict, explicit: bool
     ) -> str | None:
+        if datasets.is_dataset_item(item):
+            return datasets.add_input(self, step, field_name, item, inputs)
         mode = None
         path_on_compute = None
         name = None
@@ -229,7 +239,23 @@ class _Lowering:
                 item.path_on_compute,
                 item.name,
             )
-        if isinstance(data, DataReference):
+        if _is_data_path_binding(item):
+            data, mode, path_on_compute = item[0], item[1].mode, item[1].path_on_compute
+        if isinstance(data, DataPath):  # a fixed DataPath is a DataReference
+            data = data.create_data_reference()
+        if isinstance(data, PipelineParameter) and isinstance(data.default_value, DataPath):
+            if not self._register_parameter(step, field_name, data):
+                return None
+            name = name or _DATA_NAME_BAD.sub("_", data.name)
+            entry = {
+                "name": name,
+                "kind": "data_path",
+                "parameter": data.name,
+                "datastore": self.out.parameters[data.name]["default"]["datastore"],
+                "mode": mode or "mount",
+                "path_on_compute": path_on_compute,
+            }
+        elif isinstance(data, DataReference):
             name = name or data.data_reference_name
             entry = {
                 "name": name,
@@ -271,7 +297,7 @@ class _Lowering:
             self.problem(
                 step,
                 field_name,
-                f"inputs must be DataReference, PipelineData or a binding (as_mount/as_download), got {type(data).__name__}",
+                f"inputs must be DataReference, PipelineData, a binding (as_mount/as_download) or (DataPath parameter, DataPathComputeBinding), got {type(data).__name__}",
             )
             return None
         existing = inputs.get(name)
@@ -315,6 +341,9 @@ class _Lowering:
             if not math.isfinite(arg):
                 self.problem(step, field_name, f"{arg!r} is not a finite number")
             return arg
+        if _is_data_path_binding(arg) or isinstance(arg, DataPath) or _is_data_path_param(arg):
+            name = self._add_input(step, field_name, arg, inputs, explicit=False)
+            return {"input": name} if name else None
         if isinstance(arg, PipelineParameter):
             self._register_parameter(step, field_name, arg)
             return {"param": arg.name}
@@ -327,6 +356,8 @@ class _Lowering:
         if isinstance(arg, (DataReference, PipelineData, InputPortBinding)):
             name = self._add_input(step, field_name, arg, inputs, explicit=False)
             return {"input": name} if name else None
+        if datasets.is_dataset_item(arg):
+            return datasets.lower_argument(self, step, field_name, arg, inputs, outputs)
         self.problem(
             step,
             field_name,
@@ -336,7 +367,7 @@ class _Lowering:
 
     def _register_parameter(
         self, step: PipelineStep, field_name: str, param: PipelineParameter
-    ) -> None:
+    ) -> bool:
         default = param.default_value
         if param.name.startswith(RESERVED_PARAM_PREFIX):
             self.problem(
@@ -345,8 +376,13 @@ class _Lowering:
                 f"PipelineParameter name {param.name!r} is reserved: names starting with "
                 f"{RESERVED_PARAM_PREFIX!r} belong to mlpipe's own DAG params",
             )
-            return
-        if isinstance(default, bool):
+            return False
+        if isinstance(default, DataPath):
+            json_type = DATA_PATH_JSON_TYPE
+            default = default._to_value(self.default_datastore)
+            self._datastore_for(step, field_name, default["datastore"])
+            self._check_path(step, field_name, default["path_on_datastore"])
+        elif isinstance(default, bool):
             json_type = "boolean"
         elif isinstance(default, int):
             json_type = "integer"
@@ -358,16 +394,16 @@ class _Lowering:
                     field_name,
                     f"PipelineParameter {param.name!r}: default {default!r} is not a finite number",
                 )
-                return
+                return False
         elif isinstance(default, str):
             json_type = "string"
         else:
             self.problem(
                 step,
                 field_name,
-                f"PipelineParameter {param.name!r}: default_value must be str, int, float or bool, got {type(default).__name__}",
+                f"PipelineParameter {param.name!r}: default_value must be str, int, float, bool or DataPath, got {type(default).__name__}",
             )
-            return
+            return False
         existing = self.out.parameters.get(param.name)
         entry = {"default": default, "type": json_type}
         if existing is not None and existing != entry:
@@ -376,8 +412,9 @@ class _Lowering:
                 field_name,
                 f"PipelineParameter {param.name!r} is declared twice with different defaults ({existing['default']!r} and {default!r})",
             )
-            return
+            return False
         self.out.parameters[param.name] = entry
+        return True
 
     def _lower_params(self, step: PipelineStep) -> dict[str, Any]:
         lowered: dict[str, Any] = {}
@@ -462,6 +499,20 @@ class _Lowering:
                     "are set by mlpipe for each step run",
                 )
         return spec
+
+
+_DATA_NAME_BAD = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _is_data_path_binding(item: Any) -> bool:
+    """v1's ``(datapath_param, DataPathComputeBinding(...))`` step input."""
+    return (
+        isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], DataPathComputeBinding)
+    )
+
+
+def _is_data_path_param(item: Any) -> bool:
+    return isinstance(item, PipelineParameter) and isinstance(item.default_value, DataPath)
 
 
 def lower(pipeline: Any) -> LoweredPipeline:

@@ -8,6 +8,7 @@ removed when nothing in the store is leased at all and nothing in them changed f
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -74,17 +75,44 @@ def _newest_mtime(folder: Path) -> float:
     return newest
 
 
+def _registered_run_ids(workspace_dir: Path) -> set[str]:
+    """Step runs whose folders registered datasets (``register_on_complete``) point into."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts = value.split("/")
+            if len(parts) >= 2 and parts[0] == layout.RUNS_PREFIX:
+                found.add(parts[1])
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for record in (Path(workspace_dir) / "datasets").glob("*/*.json"):
+        try:
+            walk(json.loads(record.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def collect_garbage(
     workspace_dir: str | None, older_than_days: float, dry_run: bool = False
 ) -> int:
     ws, store = _open(workspace_dir)
     cutoff = time.time() - older_than_days * DAY
     leased = store.live_leases()
+    registered = _registered_run_ids(ws.directory)
     deleted = freed = skipped = 0
     for manifest in store.entries():
         folder = (manifest.get("run_folder") or {}).get("path") or layout.attempt_root(
             manifest["step_run_id"]
         )
+        if manifest["step_run_id"] in registered:
+            continue  # a registered dataset version points into this attempt folder
         if manifest["fingerprint"] in leased or manifest.get("created", 0) >= cutoff:
             skipped += manifest["fingerprint"] in leased
             continue

@@ -47,11 +47,13 @@ class ComputeTargetConfig(BaseModel):
 
 
 class AirflowServerConfig(BaseModel):
-    """A real Airflow API server; credentials may also come from the environment."""
+    """A real Airflow API server. The password is never stored here: ``password_env`` names an
+    environment variable, ``password_file`` a file (relative to this folder) holding it."""
 
     url: str
     username: str | None = None
     password_env: str | None = None
+    password_file: str | None = None
 
 
 class WorkspaceConfig(BaseModel):

@@ -89,6 +89,8 @@ def step_material(
                 "datastore": s["datastore"],
                 "mode": s.get("mode"),
                 "path_on_compute": s.get("path_on_compute"),
+                # OutputFileDatasetConfig.as_upload(source_globs=...) decides what the output keeps
+                **({"source_globs": s["source_globs"]} if s.get("source_globs") else {}),
             }
             for s in sorted(op.outputs, key=lambda s: s["name"])
         ],

@@ -64,3 +64,26 @@ def test_ls_lists_entries_and_gc_deletes_old_ones_but_never_leased(ws, project, 
 
     _, again = run_dag(_pipeline(ws, project), dag_id="store_cli")
     assert again["make"][0] == "success"  # deleted entry: the step runs again, nothing breaks
+
+
+def test_gc_keeps_outputs_that_a_registered_dataset_points_into(ws, project, run_dag):
+    import json
+
+    _, records = run_dag(_pipeline(ws, project), dag_id="store_cli_registered")
+    record = records["make"][1]
+    path = record["outputs"]["made"]["path"]
+    registry = ws._dir / "datasets" / "made"
+    registry.mkdir(parents=True)
+    (registry / "1.json").write_text(
+        json.dumps(
+            {
+                "name": "made",
+                "version": 1,
+                "definition": {"paths": [{"datastore": "workspaceblobstore", "path": path}]},
+            }
+        )
+    )
+    assert main(["store", "gc", "--older-than", "0", "--workspace", str(ws._dir)]) == 0
+    store = OutputStore(StepWorkspace(ws._dir, ws._config).datastore("workspaceblobstore"))
+    assert store.read_entry(record["fingerprint"]) is not None
+    assert (ws._dir / "datastores" / "workspaceblobstore" / path / "data.bin").is_file()

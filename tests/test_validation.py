@@ -330,7 +330,7 @@ def test_step_kind_that_cannot_be_compiled(ws, project, src):
 
 
 @pytest.mark.parametrize(
-    "name", ["ParallelRunStep", "HyperDriveStep", "AutoMLStep", "DatabricksStep", "Dataset"]
+    "name", ["ParallelRunStep", "HyperDriveStep", "AutoMLStep", "DatabricksStep", "KustoStep"]
 )
 def test_unsupported_v1_class_raises_clearly(name):
     cls = getattr(unsupported_sdk, name)
@@ -641,3 +641,24 @@ def test_a_step_named_like_a_reuse_sensor_gets_its_own_task_id(ws, project):
     bag = DagBag(dag_folder=str(compiled.path))
     assert bag.import_errors == {}
     assert len(bag.dags["names"].task_ids) == 4
+
+
+def test_a_pipeline_file_name_cannot_inject_code_into_the_dag_docstring(project):
+    import ast
+
+    from compiler.cli import main
+
+    (project / "src").mkdir()
+    (project / "src" / "s.py").write_text("print(1)\n")
+    name = 'evil"""\nimport os; os.system("touch pwned")\n"""x.py'
+    (project / name).write_text(
+        "from mlpipe_provider.sdk import Pipeline, PythonScriptStep, Workspace\n"
+        "evil = Pipeline(Workspace.from_config(), [PythonScriptStep('s.py', source_directory='src')])\n"
+    )
+    assert main(["compile", str(project / name), "-o", str(project / "dags")]) == 0
+    tree = ast.parse((project / "dags" / "evil.py").read_text())
+    docstring = ast.get_docstring(tree)
+    assert name in docstring  # the origin is shown exactly, inside the docstring
+    assert not any(
+        isinstance(node, ast.Import) and node.names[0].name == "os" for node in tree.body
+    )

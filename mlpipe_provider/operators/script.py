@@ -60,6 +60,14 @@ class PythonScriptStepOperator(MlpipeStepOperator):
 
         return script_settings(self, params)
 
+    def execute(self, context: Any) -> dict[str, Any]:
+        if any(o.get("destination") or o.get("register") for o in self.outputs):
+            # OutputFileDatasetConfig: a reused result is copied and registered like a fresh one
+            from mlpipe_provider.runtime.datasets import finish_reused_outputs
+
+            finish_reused_outputs(self, context)
+        return super().execute(context)
+
     def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.script_step import run_script
 

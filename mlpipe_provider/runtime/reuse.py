@@ -12,6 +12,7 @@ from typing import Any
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
 from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
+from mlpipe_provider.runtime.data_path import data_path_of_run
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
 
@@ -57,7 +58,13 @@ class StepReuse:
         return (self.dag_dir / folder).resolve() if folder else None
 
     def input_digest(self, spec: dict[str, Any]) -> str:
-        if spec["kind"] == "data_reference":
+        if spec.get("dataset_type"):  # a dataset (datasets.md): matched files + how it is read
+            from mlpipe_provider.runtime.datasets import dataset_input_digest
+
+            return dataset_input_digest(self, spec)
+        if spec["kind"] == "data_path":  # content at this run's path, like a DataReference
+            spec = {**spec, **data_path_of_run(spec, self.params, self.op.step_name)}
+        if spec["kind"] in ("data_reference", "data_path"):
             path = self.ws.datastore(spec["datastore"]).local_path(
                 spec["path_on_datastore"], what=f"input {spec['name']!r} path_on_datastore"
             )

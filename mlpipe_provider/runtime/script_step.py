@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.backends import Launch, run_launch
+from mlpipe_provider.runtime.data_path import data_path_of_run
+from mlpipe_provider.runtime.datasets import dataset_environment, finish_outputs, materialize
 from mlpipe_provider.runtime.devices import DeviceLease
 from mlpipe_provider.runtime.distributed import build_commands, resolve_counts, world_size
 from mlpipe_provider.runtime.environments import python_for
@@ -30,11 +34,19 @@ from mlpipe_provider.runtime.step_context import (
 )
 
 
-def _resolve_inputs(op: Any, ws: StepWorkspace, ti: Any) -> dict[str, str]:
+def _resolve_inputs(
+    op: Any, ws: StepWorkspace, ti: Any, params: Any = None, staging: Path | None = None
+) -> dict[str, str]:
     paths: dict[str, str] = {}
     for spec in op.inputs:
         name = spec["name"]
-        if spec["kind"] == "data_reference":
+        if spec["kind"] == "dataset":  # one local folder of the matched files (datasets.md)
+            folder = staging or Path(tempfile.mkdtemp(prefix="mlpipe-inputs-"))
+            paths[name] = materialize(ws, spec, folder, op.step_name)
+            continue
+        if spec["kind"] == "data_path":  # a DataPath parameter: this run's value says where
+            spec = {**spec, **data_path_of_run(spec, params or {}, op.step_name)}
+        if spec["kind"] in ("data_reference", "data_path"):
             store = ws.datastore(spec["datastore"])
             path = store.local_path(
                 spec["path_on_datastore"], what=f"input {name!r} path_on_datastore"
@@ -128,7 +140,7 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     metrics_file = meta_dir / "metrics.jsonl"
     artifacts_dir = meta_dir / "artifacts"
 
-    input_paths = _resolve_inputs(op, ws, ti)
+    input_paths = _resolve_inputs(op, ws, ti, context["params"], staging=meta_dir / "inputs")
     output_paths, output_locations = _prepare_outputs(op, ws, step_run_id)
     argv_tail = render_arguments(
         op.arguments,
@@ -140,6 +152,7 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     env = _environment(
         op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
     )
+    env.update(dataset_environment(op, input_paths))
     python = python_for(op.environment, ws, step_name=op.step_name, log=op.log, compute=op.compute)
     argv = [python, "-u", op.script_name, *argv_tail]
 
@@ -171,6 +184,8 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     finally:
         if lease is not None:
             lease.release()
+    shutil.rmtree(meta_dir / "inputs", ignore_errors=True)  # copies of dataset inputs, if any
+    datasets = finish_outputs(op, ws, step_run_id, output_locations, fresh=True)
     metrics = aggregate(read_records(metrics_file))
     record = {
         "step_run_id": step_run_id,
@@ -187,6 +202,8 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
         "dag_id": context["dag_run"].dag_id,
         "dag_run_id": context["dag_run"].run_id,
     }
+    if datasets:
+        record["datasets"] = datasets
     atomic_write_text(
         meta_dir / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str)
     )

@@ -80,10 +80,14 @@ class Experiment:
 
     def submit(self, config: Any, tags: dict | None = None, **kwargs: Any) -> PipelineRun:
         from mlpipe_provider.sdk.pipeline import Pipeline
+        from mlpipe_provider.sdk.published import PipelineEndpoint, PublishedPipeline
 
+        if isinstance(config, (PublishedPipeline, PipelineEndpoint)):
+            return config._submit_to(self, tags=tags, **kwargs)
         if not isinstance(config, Pipeline):
             raise UserErrorException(
-                f"Experiment.submit: mlpipe submits Pipeline objects, got {type(config).__name__}"
+                "Experiment.submit: mlpipe submits Pipeline, PublishedPipeline or PipelineEndpoint "
+                f"objects, got {type(config).__name__}"
             )
         return _submit_pipeline(self, config, tags=tags, **kwargs)
 
@@ -113,6 +117,8 @@ class Experiment:
 
 
 def _check_parameters(lowered_params: dict[str, Any], given: dict | None) -> dict[str, Any]:
+    from mlpipe_provider.runtime.data_path import is_data_path_type, normalize_data_path
+
     if given is None:
         return {}
     if not isinstance(given, dict):
@@ -125,6 +131,12 @@ def _check_parameters(lowered_params: dict[str, Any], given: dict | None) -> dic
                 f"pipeline_parameters: unknown parameter {name!r} (this pipeline has: {known})"
             )
         expected = lowered_params[name]["type"]
+        if is_data_path_type(expected):  # a DataPath parameter: a path on a datastore
+            default_store = lowered_params[name]["default"]["datastore"]
+            conf[name] = normalize_data_path(
+                value, default_store, what=f"pipeline_parameters: parameter {name!r}"
+            )
+            continue
         ok = {
             "string": isinstance(value, str),
             "boolean": isinstance(value, bool),
@@ -207,7 +219,9 @@ def start_run(
     """Run an already compiled DAG for ``experiment`` and return its handle.
 
     This is where every submit ends (a Pipeline, a published pipeline, an endpoint): with no
-    Airflow server configured, a background process runs the DAG on the embedded Airflow.
+    Airflow server configured, a background process runs the DAG on the embedded Airflow; when
+    the workspace config names a server, the DAG (already in the workspace's DAG folder, which
+    the server reads) is installed and triggered through its REST API (``sdk/server_runs.py``).
     """
     from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
 
@@ -215,6 +229,19 @@ def start_run(
     conf = dict(conf)
     if regenerate_outputs:
         conf["mlpipe_regenerate_outputs"] = True
+    if ws._config.airflow is not None:
+        from mlpipe_provider.sdk.server_runs import start_server_run
+
+        return start_server_run(
+            experiment,
+            dag_id,
+            Path(dag_file),
+            Path(pools_file) if pools_file else None,
+            conf,
+            tags=tags,
+            regenerate_outputs=regenerate_outputs,
+            continue_on_step_failure=continue_on_step_failure,
+        )
     run_id = str(uuid.uuid4())
     run_dir = ws.runs_dir / run_id
     run_dir.mkdir(parents=True)
@@ -369,16 +396,25 @@ class StepRun:
 
 
 class PipelineRun:
-    """A submitted pipeline run; ``wait_for_completion`` follows it step by step."""
+    """A submitted pipeline run; ``wait_for_completion`` follows it step by step.
+
+    Its state comes from a run source (``sdk/run_source.py``): ``status.json`` for an embedded
+    run, the Airflow REST API for a run on a server (``request.json`` names the server). Both
+    give the same shape, so everything below reads one structure.
+    """
 
     def __init__(self, experiment: Experiment, run_id: str, _service_endpoint: Any = None):
+        from mlpipe_provider.sdk.run_source import run_source
+
         self.experiment = experiment
         self.id = run_id
         self._dir = experiment.workspace.runs_dir / run_id
-        if read_json(self._dir / REQUEST_FILE) is None:
+        request = read_json(self._dir / REQUEST_FILE)
+        if request is None:
             raise UserErrorException(
                 f"no pipeline run {run_id!r} in workspace {experiment.workspace.name!r}"
             )
+        self._source = run_source(experiment.workspace._dir, self._dir, request)
 
     @property
     def _request(self) -> dict[str, Any]:
@@ -386,7 +422,7 @@ class PipelineRun:
 
     @property
     def _status(self) -> dict[str, Any]:
-        return read_json(self._dir / STATUS_FILE) or {"status": "NotStarted", "steps": {}}
+        return self._source.status()
 
     def get_status(self) -> str:
         return self._status.get("status", "NotStarted")
@@ -436,10 +472,14 @@ class PipelineRun:
         return dict(self._request.get("tags", {}))
 
     def get_properties(self) -> dict[str, str]:
-        return {
+        props = {
             "azureml.runsource": "azureml.PipelineRun",
             "mlpipe.airflow.dag_id": self._request.get("dag_id", ""),
         }
+        if self._request.get("server"):
+            props["mlpipe.airflow.server"] = self._request["server"]
+            props["mlpipe.airflow.run_id"] = self._request.get("airflow_run_id", "")
+        return props
 
     def wait_for_completion(
         self,
@@ -447,7 +487,7 @@ class PipelineRun:
         timeout_seconds: float = sys.maxsize,
         raise_on_error: bool = True,
     ) -> str:
-        """Poll the run's status file; with ``show_output`` print each step's state as it changes."""
+        """Poll the run's state; with ``show_output`` print each step's state as it changes."""
         deadline = time.monotonic() + timeout_seconds
         seen: dict[str, str] = {}
         if show_output:
@@ -465,7 +505,7 @@ class PipelineRun:
                         f"PipelineRun {self.id} did not finish within {timeout_seconds} s"
                     )
                 return status.get("status", "Running")
-            time.sleep(0.3)
+            time.sleep(self._source.poll_interval)
         final = status.get("status")
         if show_output:
             print(f"PipelineRun Status: {final}")
@@ -475,7 +515,7 @@ class PipelineRun:
             failed = [s.name for s in self.get_steps() if s.get_status() == "Failed"]
             detail = f" (failed steps: {', '.join(failed)})" if failed else ""
             raise MlpipeError(
-                f"PipelineRun {self.id} ended {final}{detail}; see {self._dir / LOG_FILE}"
+                f"PipelineRun {self.id} ended {final}{detail}; see {self._source.where()}"
             )
         return final
 
@@ -496,7 +536,7 @@ class PipelineRun:
                 print(line)
 
     def cancel(self) -> None:
-        write_json(self._dir / STATUS_FILE, {**self._status, "status": "Canceled"})
+        self._source.cancel()
 
     def __repr__(self) -> str:
         return f"PipelineRun(Experiment: {self.experiment.name}, Id: {self.id}, Status: {self.get_status()})"

@@ -94,6 +94,7 @@ class Pipeline:
     def _collect_steps(self) -> list[PipelineStep]:
         """Listed steps first, then every step they depend on (data producers, ``run_after``)."""
         from mlpipe_provider.sdk.data import InputPortBinding, PipelineData
+        from mlpipe_provider.sdk.output_dataset import producers_of
 
         seen: list[PipelineStep] = []
         seen_ids: set[int] = set()
@@ -109,6 +110,7 @@ class Pipeline:
                 data = item.bind_object if isinstance(item, InputPortBinding) else item
                 if isinstance(data, PipelineData):
                     pending.extend(data._producers)
+                pending.extend(producers_of(item))  # an OutputFileDatasetConfig consumed here
         return seen
 
     # --- v1 API ----------------------------------------------------------------------------
@@ -157,9 +159,10 @@ class Pipeline:
         continue_on_step_failure: bool | None = None,
         **kwargs: Any,
     ) -> Any:
-        raise NotSupportedError(
-            "Pipeline.publish is not supported by mlpipe yet (planned: deploy to an Airflow server)"
-        )
+        """Freeze this pipeline as a ``PublishedPipeline`` with its own DAG (see docs/publishing.md)."""
+        from mlpipe_provider.sdk.published import publish_pipeline
+
+        return publish_pipeline(self, name, description, version, continue_on_step_failure)
 
     def load_yaml(self, *args: Any, **kwargs: Any) -> Any:
         raise NotSupportedError("Pipeline.load_yaml is not supported by mlpipe")

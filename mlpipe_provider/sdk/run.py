@@ -144,6 +144,17 @@ class Run:
             else ({} if name else metrics)
         )
 
+    # --- datasets ------------------------------------------------------------------------
+    @property
+    def input_datasets(self) -> dict[str, Any]:
+        """The step's dataset inputs by name: a local path for a mounted or downloaded file
+        dataset (as v1), a dataset object over the local files for direct and tabular inputs."""
+        if self._offline:
+            return {}
+        from mlpipe_provider.sdk.dataset import input_datasets_from_env
+
+        return input_datasets_from_env()
+
     # --- tags and properties -----------------------------------------------------------
     def tag(self, key: str, value: str | None = None) -> None:
         self._tags[key] = "" if value is None else str(value)

@@ -38,6 +38,9 @@ class PipelineStep:
         for out in self._outputs:
             if isinstance(out, PipelineData):
                 out._producers.append(self)
+        from mlpipe_provider.sdk.output_dataset import note_producer
+
+        note_producer(self, [*self._outputs, *self._arguments])  # OutputFileDatasetConfig
 
     @property
     def inputs(self) -> list:

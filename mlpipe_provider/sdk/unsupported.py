@@ -42,19 +42,7 @@ AzureBatchStep = _unsupported("AzureBatchStep", "Azure Batch is an external serv
 CommandStep = _unsupported("CommandStep", "use PythonScriptStep")
 KustoStep = _unsupported("KustoStep", "Kusto is an external service")
 SynapseSparkStep = _unsupported("SynapseSparkStep", "Synapse is an external service")
-Schedule = _unsupported("Schedule", "planned with Airflow server support")
-ScheduleRecurrence = _unsupported("ScheduleRecurrence", "planned with Airflow server support")
-PublishedPipeline = _unsupported("PublishedPipeline", "planned with Airflow server support")
-PipelineEndpoint = _unsupported("PipelineEndpoint", "planned with Airflow server support")
 PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
-DataPath = _unsupported("DataPath", "planned with Airflow server support")
-DataPathComputeBinding = _unsupported(
-    "DataPathComputeBinding", "planned with Airflow server support"
-)
-Dataset = _unsupported("Dataset", "use DataReference or PipelineData")
-TabularDatasetFactory = _unsupported("TabularDatasetFactory", "use DataReference")
-FileDataset = _unsupported("FileDataset", "use DataReference")
-OutputFileDatasetConfig = _unsupported("OutputFileDatasetConfig", "use PipelineData")
 ScriptRunConfig = _unsupported(
     "ScriptRunConfig", "submit a Pipeline with a PythonScriptStep instead"
 )
@@ -79,17 +67,7 @@ UNSUPPORTED_NAMES = sorted(
         "CommandStep",
         "KustoStep",
         "SynapseSparkStep",
-        "Schedule",
-        "ScheduleRecurrence",
-        "PublishedPipeline",
-        "PipelineEndpoint",
         "PipelineDraft",
-        "DataPath",
-        "DataPathComputeBinding",
-        "Dataset",
-        "TabularDatasetFactory",
-        "FileDataset",
-        "OutputFileDatasetConfig",
         "ScriptRunConfig",
         "Model",
         "InteractiveLoginAuthentication",

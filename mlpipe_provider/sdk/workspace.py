@@ -211,6 +211,13 @@ class Workspace:
         return {name: Datastore(self, name) for name in sorted(self._config.datastores)}
 
     @property
+    def datasets(self) -> dict[str, Any]:
+        """Registered datasets by name (their latest versions), as v1's ``ws.datasets``."""
+        from mlpipe_provider.sdk.dataset import AbstractDataset
+
+        return AbstractDataset.get_all(self)
+
+    @property
     def compute_targets(self) -> dict[str, Any]:
         from mlpipe_provider.sdk.compute import ComputeTargets
 

@@ -3,6 +3,7 @@
 It reads the step's settings from the step's own operator in the same DAG (no duplicate
 configuration in the DAG file), computes the fingerprint, and publishes its decision as XCom.
 On a hit the step's task skips itself, and downstream steps read the reused outputs from here.
+A run whose conf names a parameter the DAG does not have fails here, before any step starts.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ class StepReuseSensor(BaseSensorOperator):
 
         return self.verify or os.environ.get("MLPIPE_REUSE_VERIFY", "sizes")
 
+    def execute(self, context: Any) -> Any:
+        unknown = unknown_conf_keys(self.dag, context)
+        if unknown:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            known = ", ".join(sorted(self.dag.params)) or "none"
+            raise AirflowFailException(
+                f"unknown parameter(s) {', '.join(map(repr, unknown))} in this run's conf; "
+                f"DAG {self.dag.dag_id!r} takes: {known}. No step runs."
+            )
+        return super().execute(context)
+
     def poke(self, context: Any) -> bool | PokeReturnValue:
         from mlpipe_provider.runtime.reuse_decision import decide
 
@@ -48,3 +61,14 @@ class StepReuseSensor(BaseSensorOperator):
         if decision is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=decision)
+
+
+def unknown_conf_keys(dag: Any, context: Any) -> list[str]:
+    """Keys of the run's conf that are not params of the DAG.
+
+    Airflow validates the types of declared params when a run is created but accepts any extra
+    key; a misspelt parameter would then silently run with its default. Every step's reuse
+    sensor refuses such a run before its step can start.
+    """
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    return sorted(key for key in conf if key not in dag.params)

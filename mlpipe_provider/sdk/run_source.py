@@ -1,0 +1,178 @@
+"""Where a ``PipelineRun`` reads its state: one shape, two sources.
+
+Both give the dict that ``runs/<id>/status.json`` holds (``status``, ``error``,
+``airflow_run_id``, ``steps``: per step task its state, times and record, with every reuse
+sensor's decision folded in by ``merge_reuse_decisions``), so ``PipelineRun`` and ``StepRun`` have
+one code path whichever Airflow ran the pipeline:
+
+- ``EmbeddedRunSource``: the embedded runner rewrites ``status.json``; reading it is the source.
+- ``ServerRunSource``: a run on an Airflow server (``request.json`` has ``"server": url``) is read
+  through the REST API (the DAG run, its task instances, and the XCom ``return_value`` of each
+  finished task). Once the run has ended the result is written to ``status.json``, so a finished
+  run stays readable without the server.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlpipe_provider.embedded.status import (
+    LOG_FILE,
+    STATUS_FILE,
+    STEP_STATUS,
+    TERMINAL,
+    merge_reuse_decisions,
+    read_json,
+    write_json,
+)
+
+# Airflow DAG run states -> v1 pipeline run statuses
+RUN_STATUS = {
+    "queued": "Queued",
+    "running": "Running",
+    "success": "Finished",
+    "failed": "Failed",
+}
+NOT_STARTED: dict[str, Any] = {"status": "NotStarted", "steps": {}}
+
+
+class RunSource(Protocol):
+    #: seconds between reads while following a run
+    poll_interval: float
+
+    def status(self) -> dict[str, Any]: ...
+
+    def cancel(self) -> None: ...
+
+    def where(self) -> str:
+        """Where a person looks for details (a log file, the Airflow UI)."""
+        ...
+
+
+class EmbeddedRunSource:
+    poll_interval = 0.3
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def status(self) -> dict[str, Any]:
+        return read_json(self.run_dir / STATUS_FILE) or dict(NOT_STARTED)
+
+    def cancel(self) -> None:
+        write_json(self.run_dir / STATUS_FILE, {**self.status(), "status": "Canceled"})
+
+    def where(self) -> str:
+        return str(self.run_dir / LOG_FILE)
+
+
+class ServerRunSource:
+    """A run on an Airflow server, read through its REST API."""
+
+    poll_interval = 1.0
+    #: consecutive failed reads tolerated while following (a server restarting)
+    max_unreachable = 30
+
+    def __init__(self, workspace_dir: Path, run_dir: Path, request: dict[str, Any]):
+        self.workspace_dir = workspace_dir
+        self.run_dir = run_dir
+        self.url = str(request["server"]).rstrip("/")
+        self.dag_id = request["dag_id"]
+        self.airflow_run_id = request["airflow_run_id"]
+        self._client: Any = None
+        self._records: dict[tuple[str, int], Any] = {}
+        self._last: dict[str, Any] | None = None
+        self._unreachable = 0
+
+    @property
+    def client(self) -> Any:
+        """The workspace's credentials when its config still names this server."""
+        if self._client is None:
+            from mlpipe_provider.airflow_api import AirflowClient
+            from mlpipe_provider.config import load_config
+
+            config = load_config(self.workspace_dir)
+            if config.airflow is not None and config.airflow.url.rstrip("/") == self.url:
+                self._client = AirflowClient.from_workspace(self.workspace_dir, config)
+            else:
+                self._client = AirflowClient(self.url)
+        return self._client
+
+    def status(self) -> dict[str, Any]:
+        from mlpipe_provider.airflow_api import AirflowUnreachable
+
+        final = read_json(self.run_dir / STATUS_FILE)
+        if final is not None and final.get("status") in TERMINAL:
+            return final
+        try:
+            status = self._read()
+        except AirflowUnreachable:
+            self._unreachable += 1
+            if self._last is not None and self._unreachable < self.max_unreachable:
+                return self._last
+            raise
+        self._unreachable = 0
+        self._last = status
+        if status["status"] in TERMINAL:
+            write_json(self.run_dir / STATUS_FILE, status)
+        return status
+
+    def _read(self) -> dict[str, Any]:
+        client = self.client
+        run = client.dag_run(
+            self.dag_id, self.airflow_run_id
+        )  # first: a final state means final TIs
+        tasks: dict[str, dict[str, Any]] = {}
+        for ti in client.task_instances(self.dag_id, self.airflow_run_id):
+            state = ti.get("state")
+            entry: dict[str, Any] = {
+                "state": state,
+                "status": STEP_STATUS.get(state, "Running"),
+                "start": ti.get("start_date"),
+                "end": ti.get("end_date"),
+                "try_number": ti.get("try_number"),
+                "display_name": ti.get("task_display_name") or ti["task_id"],
+                "operator": ti.get("operator"),
+            }
+            if state == "success":
+                key = (ti["task_id"], int(ti.get("try_number") or 0))
+                if key not in self._records:
+                    self._records[key] = client.xcom(
+                        self.dag_id, self.airflow_run_id, ti["task_id"]
+                    )
+                if self._records[key] is not None:
+                    entry["record"] = self._records[key]
+            tasks[ti["task_id"]] = entry
+        state = run.get("state")
+        failed = sorted(t for t, info in tasks.items() if info["state"] == "failed")
+        error = None
+        if failed:
+            error = f"failed tasks: {', '.join(failed)}; their logs are in the Airflow UI: {self.where()}"
+        return {
+            "status": RUN_STATUS.get(state, "Running"),
+            "error": error,
+            "updated": time.time(),
+            "server": self.url,
+            "airflow_run_id": self.airflow_run_id,
+            "dag_state": state,
+            "start": run.get("start_date"),
+            "end": run.get("end_date"),
+            "steps": merge_reuse_decisions(tasks),
+        }
+
+    def cancel(self) -> None:
+        self.client.set_dag_run_state(self.dag_id, self.airflow_run_id, "failed")
+        status = self._read()
+        write_json(self.run_dir / STATUS_FILE, {**status, "status": "Canceled"})
+
+    def where(self) -> str:
+        from urllib.parse import quote
+
+        return f"{self.url}/dags/{quote(self.dag_id, safe='')}/runs/{quote(self.airflow_run_id, safe='')}"
+
+
+def run_source(workspace_dir: Path, run_dir: Path, request: dict[str, Any]) -> RunSource:
+    if request.get("server"):
+        return ServerRunSource(workspace_dir, run_dir, request)
+    return EmbeddedRunSource(run_dir)
