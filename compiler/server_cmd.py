@@ -209,13 +209,15 @@ def _redact(db: str) -> str:
 
 def _check_db_driver(db: str) -> None:
     if db.startswith(("postgresql", "postgres")):
-        driver = "psycopg" if "+psycopg" in db.split("://")[0] else "psycopg2"
+        scheme = db.split("://")[0]
+        driver = "psycopg" if scheme.endswith("+psycopg") else "psycopg2"
         import importlib.util
 
         if importlib.util.find_spec(driver) is None:
             raise UserErrorException(
                 f"--db {_redact(db)}: the PostgreSQL driver {driver!r} is not installed; install "
-                "it (`uv pip install 'apache-airflow[postgres]'`) or leave out --db for SQLite"
+                "it (mlpipe depends on apache-airflow-providers-postgres, which brings both drivers) "
+                "or leave out --db for SQLite"
             )
     elif not db.startswith("sqlite:"):
         raise UserErrorException(f"--db {_redact(db)}: expected a postgresql:// or sqlite:/// URL")
