@@ -139,7 +139,9 @@ class AirflowServer:
     def set_pool(self, name: str, slots: int) -> None:
         try:
             self.request(
-                "PATCH", f"/api/v2/pools/{name}", {"name": name, "slots": slots, "include_deferred": False}
+                "PATCH",
+                f"/api/v2/pools/{name}",
+                {"name": name, "slots": slots, "include_deferred": False},
             )
         except urllib.error.HTTPError:
             self.request("POST", "/api/v2/pools", {"name": name, "slots": slots})
