@@ -113,3 +113,11 @@ def task_records(dag_run):
 
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def script_dir(project):
+    folder = project / "src"
+    folder.mkdir(exist_ok=True)
+    (folder / "s.py").write_text("print('ok')\n")
+    return folder
