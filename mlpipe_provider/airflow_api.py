@@ -24,6 +24,9 @@ from mlpipe_provider.errors import MlpipeError, UserErrorException
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
+TRANSIENT_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
+
+
 class AirflowApiError(MlpipeError):
     """The server answered with an HTTP error; ``status`` is its code, ``detail`` its message."""
 
@@ -137,6 +140,13 @@ class AirflowClient:
         status, raw = self._raw(method, path, body, auth)
         if status == 401 and auth and self.username:
             self._token = None  # expired: log in again, once
+            status, raw = self._raw(method, path, body, auth)
+        for delay in TRANSIENT_RETRY_DELAYS_S:
+            # A busy metadata DB (SQLite's single writer, a Postgres failover) answers 500
+            # "Database error" or 503; the transaction was rolled back, so trying again is safe.
+            if not (status == 503 or (status == 500 and b"Database error" in raw)):
+                break
+            time.sleep(delay)
             status, raw = self._raw(method, path, body, auth)
         text = raw.decode("utf-8", errors="replace")
         if status >= 400:
