@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mlpipe_provider.humanize import DAY
+from mlpipe_provider.humanize import human_age as _age
+from mlpipe_provider.humanize import human_size as _human
 from mlpipe_provider.runtime import environments
-
-DAY = 86400.0
 
 
 def _workspace_dir(workspace_dir: str | None) -> Path:
@@ -20,14 +21,6 @@ def _workspace_dir(workspace_dir: str | None) -> Path:
     from mlpipe_provider.sdk.workspace import Workspace
 
     return Workspace.from_config()._dir
-
-
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < DAY:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / DAY:.1f}d"
 
 
 def list_envs(workspace_dir: str | None) -> int:
@@ -41,10 +34,10 @@ def list_envs(workspace_dir: str | None) -> int:
         packages = " ".join(env["packages"] + env["pip_options"]) or "-"
         print(
             f"| {env['hash']} | {packages} | {env['python'] or '?'} "
-            f"| {environments._human(env['size'])} | {_age(now - env['last_used'])} ago |"
+            f"| {_human(env['size'])} | {_age(now - env['last_used'])} ago |"
         )
     total = sum(e["size"] for e in envs)
-    print(f"{len(envs)} environment{'' if len(envs) == 1 else 's'}, {environments._human(total)}")
+    print(f"{len(envs)} environment{'' if len(envs) == 1 else 's'}, {_human(total)}")
     return 0
 
 
@@ -57,6 +50,6 @@ def collect_garbage(
     verb = "would free" if dry_run else "freed"
     print(
         f"{counts['deleted']} environment(s) and {counts['leftovers']} leftover build folder(s) "
-        f"{verb} ({environments._human(counts['freed'])}); {counts['in_use']} kept because in use"
+        f"{verb} ({_human(counts['freed'])}); {counts['in_use']} kept because in use"
     )
     return 0

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider import layout
+from mlpipe_provider.humanize import DAY
+from mlpipe_provider.humanize import human_age as _age
+from mlpipe_provider.humanize import human_size as _human
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
-
-DAY = 86400.0
 
 
 def _open(workspace_dir: str | None) -> tuple[StepWorkspace, OutputStore]:
@@ -28,22 +29,6 @@ def _open(workspace_dir: str | None) -> tuple[StepWorkspace, OutputStore]:
     directory = Path(workspace_dir).resolve() if workspace_dir else Workspace.from_config()._dir
     ws = StepWorkspace(directory, load_config(directory))
     return ws, OutputStore(ws.datastore(ws.config.default_datastore))
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < DAY:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / DAY:.1f}d"
 
 
 def entry_size(manifest: dict[str, Any]) -> int:

@@ -46,6 +46,7 @@ from typing import Any
 
 from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import NotSupportedError, StepFailedError, UserErrorException
+from mlpipe_provider.humanize import human_size as _human
 
 ENVS_DIR_NAME = "envs"
 ENVS_DIR_ENV = "MLPIPE_ENVS_DIR"
@@ -628,11 +629,3 @@ def collect_environments(
             if not dry_run:
                 shutil.rmtree(leftover, ignore_errors=True)
     return counts
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
