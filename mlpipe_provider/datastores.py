@@ -17,6 +17,7 @@ import fsspec
 
 from mlpipe_provider.config import DatastoreConfig, WorkspaceConfig
 from mlpipe_provider.errors import DatastoreError
+from mlpipe_provider.hooks.datastore import redact, storage_options
 
 
 def safe_relative_path(path: str | None, *, what: str = "path") -> str:
@@ -48,7 +49,8 @@ class DatastoreAccess:
     url: str
     fs: Any
     root: str
-    options: dict[str, Any] = field(default_factory=dict)
+    # Credentials may be in here: never printed, logged, or passed to anything but the fs.
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -150,8 +152,18 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
         local.mkdir(parents=True, exist_ok=True)
         fs = fsspec.filesystem("file")
         return DatastoreAccess(name=name, url=url, fs=fs, root=str(local.resolve()))
-    extra = ds.model_extra or {}
-    options = dict(extra.get("storage_options", {}))
-    fs = fsspec.filesystem(protocol, **options)
-    root = rest.rstrip("/") if protocol != "file" else "/" + rest.lstrip("/")
-    return DatastoreAccess(name=name, url=url, fs=fs, root=root, options=options)
+    if protocol == "file":
+        fs = fsspec.filesystem("file")
+        return DatastoreAccess(name=name, url=url, fs=fs, root="/" + rest.lstrip("/").rstrip("/"))
+    options = storage_options(Path(workspace_dir), name, ds, protocol)
+    try:
+        fs = fsspec.filesystem(protocol, **options)
+    except ImportError as exc:
+        extra_name = {"az": "azure", "abfs": "azure", "s3": "s3", "gs": "gcs", "gcs": "gcs"}
+        raise DatastoreError(
+            f"datastore {name!r} ({url}) needs an fsspec backend that is not installed: {exc}; "
+            f"install mlpipe[{extra_name.get(protocol, protocol)}]"
+        ) from None
+    except ValueError as exc:
+        raise DatastoreError(f"datastore {name!r} ({url}): {redact(str(exc), options)}") from None
+    return DatastoreAccess(name=name, url=url, fs=fs, root=rest.rstrip("/"), options=options)

@@ -121,3 +121,22 @@ def script_dir(project):
     folder.mkdir(exist_ok=True)
     (folder / "s.py").write_text("print('ok')\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """Azurite's blob service on a free loopback port, for the whole session (tests/azurite.py).
+
+    Skips where npm/node are missing unless MLPIPE_REQUIRE_AZURITE=1 (CI sets it), so CI cannot
+    pass by skipping the blob tests."""
+    from azurite import Azurite, install
+
+    binary = install()
+    if binary is None:
+        if os.environ.get("MLPIPE_REQUIRE_AZURITE") == "1":
+            pytest.fail("MLPIPE_REQUIRE_AZURITE=1 but Azurite could not be installed (npm/node)")
+        pytest.skip("Azurite needs node and npm to install (tools/azurite)")
+    server = Azurite(binary)
+    server.start()
+    yield server
+    server.close()

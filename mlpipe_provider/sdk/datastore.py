@@ -46,6 +46,43 @@ class Datastore:
         workspace._save(config)
         return Datastore(workspace, datastore_name)
 
+    @staticmethod
+    def register_azure_blob_container(
+        workspace: Any,
+        datastore_name: str,
+        container_name: str,
+        account_name: str,
+        sas_token: str | None = None,
+        account_key: str | None = None,
+        protocol: str | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        create_if_not_exists: bool = False,
+        skip_validation: bool = False,
+        blob_cache_timeout: int | None = None,
+        grant_workspace_access: bool = False,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+    ) -> Datastore:
+        """v1's registration of a blob container. The key or SAS token goes to a 0600 file in the
+        workspace's ``.mlpipe/credentials/``, never into the config, a DAG or a log; an Airflow
+        connection can hold it instead (``connection_id`` in the config, see docs/datastores.md)."""
+        from mlpipe_provider.datastore_registration import register_azure_blob
+
+        return register_azure_blob(
+            workspace,
+            datastore_name=datastore_name,
+            container_name=container_name,
+            account_name=account_name,
+            sas_token=sas_token,
+            account_key=account_key,
+            protocol=protocol,
+            endpoint=endpoint,
+            overwrite=overwrite,
+            create_if_not_exists=create_if_not_exists,
+            skip_validation=skip_validation,
+        )
+
     def set_as_default(self) -> None:
         self.workspace.set_default_datastore(self.name)
 

@@ -1,0 +1,121 @@
+"""Registering remote datastores: what goes into the config, and where the secret goes instead.
+
+The config file is meant to be committed, mounted into containers and printed in bug reports, so
+it holds only where the data is. A key or SAS token given to ``register_azure_blob_container``
+is written to ``credentials/<datastore>.json`` (mode 0600) beside it and referenced by name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mlpipe_provider.config import DatastoreConfig
+from mlpipe_provider.errors import DatastoreError
+
+CREDENTIALS_DIR = "credentials"
+DEFAULT_ENDPOINT = "core.windows.net"
+
+
+def blob_account_url(account_name: str, protocol: str | None, endpoint: str | None) -> str:
+    """v1 builds ``{protocol}://{account}.blob.{endpoint}``. An endpoint that is a host:port or an
+    IP address is an emulator (Azurite) or a private gateway, which address accounts by path."""
+    protocol = protocol or "https"
+    endpoint = endpoint or DEFAULT_ENDPOINT
+    host = endpoint.split(":", 1)[0]
+    path_style = host == "localhost" or ":" in endpoint
+    try:
+        ipaddress.ip_address(host)
+        path_style = True
+    except ValueError:
+        pass
+    if path_style:
+        return f"{protocol}://{endpoint}/{account_name}"
+    return f"{protocol}://{account_name}.blob.{endpoint}"
+
+
+def write_credential_file(workspace_dir: Path, datastore_name: str, secret: dict[str, Any]) -> str:
+    """Write the secret with mode 0600 from the start (no window where it is world-readable)."""
+    folder = Path(workspace_dir) / CREDENTIALS_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    relative = f"{CREDENTIALS_DIR}/{datastore_name}.json"
+    path = Path(workspace_dir) / relative
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(secret, handle)
+    os.replace(tmp, path)
+    return relative
+
+
+def register_azure_blob(
+    workspace: Any,
+    *,
+    datastore_name: str,
+    container_name: str,
+    account_name: str,
+    sas_token: str | None,
+    account_key: str | None,
+    protocol: str | None,
+    endpoint: str | None,
+    overwrite: bool,
+    create_if_not_exists: bool,
+    skip_validation: bool,
+) -> Any:
+    from mlpipe_provider.datastores import open_datastore_config
+    from mlpipe_provider.sdk.datastore import Datastore
+
+    for field, value in (
+        ("datastore_name", datastore_name),
+        ("container_name", container_name),
+        ("account_name", account_name),
+    ):
+        if not isinstance(value, str) or not value:
+            raise DatastoreError(
+                f"register_azure_blob_container: {field} must be a non-empty string"
+            )
+    config = workspace._config
+    if datastore_name in config.datastores and not overwrite:
+        existing = config.datastores[datastore_name]
+        if existing.container_name != container_name or existing.account_name != account_name:
+            raise DatastoreError(
+                f"datastore {datastore_name!r} is already registered to another container; "
+                "pass overwrite=True to replace it"
+            )
+    fields: dict[str, Any] = {
+        "url": f"az://{container_name}",
+        "datastore_type": "AzureBlob",
+        "container_name": container_name,
+        "account_name": account_name,
+        "account_url": blob_account_url(account_name, protocol, endpoint),
+    }
+    secret = {k: v for k, v in (("account_key", account_key), ("sas_token", sas_token)) if v}
+    if secret:
+        fields["credential_file"] = write_credential_file(workspace._dir, datastore_name, secret)
+    entry = DatastoreConfig(**fields)
+    if create_if_not_exists or not skip_validation:
+        access = open_datastore_config(workspace._dir, datastore_name, entry)
+        try:
+            exists = access.fs.exists(container_name)
+            if not exists and create_if_not_exists:
+                access.fs.mkdir(container_name)
+            elif not exists and not skip_validation:
+                raise DatastoreError(
+                    f"container {container_name!r} does not exist in account {account_name!r} "
+                    "(pass create_if_not_exists=True to create it)"
+                )
+        except DatastoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report what the service said, minus secrets
+            from mlpipe_provider.hooks.datastore import redact
+
+            raise DatastoreError(
+                f"datastore {datastore_name!r}: cannot reach container {container_name!r}: "
+                f"{redact(str(exc), access.options)[:500]}"
+            ) from None
+    config.datastores[datastore_name] = entry
+    workspace._save(config)
+    return Datastore(workspace, datastore_name)
