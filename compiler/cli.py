@@ -25,7 +25,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     for target in args.pipelines:
         for found in load_pipelines(target, dag_id=args.dag_id):
             compiled = compile_pipeline(
-                found.pipeline, found.dag_id, args.output, origin=found.origin
+                found.pipeline,
+                found.dag_id,
+                args.output,
+                origin=found.origin,
+                schedule_on_assets=args.schedule_on_asset,
             )
             if compiled.dag_id in origins:
                 raise MlpipeError(
@@ -157,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="exit 1 if a DAG file is missing or stale; write nothing",
+    )
+    p.add_argument(
+        "--schedule-on-asset",
+        action="append",
+        metavar="URI",
+        help="run the DAG whenever this mlpipe asset gets an event (repeat: all of them); "
+        "see docs/lineage.md",
     )
     p.set_defaults(func=_cmd_compile)
 

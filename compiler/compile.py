@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.codegen import render_dag, render_pools
+from compiler.codegen import asset_schedule, render_dag, render_pools
 from compiler.lower import lower
 from compiler.naming import dag_id_for
 from mlpipe_provider.config import atomic_write_text
-from mlpipe_provider.errors import PipelineValidationError
+from mlpipe_provider.errors import MlpipeError, PipelineValidationError
 
 
 @dataclass
@@ -49,14 +49,23 @@ def compile_pipeline(
     *,
     origin: str | None = None,
     tags: list[str] | None = None,
+    schedule_on_assets: list[str] | None = None,
 ) -> CompiledDag:
-    """Render ``pipeline`` as DAG ``dag_id`` for ``dags_dir``; raises on any validation problem."""
+    """Render ``pipeline`` as DAG ``dag_id`` for ``dags_dir``; raises on any validation problem.
+
+    ``schedule_on_assets`` (mlpipe asset URIs, docs/lineage.md) makes the DAG run whenever each
+    of those assets got an event, e.g. whenever another pipeline's output was produced anew.
+    """
     dags_dir = Path(dags_dir).resolve()
     dag_id = dag_id_for(dag_id)
     lowered = lower(pipeline)
     if lowered.problems:
         raise PipelineValidationError(lowered.problems)
-    text = render_dag(lowered, dag_id, dags_dir, origin=origin, tags=tags)
+    try:
+        schedule = asset_schedule(schedule_on_assets) if schedule_on_assets else None
+    except ValueError as exc:
+        raise MlpipeError(f"--schedule-on-asset: {exc}") from exc
+    text = render_dag(lowered, dag_id, dags_dir, origin=origin, tags=tags, schedule=schedule)
     pools_text = render_pools(lowered)
     return CompiledDag(
         dag_id=dag_id,

@@ -45,6 +45,7 @@ class LoweredPipeline:
     problems: list[str] = field(default_factory=list)
     description: str | None = None
     workspace_dir: Path | None = None
+    workspace_name: str = "local"  # namespaces the lineage assets (docs/lineage.md)
 
 
 class _Lowering:
@@ -52,7 +53,11 @@ class _Lowering:
         self.pipeline = pipeline
         self.ws = pipeline._workspace
         self.config = self.ws._config
-        self.out = LoweredPipeline(description=pipeline.description, workspace_dir=self.ws._dir)
+        self.out = LoweredPipeline(
+            description=pipeline.description,
+            workspace_dir=self.ws._dir,
+            workspace_name=self.config.workspace_name,
+        )
         self.task_ids: dict[int, str] = {}
         self.step_of: dict[str, PipelineStep] = {}
         self.producer_of: dict[int, tuple[PipelineStep, str]] = {}
@@ -181,6 +186,15 @@ class _Lowering:
             for i, arg in enumerate(step._arguments)
         ]
         self._check_tokens(step, spec["arguments"], inputs, outputs)
+        # a script sees inputs and outputs alike, as $AZUREML_DATAREFERENCE_<name>
+        if step._step_kind != "data_transfer":
+            for name in sorted(set(inputs) & set(outputs)):
+                self.problem(
+                    step,
+                    "outputs",
+                    f"{name!r} names both an input and an output of this step; the script could "
+                    f"not tell them apart ($AZUREML_DATAREFERENCE_{name}): rename one",
+                )
         spec["inputs"] = list(inputs.values())
         spec["outputs"] = list(outputs.values())
         spec["params"] = self._lower_params(step)
@@ -222,6 +236,7 @@ class _Lowering:
             "mode": out._output_mode,
             "path_on_compute": out._output_path_on_compute,
         }
+        self.check_compute_path(step, field_name, outputs[out.name])
 
     def _add_input(
         self, step: PipelineStep, field_name: str, item: Any, inputs: dict, explicit: bool
@@ -300,6 +315,7 @@ class _Lowering:
                 f"inputs must be DataReference, PipelineData, a binding (as_mount/as_download) or (DataPath parameter, DataPathComputeBinding), got {type(data).__name__}",
             )
             return None
+        self.check_compute_path(step, field_name, entry)
         existing = inputs.get(name)
         if existing is not None:
             if existing != entry:
@@ -308,13 +324,20 @@ class _Lowering:
         inputs[name] = entry
         return name
 
-    def _check_path(self, step: PipelineStep, field_name: str, path: str | None) -> None:
+    def _check_path(
+        self, step: PipelineStep, field_name: str, path: str | None, what: str = "path_on_datastore"
+    ) -> None:
         from mlpipe_provider.datastores import safe_relative_path
 
         try:
-            safe_relative_path(path, what="path_on_datastore")
+            safe_relative_path(path, what=what)
         except DatastoreError as exc:
             self.problem(step, field_name, str(exc))
+
+    def check_compute_path(self, step: PipelineStep, field_name: str, entry: dict) -> None:
+        """``path_on_compute`` is relative to the step's working folder: no ``..``, no absolute."""
+        if entry.get("path_on_compute") is not None:
+            self._check_path(step, field_name, entry["path_on_compute"], "path_on_compute")
 
     def _check_tokens(
         self, step: PipelineStep, arguments: list[Any], inputs: dict, outputs: dict

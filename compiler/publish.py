@@ -34,6 +34,7 @@ def lowered_to_json(lowered: LoweredPipeline) -> dict[str, Any]:
         "parameters": lowered.parameters,
         "description": lowered.description,
         "workspace_dir": str(lowered.workspace_dir) if lowered.workspace_dir else None,
+        "workspace_name": lowered.workspace_name,
     }
 
 
@@ -49,6 +50,7 @@ def lowered_from_json(data: dict[str, Any]) -> LoweredPipeline:
         parameters=copy.deepcopy(data["parameters"]),
         description=data.get("description"),
         workspace_dir=Path(data["workspace_dir"]) if data.get("workspace_dir") else None,
+        workspace_name=data.get("workspace_name", "local"),
     )
 
 

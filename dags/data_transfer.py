@@ -3,7 +3,7 @@
 Do not edit: change the pipeline definition and run `mlpipe compile` again.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.data_transfer import DataTransferStepOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
@@ -68,6 +68,13 @@ with DAG(
             'max_nodes': 4,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/datastores/workspaceblobstore/reports/2024', uri='x-mlpipe://examples/datastores/workspaceblobstore/reports/2024', group='mlpipe-datastore'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/data_transfer/archive_reports/archived_reports', uri='x-mlpipe://examples/pipelines/data_transfer/archive_reports/archived_reports', group='mlpipe-output'),
+            Asset(name='examples/datastores/archive/reports/2024', uri='x-mlpipe://examples/datastores/archive/reports/2024', group='mlpipe-datastore'),
+        ],
     )
     archive_reports_reuse >> archive_reports
 
@@ -114,6 +121,12 @@ with DAG(
             'max_nodes': 4,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/pipelines/data_transfer/archive_reports/archived_reports', uri='x-mlpipe://examples/pipelines/data_transfer/archive_reports/archived_reports', group='mlpipe-output'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/data_transfer/summarize/summary', uri='x-mlpipe://examples/pipelines/data_transfer/summarize/summary', group='mlpipe-output'),
+        ],
     )
     summarize_reuse >> summarize
 

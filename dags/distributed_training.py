@@ -3,7 +3,7 @@
 Do not edit: change the pipeline definition and run `mlpipe compile` again.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.estimator import EstimatorStepOperator
 from mlpipe_provider.operators.estimator import MpiStepOperator
@@ -68,6 +68,9 @@ with DAG(
         },
         distribution={'framework': 'pytorch', 'node_count': 2, 'process_count_per_node': 1},
         allow_reuse=True,
+        outlets=[
+            Asset(name='examples/pipelines/distributed_training/estimate/partials', uri='x-mlpipe://examples/pipelines/distributed_training/estimate/partials', group='mlpipe-output'),
+        ],
     )
     estimate_reuse >> estimate
 
@@ -131,6 +134,12 @@ with DAG(
             'process_count_per_node': 1,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/pipelines/distributed_training/estimate/partials', uri='x-mlpipe://examples/pipelines/distributed_training/estimate/partials', group='mlpipe-output'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/distributed_training/score/scores', uri='x-mlpipe://examples/pipelines/distributed_training/score/scores', group='mlpipe-output'),
+        ],
     )
     score_reuse >> score
 

@@ -3,7 +3,7 @@
 Do not edit: change the pipeline definition and run `mlpipe compile` again.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.script import PythonScriptStepOperator
 from mlpipe_provider.sensors.reuse import StepReuseSensor
@@ -64,6 +64,12 @@ with DAG(
             'max_nodes': 1,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/datastores/workspaceblobstore/corpus', uri='x-mlpipe://examples/datastores/workspaceblobstore/corpus', group='mlpipe-datastore'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/docker_pipeline/tokenize/tokens', uri='x-mlpipe://examples/pipelines/docker_pipeline/tokenize/tokens', group='mlpipe-output'),
+        ],
     )
     tokenize_reuse >> tokenize
 
@@ -110,6 +116,12 @@ with DAG(
             'max_nodes': 4,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/pipelines/docker_pipeline/tokenize/tokens', uri='x-mlpipe://examples/pipelines/docker_pipeline/tokenize/tokens', group='mlpipe-output'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/docker_pipeline/summarize/summary', uri='x-mlpipe://examples/pipelines/docker_pipeline/summarize/summary', group='mlpipe-output'),
+        ],
     )
     summarize_reuse >> summarize
 

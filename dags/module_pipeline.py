@@ -3,7 +3,7 @@
 Do not edit: change the pipeline definition and run `mlpipe compile` again.
 """
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import Asset, DAG, Param, TaskGroup
 
 from mlpipe_provider.operators.module import ModuleStepOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
@@ -71,6 +71,12 @@ with DAG(
                 'max_nodes': 1,
             },
             allow_reuse=True,
+            inlets=[
+                Asset(name='examples/datastores/workspaceblobstore/module/raw.txt', uri='x-mlpipe://examples/datastores/workspaceblobstore/module/raw.txt', group='mlpipe-datastore'),
+            ],
+            outlets=[
+                Asset(name='examples/pipelines/module_pipeline/clean.module/cleaned_text', uri='x-mlpipe://examples/pipelines/module_pipeline/clean.module/cleaned_text', group='mlpipe-output'),
+            ],
         )
         clean_reuse >> clean
 
@@ -117,6 +123,12 @@ with DAG(
             'max_nodes': 1,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/pipelines/module_pipeline/clean.module/cleaned_text', uri='x-mlpipe://examples/pipelines/module_pipeline/clean.module/cleaned_text', group='mlpipe-output'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/module_pipeline/word_counts/counts', uri='x-mlpipe://examples/pipelines/module_pipeline/word_counts/counts', group='mlpipe-output'),
+        ],
     )
     word_counts_reuse >> word_counts
 

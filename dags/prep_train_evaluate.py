@@ -3,7 +3,7 @@
 Do not edit: change the pipeline definition and run `mlpipe compile` again.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.script import PythonScriptStepOperator
 from mlpipe_provider.sensors.reuse import StepReuseSensor
@@ -72,6 +72,12 @@ with DAG(
             'max_nodes': 4,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/datastores/workspaceblobstore/iris/iris.csv', uri='x-mlpipe://examples/datastores/workspaceblobstore/iris/iris.csv', group='mlpipe-datastore'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/prep_train_evaluate/prep/prepared', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/prep/prepared', group='mlpipe-output'),
+        ],
     )
     prep_reuse >> prep
 
@@ -142,6 +148,12 @@ with DAG(
         pool='gpu-cluster',
         pool_slots=1,
         queue='gpu-cluster',
+        inlets=[
+            Asset(name='examples/pipelines/prep_train_evaluate/prep/prepared', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/prep/prepared', group='mlpipe-output'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/prep_train_evaluate/train/model', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/train/model', group='mlpipe-output'),
+        ],
     )
     train_reuse >> train
 
@@ -204,6 +216,13 @@ with DAG(
             'max_nodes': 4,
         },
         allow_reuse=True,
+        inlets=[
+            Asset(name='examples/pipelines/prep_train_evaluate/prep/prepared', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/prep/prepared', group='mlpipe-output'),
+            Asset(name='examples/pipelines/prep_train_evaluate/train/model', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/train/model', group='mlpipe-output'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/prep_train_evaluate/evaluate/report', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/evaluate/report', group='mlpipe-output'),
+        ],
     )
     evaluate_reuse >> evaluate
 

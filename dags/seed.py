@@ -3,7 +3,7 @@
 Do not edit: change the pipeline definition and run `mlpipe compile` again.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.script import PythonScriptStepOperator
 from mlpipe_provider.sensors.reuse import StepReuseSensor
@@ -65,6 +65,12 @@ with DAG(
         pool='STANDARD_NC6',
         pool_slots=1,
         queue='STANDARD_NC6',
+        inlets=[
+            Asset(name='examples/datastores/workspaceblobstore/20newsgroups/20news.pkl', uri='x-mlpipe://examples/datastores/workspaceblobstore/20newsgroups/20news.pkl', group='mlpipe-datastore'),
+        ],
+        outlets=[
+            Asset(name='examples/pipelines/seed/train.py/output_data1', uri='x-mlpipe://examples/pipelines/seed/train.py/output_data1', group='mlpipe-output'),
+        ],
     )
     train_py_reuse >> train_py
 

@@ -48,6 +48,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
         ]
         assert {c.func.id for c in calls} <= {
+            "Asset",
             "DAG",
             "Param",
             "DataTransferStepOperator",

@@ -60,4 +60,22 @@ class MlpipeStepOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.step_protocol import run_step
 
-        return run_step(self, context)
+        record = run_step(self, context)
+        if self.outlets:
+            self._describe_asset_events(context, record)
+        return record
+
+    def _describe_asset_events(self, context: Any, record: dict[str, Any]) -> None:
+        """Put where this run wrote each outlet and its digest on the asset event (docs/lineage.md).
+
+        Airflow records one event per outlet when the task succeeds; a reused (skipped) step
+        records none, because the data did not change.
+        """
+        from mlpipe_provider.lineage import event_extras
+
+        extras = event_extras(self, record)
+        events = context["outlet_events"]
+        for asset in self.outlets:
+            extra = extras.get(getattr(asset, "uri", None))
+            if extra:
+                events[asset].extra.update(extra)
