@@ -124,6 +124,7 @@ def add_outputs(lowering: Any, step: Any, outputs: dict[str, dict[str, Any]]) ->
                 "dataset_type": "tabular" if tabular else "file",
                 **({"tabular": tabular} if tabular else {}),
             }
+        lowering.check_compute_path(step, field_name, entry)
         outputs[name] = entry
 
 
@@ -174,6 +175,7 @@ def add_input(
         entry = _dataset_input(lowering, step, field_name, item)
     if entry is None:
         return None
+    lowering.check_compute_path(step, field_name, entry)
     name = entry["name"]
     existing = inputs.get(name)
     if existing is not None:

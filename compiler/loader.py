@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.errors import MlpipeError, UserErrorException
+from mlpipe_provider.errors import MlpipeError, PipelineValidationError, UserErrorException
 from mlpipe_provider.sdk.experiment import submits_blocked
 
 
@@ -61,6 +61,27 @@ def _user_code_error(path: Path, exc: BaseException, doing: str) -> UserErrorExc
     return UserErrorException(f"{where}: {doing} raised {type(exc).__name__}: {exc}")
 
 
+def _located(path: Path, exc: MlpipeError) -> MlpipeError:
+    """mlpipe's own error from the user's file, with the file and line it came from in front.
+
+    The message already names the step and field; the line says which of several similar steps
+    it was. A ``PipelineValidationError`` (a list of problems) and errors that cannot be rebuilt
+    from one message are passed on unchanged.
+    """
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename) == path
+    ]
+    if not lines or isinstance(exc, PipelineValidationError):
+        return exc
+    try:
+        located = type(exc)(f"{path}:{lines[-1]}: {exc}")
+    except Exception:
+        return exc
+    return located
+
+
 def _import_file(path: Path) -> Any:
     digest = hashlib.blake2s(str(path).encode(), digest_size=6).hexdigest()
     module_name = f"mlpipe_pipeline_{path.stem}_{digest}"
@@ -71,9 +92,12 @@ def _import_file(path: Path) -> Any:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except MlpipeError:
+    except MlpipeError as exc:
         sys.modules.pop(module_name, None)
-        raise
+        located = _located(path, exc)
+        if located is exc:
+            raise
+        raise located from exc
     except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
         raise _user_code_error(path, exc, "importing the pipeline file") from exc
@@ -109,8 +133,11 @@ def load_pipelines(
                 takes_args = bool(inspect.signature(value).parameters)
                 try:
                     value = value(Workspace.from_config()) if takes_args else value()
-                except MlpipeError:
-                    raise
+                except MlpipeError as exc:
+                    located = _located(path, exc)
+                    if located is exc:
+                        raise
+                    raise located from exc
                 except (Exception, SystemExit) as exc:
                     raise _user_code_error(path, exc, f"calling {attr}()") from exc
                 name = path.stem

@@ -88,3 +88,84 @@ def test_every_value_reaches_the_dag_as_a_literal(
     )
     assert ast.literal_eval(param.args[0]) == param_default
     assert name in tree.body[0].value.value  # the raw docstring, exactly
+
+
+# Path-like values: folder and file names, datastore paths and output names. Each example writes a
+# real script in a real folder (the compiler checks the script exists), so this runs fewer examples.
+PATH_EXAMPLES = max(EXAMPLES // 4, 1)
+file_name = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\x00"),
+    min_size=1,
+    max_size=24,
+).filter(lambda s: s not in (".", "..") and len(s.encode()) < 200)
+segment = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\x00:"),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: s not in (".", ".."))
+identifier = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=PATH_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    folder=file_name,
+    script=file_name,
+    path_on_datastore=st.lists(segment, min_size=1, max_size=4).map("/".join),
+    reference_name=identifier,
+    output=identifier,
+    output_name=st.one_of(st.none(), identifier),
+)
+def test_every_path_reaches_the_dag_as_a_literal(
+    project, ws, folder, script, path_on_datastore, reference_name, output, output_name
+):
+    import tempfile
+    from pathlib import Path
+
+    from mlpipe_provider.sdk import DataReference, PipelineData
+
+    source = Path(tempfile.mkdtemp(dir=project)) / folder
+    source.mkdir()
+    (source / script).write_text("print(1)\n", encoding="utf-8")
+    raw = DataReference(
+        ws.get_default_datastore(),
+        data_reference_name=reference_name,
+        path_on_datastore=path_on_datastore,
+    )
+    out_data = PipelineData(output, output_name=output_name)
+    step = PythonScriptStep(
+        script,
+        name="step",
+        arguments=["--in", raw, "--out", out_data],
+        inputs=[raw],
+        outputs=[out_data],
+        source_directory=str(source),
+    )
+    lowered = lower(Pipeline(ws, [step]))
+    if reference_name == output:
+        # one step may not name an input and an output alike: its script could not tell them apart
+        assert any("names both an input and an output" in p for p in lowered.problems)
+        return
+    assert lowered.problems == []
+    dags = project / "dags"
+    source_text = render_dag(lowered, "paths", dags)
+    tree = ast.parse(source_text)
+    assert [type(n).__name__ for n in tree.body] == [
+        "Expr",
+        "ImportFrom",
+        "ImportFrom",
+        "ImportFrom",
+        "Assign",
+        "With",
+    ]
+    step_call = next(c for c in _operator_calls(tree) if c.func.id == "PythonScriptStepOperator")
+    wanted = {"script_name", "source_directory", "inputs", "outputs", "arguments"}
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in step_call.keywords if k.arg in wanted}
+    assert kwargs["script_name"] == script
+    assert (dags / kwargs["source_directory"]).resolve() == source.resolve()
+    (rendered_input,) = kwargs["inputs"]
+    assert rendered_input["name"] == reference_name
+    assert rendered_input["path_on_datastore"] == path_on_datastore
+    (rendered_output,) = kwargs["outputs"]
+    assert rendered_output["name"] == output
+    assert rendered_output["output_name"] == (output_name or output)
+    assert kwargs["arguments"] == ["--in", {"input": reference_name}, "--out", {"output": output}]

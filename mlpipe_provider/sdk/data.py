@@ -139,6 +139,14 @@ class PipelineData:
                 f"PipelineData name {name!r} must start with a letter or '_' and contain only "
                 "letters, digits and '_'"
             )
+        if output_name is not None and (
+            not isinstance(output_name, str) or not _DATA_NAME_RE.match(output_name)
+        ):
+            # v1's rule too; the output name is a folder in the datastore, so no '/' or '..'
+            raise UserErrorException(
+                f"PipelineData {name!r}: output_name {output_name!r} must start with a letter or "
+                "'_' and contain only letters, digits and '_'"
+            )
         self._name = name
         self.datastore = datastore
         self.datastore_name = _datastore_name(datastore)

@@ -107,7 +107,9 @@ class DataTransferStep(PipelineStep):
             ]
         super().__init__(name, inputs=inputs, outputs=outputs)
         if not isinstance(allow_reuse, bool):
-            raise UserErrorException(f"step {self.name!r}: allow_reuse must be True or False")
+            raise UserErrorException(
+                f"step {self.name!r}: allow_reuse must be True or False, got {allow_reuse!r}"
+            )
         self._allow_reuse = allow_reuse
         self.source_data_reference = source
         self.destination_data_reference = destination

@@ -246,7 +246,9 @@ class EstimatorStep(PipelineStep):
             name or estimator.entry_script, [*(inputs or []), *estimator.inputs], outputs, arguments
         )
         if not isinstance(allow_reuse, bool):
-            raise UserErrorException(f"step {self.name!r}: allow_reuse must be True or False")
+            raise UserErrorException(
+                f"step {self.name!r}: allow_reuse must be True or False, got {allow_reuse!r}"
+            )
         self.estimator = estimator
         self.compute_target = (
             compute_target if compute_target is not None else estimator.compute_target

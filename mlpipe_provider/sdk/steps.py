@@ -24,7 +24,9 @@ class PipelineStep:
         resource_inputs: list | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
-            raise UserErrorException(f"step name must be a non-empty string, got {name!r}")
+            raise UserErrorException(
+                f"{type(self).__name__}: step name must be a non-empty string, got {name!r}"
+            )
         self.name = name
         self._inputs = list(_as_list(inputs, name, "inputs"))
         self._outputs = list(_as_list(outputs, name, "outputs"))
@@ -128,7 +130,9 @@ class PythonScriptStep(PipelineStep):
         self.params = dict(params or {})
         self._source_directory = _resolve_source_directory(source_directory, self.name)
         if not isinstance(allow_reuse, bool):
-            raise UserErrorException(f"step {self.name!r}: allow_reuse must be True or False")
+            raise UserErrorException(
+                f"step {self.name!r}: allow_reuse must be True or False, got {allow_reuse!r}"
+            )
         self._allow_reuse = allow_reuse
         self.version = version
         self.hash_paths = list(hash_paths or [])

@@ -32,21 +32,55 @@ def _unsupported(name: str, note: str) -> type:
     return type(name, (), namespace)
 
 
-ParallelRunStep = _unsupported("ParallelRunStep", "no Airflow mapping yet")
-ParallelRunConfig = _unsupported("ParallelRunConfig", "no Airflow mapping yet")
-HyperDriveStep = _unsupported("HyperDriveStep", "no Airflow mapping yet")
-AutoMLStep = _unsupported("AutoMLStep", "AutoML is an Azure service")
-DatabricksStep = _unsupported("DatabricksStep", "Databricks is an external service")
-AdlaStep = _unsupported("AdlaStep", "Azure Data Lake Analytics is retired")
-AzureBatchStep = _unsupported("AzureBatchStep", "Azure Batch is an external service")
+ParallelRunStep = _unsupported(
+    "ParallelRunStep",
+    "no Airflow mapping yet; instead use a PythonScriptStep that loops over its input in "
+    "mini-batches, or an MpiStep / PythonScriptStep with node_count to spread it over nodes",
+)
+ParallelRunConfig = _unsupported(
+    "ParallelRunConfig",
+    "it only configures ParallelRunStep; instead use a PythonScriptStep that loops over its "
+    "input in mini-batches, or one with node_count to spread it over nodes",
+)
+HyperDriveStep = _unsupported(
+    "HyperDriveStep",
+    "no Airflow mapping yet; instead run the search inside one PythonScriptStep (e.g. with "
+    "Optuna), or one step per configuration",
+)
+AutoMLStep = _unsupported(
+    "AutoMLStep",
+    "AutoML is an Azure service; instead train in a PythonScriptStep with an AutoML library "
+    "such as FLAML or auto-sklearn",
+)
+DatabricksStep = _unsupported(
+    "DatabricksStep",
+    "Databricks is an external service; instead call its Jobs API from a PythonScriptStep",
+)
+AdlaStep = _unsupported(
+    "AdlaStep", "Azure Data Lake Analytics is retired; instead port the job to a PythonScriptStep"
+)
+AzureBatchStep = _unsupported(
+    "AzureBatchStep",
+    "Azure Batch is an external service; instead use a PythonScriptStep on a compute target "
+    "with the docker or kubernetes backend",
+)
 CommandStep = _unsupported("CommandStep", "use PythonScriptStep")
-KustoStep = _unsupported("KustoStep", "Kusto is an external service")
-SynapseSparkStep = _unsupported("SynapseSparkStep", "Synapse is an external service")
+KustoStep = _unsupported(
+    "KustoStep", "Kusto is an external service; instead query it from a PythonScriptStep"
+)
+SynapseSparkStep = _unsupported(
+    "SynapseSparkStep",
+    "Synapse is an external service; instead run PySpark in a PythonScriptStep",
+)
 PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
 ScriptRunConfig = _unsupported(
     "ScriptRunConfig", "submit a Pipeline with a PythonScriptStep instead"
 )
-Model = _unsupported("Model", "model registration is not part of mlpipe")
+Model = _unsupported(
+    "Model",
+    "model registration is not part of mlpipe; instead keep models as step outputs "
+    "(PipelineData or OutputFileDatasetConfig)",
+)
 InteractiveLoginAuthentication = _unsupported(
     "InteractiveLoginAuthentication", "a local workspace needs no login"
 )
