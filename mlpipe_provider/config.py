@@ -69,6 +69,8 @@ class WorkspaceConfig(BaseModel):
     datastores: dict[str, DatastoreConfig] = Field(default_factory=dict)
     compute_targets: dict[str, ComputeTargetConfig] = Field(default_factory=dict)
     airflow: AirflowServerConfig | None = None
+    #: MLflow server for pipeline and step runs (docs/tracking.md); $MLFLOW_TRACKING_URI wins
+    mlflow_tracking_uri: str | None = None
 
 
 def embedded_config() -> WorkspaceConfig:

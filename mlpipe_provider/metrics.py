@@ -53,25 +53,31 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """v1's shape: a scalar logged once is a value, logged repeatedly a list; tables are dicts of lists."""
+    """v1's shape: a scalar logged once is a value, logged repeatedly a list; tables are dicts of lists.
+
+    Scalars are gathered per name first, so a scalar whose value is itself a list is not mistaken
+    for earlier repetitions of it.
+    """
     metrics: dict[str, Any] = {}
+    scalars: dict[str, list[Any]] = {}
     for record in records:
         kind, name, value = record.get("kind"), record.get("name"), record.get("value")
         if name is None:
             continue
         if kind == "scalar":
-            if name in metrics:
-                prior = metrics[name]
-                metrics[name] = [*prior, value] if isinstance(prior, list) else [prior, value]
-            else:
-                metrics[name] = value
-        elif kind == "list":
+            series = scalars.setdefault(name, [])
+            series.append(value)
+            metrics[name] = series[0] if len(series) == 1 else list(series)
+            continue
+        scalars.pop(name, None)  # another kind under the same name replaces the scalar series
+        if kind == "list":
             metrics[name] = list(value or [])
         elif kind == "row":
-            table = metrics.setdefault(name, {})
-            if isinstance(table, dict):
-                for column, cell in (value or {}).items():
-                    table.setdefault(column, []).append(cell)
+            table = metrics.get(name)
+            if not isinstance(table, dict):
+                table = metrics[name] = {}
+            for column, cell in (value or {}).items():
+                table.setdefault(column, []).append(cell)
         elif kind == "table":
             metrics[name] = {
                 k: list(v) if isinstance(v, list) else [v] for k, v in (value or {}).items()

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlpipe_provider.runtime.reuse import StepReuse, holder_id, reuse_task_id
 from mlpipe_provider.store import lease_ttl
+from mlpipe_provider.tracking import track_step
 
 
 def _skip_if_reused(op: Any, context: Any) -> None:
@@ -27,6 +28,7 @@ def _skip_if_reused(op: Any, context: Any) -> None:
             f"fingerprint {decision['fingerprint']})"
         )
         op.log.info("%s", message)
+        track_step(op, context, record)  # MLflow, if configured; never raises
         raise AirflowSkipException(message)
 
 
@@ -63,6 +65,11 @@ def run_step(op: Any, context: Any) -> dict[str, Any]:
         try:
             record = op.produce(context, reuse)
             for location in record["outputs"].values():
+                if location.get("digest") and isinstance(location.get("files"), dict):
+                    # digested while written (a data transfer hashes what it streams): reading
+                    # a remote output back would download it a second time
+                    location.setdefault("size", sum(location["files"].values()))
+                    continue
                 tree = reuse.output_digest(location)
                 location["digest"] = tree.digest
                 location["files"] = tree.files
@@ -76,6 +83,7 @@ def run_step(op: Any, context: Any) -> dict[str, Any]:
                     "recorded for reuse",
                     op.step_name,
                 )
+            track_step(op, context, record, reuse.ws)  # MLflow, if configured; never raises
             return record
         finally:
             heartbeat.stop()

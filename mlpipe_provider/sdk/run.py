@@ -8,6 +8,7 @@ context is an offline run that prints what it would have logged, as in v1.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import uuid
@@ -21,6 +22,11 @@ PARENT_RUN_ID_ENV = "MLPIPE_PARENT_RUN_ID"
 STEP_NAME_ENV = "MLPIPE_STEP_NAME"
 EXPERIMENT_ENV = "MLPIPE_EXPERIMENT"
 ARTIFACTS_DIR_ENV = "MLPIPE_ARTIFACTS_DIR"
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _safe_file_stem(name: str) -> str:
+    return _UNSAFE_FILE_CHARS.sub("_", str(name)).strip(".") or "image"
 
 
 class _ExperimentRef:
@@ -109,19 +115,37 @@ class Run:
         self._record("table", name, dict(value), description)
 
     def log_image(
-        self, name: str, path: str | None = None, plot: Any = None, description: str = ""
+        self, name: str, path: Any = None, plot: Any = None, description: str = ""
     ) -> None:
-        """Keep the image with the step's artifacts; the metric holds its file name."""
-        stored = None
+        """Keep the image with the step's artifacts; the metric holds its file name.
+
+        ``path`` is a file path or a binary stream, ``plot`` a matplotlib figure or ``pyplot``
+        (as v1). The file name comes from the metric name with unsafe characters replaced, so a
+        name like ``"plots/loss"`` cannot write outside the step's artifacts folder.
+        """
+        from mlpipe_provider.errors import UserErrorException
+
+        if (path is None) == (plot is None):
+            raise UserErrorException(
+                f"Run.log_image({name!r}): give exactly one of path= (a file or stream) or plot="
+            )
+        suffix = ".png"
+        if isinstance(path, (str, os.PathLike)):
+            suffix = Path(path).suffix.lower() or suffix
+        file_name = f"{_safe_file_stem(name)}{suffix}"
         target_dir = Path(self._artifacts_dir) if self._artifacts_dir else None
-        if target_dir is not None:
-            target_dir.mkdir(parents=True, exist_ok=True)
-            stored = target_dir / f"{name}.png"
-            if plot is not None:
-                plot.savefig(stored)
-            elif path is not None:
-                shutil.copyfile(path, stored)
-        self._record("image", name, str(stored.name) if stored else (path or ""), description)
+        if target_dir is None:
+            self._record("image", name, str(path) if plot is None else file_name, description)
+            return
+        target_dir.mkdir(parents=True, exist_ok=True)
+        stored = target_dir / file_name
+        if plot is not None:
+            plot.savefig(stored)
+        elif hasattr(path, "read"):
+            stored.write_bytes(path.read())
+        else:
+            shutil.copyfile(path, stored)
+        self._record("image", name, stored.name, description)
 
     def log_confusion_matrix(self, name: str, value: Any, description: str = "") -> None:
         self._record("table", name, {"confusion_matrix": value}, description)

@@ -250,6 +250,22 @@ class Workspace:
             "workspaceDir": str(self._dir),
         }
 
+    def get_mlflow_tracking_uri(self, _with_auth: bool = False) -> str:
+        """The MLflow server pipeline runs are tracked in, for ``mlflow.set_tracking_uri(...)``.
+
+        Same rule as the workers (docs/tracking.md): ``$MLFLOW_TRACKING_URI``, else the
+        workspace config's ``mlflow_tracking_uri``. v1 always had one; here it must be configured.
+        """
+        from mlpipe_provider.tracking import configured_tracking_uri
+
+        uri = configured_tracking_uri(self._config)
+        if uri is None:
+            raise UserErrorException(
+                "no MLflow tracking URI: set $MLFLOW_TRACKING_URI or 'mlflow_tracking_uri' in "
+                f"{self._dir / CONFIG_FILE_NAME}"
+            )
+        return uri
+
     # --- mlpipe folders ----------------------------------------------------------------------
     @property
     def dags_dir(self) -> Path:
