@@ -19,6 +19,7 @@ with DAG(
     params={
         'score_nodes': Param(2, type='integer', description='PipelineParameter score_nodes'),
         'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
+        'mlpipe_continue_on_step_failure': Param(False, type='boolean', description='Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); when false, no further step starts once a step has failed'),
     },
     doc_md='# distributed_training\n\nEstimator + MPI ranks on the local backend.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| estimate | estimate.py | cpu-cluster | yes |\n| score | score.py | cpu-cluster | yes |\n',
 ) as dag:

@@ -17,6 +17,7 @@ with DAG(
     tags=['mlpipe'],
     params={
         'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
+        'mlpipe_continue_on_step_failure': Param(False, type='boolean', description='Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); when false, no further step starts once a step has failed'),
     },
     doc_md='# docker_pipeline\n\nTokenize a corpus in a container (no network, input read-only), summarise locally.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| tokenize | tokenize_corpus.py | docker-cpu | yes |\n| summarize | summarize.py | cpu-cluster | yes |\n',
 ) as dag:

@@ -18,6 +18,7 @@ with DAG(
     tags=['mlpipe'],
     params={
         'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
+        'mlpipe_continue_on_step_failure': Param(False, type='boolean', description='Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); when false, no further step starts once a step has failed'),
     },
     doc_md='# module_pipeline\n\nClean text with the published clean_text module, then count its words.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| clean | clean_text.py | local | yes |\n| word_counts | word_counts.py | local | yes |\n',
 ) as dag:

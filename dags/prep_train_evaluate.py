@@ -20,6 +20,7 @@ with DAG(
         'learning_rate': Param(0.1, type='number', description='PipelineParameter learning_rate'),
         'test_fraction': Param(0.25, type='number', description='PipelineParameter test_fraction'),
         'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
+        'mlpipe_continue_on_step_failure': Param(False, type='boolean', description='Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); when false, no further step starts once a step has failed'),
     },
     doc_md='# prep_train_evaluate\n\nPrepare the iris data, train a softmax classifier, evaluate it on held-out rows.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| prep | prep.py | cpu-cluster | yes |\n| train | train.py | gpu-cluster | yes |\n| evaluate | evaluate.py | cpu-cluster | yes |\n',
 ) as dag:

@@ -28,6 +28,7 @@ def test_dagbag_loads_every_dag_without_import_errors():
         "learning_rate",
         "test_fraction",
         "mlpipe_regenerate_outputs",
+        "mlpipe_continue_on_step_failure",
     }
 
 

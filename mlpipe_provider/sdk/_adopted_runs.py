@@ -30,10 +30,17 @@ def adopt(
     experiment_name: str,
     tags: dict[str, str],
     limit: int = 100,
+    run_id_prefix: str | None = None,
 ) -> list[str]:
-    """Run record ids of the runs of ``dag_id`` on the server, newest first."""
+    """Run record ids of the runs of ``dag_id`` on the server, newest first.
+
+    ``run_id_prefix`` keeps only the Airflow runs whose id starts with it (the runs one endpoint
+    schedule started, among the runs of a published pipeline's DAG that others start too).
+    """
     ids = []
     for run in client.dag_runs(dag_id, limit=limit):
+        if run_id_prefix is not None and not str(run["dag_run_id"]).startswith(run_id_prefix):
+            continue
         key = f"{client.url}/dags/{dag_id}/{run['dag_run_id']}"
         run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
         request_file = workspace.runs_dir / run_id / REQUEST_FILE

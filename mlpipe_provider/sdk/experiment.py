@@ -224,11 +224,14 @@ def start_run(
     the server reads) is installed and triggered through its REST API (``sdk/server_runs.py``).
     """
     from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
+    from mlpipe_provider.runtime.step_failure import CONTINUE_PARAM
 
     ws = experiment.workspace
     conf = dict(conf)
     if regenerate_outputs:
         conf["mlpipe_regenerate_outputs"] = True
+    if continue_on_step_failure:  # the DAG param's default is v1's False (runtime/step_failure.py)
+        conf[CONTINUE_PARAM] = True
     if ws._config.airflow is not None:
         from mlpipe_provider.sdk.server_runs import start_server_run
 

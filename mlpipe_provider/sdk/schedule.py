@@ -9,6 +9,13 @@ schedule's ``pipeline_parameters`` as the DAG params' defaults:
   polls the folder every ``polling_interval`` minutes and triggers the pipeline DAG once per file
   added or changed directly in it, with that file's path as ``data_path_parameter_name``.
 
+A schedule of a **pipeline endpoint** (``create_for_pipeline_endpoint``) runs the endpoint's
+*current* default version each time it fires, so it cannot be compiled from one pipeline: its DAG
+is a small router (``compiler/endpoint_router.py``) on the same timetable whose one task reads the
+endpoint's default version from the registry when it runs and triggers that published pipeline's
+own DAG with the schedule's parameters (``operators/endpoint_trigger.py``). A datastore schedule
+of an endpoint has a watcher DAG that triggers the router once per new file.
+
 The DAG files go to the workspace's DAG folder, which the Airflow scheduler must read (with no
 scheduler, nothing fires: the embedded Airflow only runs submits). ``disable`` re-renders them
 without their timetable (the files stay, so a run in progress finishes), ``enable`` restores it.
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.embedded.status import read_json, write_json
-from mlpipe_provider.errors import NotSupportedError, UserErrorException
+from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.sdk.timezones import TimeZone, iana_zone, time_zone_value
 
 ACTIVE, DISABLED = "Active", "Disabled"
@@ -206,32 +213,115 @@ class Schedule:
         _workflow_provider: Any = None,
         _service_endpoint: Any = None,
     ) -> Schedule:
-        from mlpipe_provider.sdk.experiment import Experiment
-        from mlpipe_provider.sdk.published import PublishedPipeline, _check_name
+        from mlpipe_provider.sdk.published import PublishedPipeline
 
-        if recurrence is not None:
-            if datastore is not None:
-                raise ValueError("Can not specify both a Recurrence and a Datastore")
-            if data_path_parameter_name is not None:
-                raise ValueError(
-                    "Data Path parameter name can only be specified for Datastore schedules."
-                )
-            if path_on_datastore is not None:
-                raise ValueError(
-                    "Path on datastore parameter can only be specified for Datastore schedules."
-                )
-            if not isinstance(recurrence, ScheduleRecurrence):
-                raise ValueError(f"recurrence must be a ScheduleRecurrence, got {recurrence!r}")
-            recurrence.validate()
-        elif datastore is None:
-            raise ValueError("Specify a recurrence or a datastore to monitor")
-        _check_name(name, "Schedule")  # it reaches the DAG file's docstring: no quotes
-        Experiment(workspace, experiment_name)  # validates the name
+        _check_kind(workspace, name, experiment_name, recurrence, datastore)
+        _check_datastore_only(recurrence, data_path_parameter_name, path_on_datastore)
         published = PublishedPipeline.get(workspace, pipeline_id)
         if published.status != ACTIVE:
             raise UserErrorException(
                 f"published pipeline {pipeline_id} is {published.status}; a schedule needs an active one"
             )
+        return Schedule._create(
+            workspace,
+            published,
+            {"pipeline_id": pipeline_id, "pipeline_endpoint_id": None},
+            name=name,
+            experiment_name=experiment_name,
+            recurrence=recurrence,
+            description=description,
+            pipeline_parameters=pipeline_parameters,
+            wait_for_provisioning=wait_for_provisioning,
+            wait_timeout=wait_timeout,
+            datastore=datastore,
+            polling_interval=polling_interval,
+            data_path_parameter_name=data_path_parameter_name,
+            continue_on_step_failure=continue_on_step_failure,
+            path_on_datastore=path_on_datastore,
+        )
+
+    @staticmethod
+    def create_for_pipeline_endpoint(
+        workspace: Any,
+        name: str,
+        pipeline_endpoint_id: str,
+        experiment_name: str,
+        recurrence: ScheduleRecurrence | None = None,
+        description: str | None = None,
+        pipeline_parameters: dict | None = None,
+        wait_for_provisioning: bool = False,
+        wait_timeout: int = 3600,
+        datastore: Any = None,
+        polling_interval: float = 5,
+        data_path_parameter_name: str | None = None,
+        continue_on_step_failure: bool | None = None,
+        path_on_datastore: str | None = None,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> Schedule:
+        """A schedule that runs the endpoint's default version *as it is when the schedule fires*.
+
+        Parameters are checked against the default version now; at each firing they are checked
+        again against the then-current default, and a name it does not take fails that firing.
+        """
+        from mlpipe_provider.sdk.published import PipelineEndpoint
+
+        _check_kind(workspace, name, experiment_name, recurrence, datastore)
+        _check_datastore_only(recurrence, data_path_parameter_name, path_on_datastore)
+        if not isinstance(pipeline_endpoint_id, str):
+            raise UserErrorException(
+                f"pipeline_endpoint_id must be a PipelineEndpoint id, got {pipeline_endpoint_id!r}"
+            )
+        endpoint = PipelineEndpoint.get(workspace, id=pipeline_endpoint_id)
+        if endpoint.status != ACTIVE:
+            raise UserErrorException(
+                f"PipelineEndpoint {endpoint.name!r} is {endpoint.status}; a schedule needs an "
+                "active one"
+            )
+        published = endpoint.get_pipeline()
+        if published.status != ACTIVE:
+            raise UserErrorException(
+                f"PipelineEndpoint {endpoint.name!r}: its default version's published pipeline "
+                f"{published.id} is {published.status}; a schedule needs an active one"
+            )
+        return Schedule._create(
+            workspace,
+            published,
+            {"pipeline_id": None, "pipeline_endpoint_id": endpoint.id},
+            name=name,
+            experiment_name=experiment_name,
+            recurrence=recurrence,
+            description=description,
+            pipeline_parameters=pipeline_parameters,
+            wait_for_provisioning=wait_for_provisioning,
+            wait_timeout=wait_timeout,
+            datastore=datastore,
+            polling_interval=polling_interval,
+            data_path_parameter_name=data_path_parameter_name,
+            continue_on_step_failure=continue_on_step_failure,
+            path_on_datastore=path_on_datastore,
+        )
+
+    @staticmethod
+    def _create(
+        workspace: Any,
+        published: Any,
+        target: dict[str, str | None],
+        *,
+        name: str,
+        experiment_name: str,
+        recurrence: ScheduleRecurrence | None,
+        description: str | None,
+        pipeline_parameters: dict | None,
+        wait_for_provisioning: bool,
+        wait_timeout: int,
+        datastore: Any,
+        polling_interval: float,
+        data_path_parameter_name: str | None,
+        continue_on_step_failure: bool | None,
+        path_on_datastore: str | None,
+    ) -> Schedule:
+        """Record and deploy a checked schedule; ``target`` names its pipeline or its endpoint."""
         conf = published._check_conf(pipeline_parameters)
         schedule_id = str(uuid.uuid4())
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -239,7 +329,7 @@ class Schedule:
             "id": schedule_id,
             "name": name,
             "description": description,
-            "pipeline_id": pipeline_id,
+            **target,
             "experiment_name": experiment_name,
             "status": ACTIVE,
             "recurrence": recurrence._to_record() if recurrence is not None else None,
@@ -282,13 +372,6 @@ class Schedule:
             schedule._wait_for_provisioning(wait_timeout)
         return schedule
 
-    @staticmethod
-    def create_for_pipeline_endpoint(*args: Any, **kwargs: Any) -> Schedule:
-        raise NotSupportedError(
-            "Schedule.create_for_pipeline_endpoint is not supported by mlpipe yet: schedule the "
-            "endpoint's published pipeline (endpoint.get_pipeline().id) with Schedule.create"
-        )
-
     # --- lookup -------------------------------------------------------------------------------------
     @staticmethod
     def get(
@@ -310,17 +393,21 @@ class Schedule:
         _workflow_provider: Any = None,
         _service_endpoint: Any = None,
     ) -> list[Schedule]:
-        """Schedules of the workspace, newest first; ``active_only`` applies without a pipeline id."""
-        if pipeline_endpoint_id is not None:
-            return []  # mlpipe schedules always name a published pipeline
+        """Schedules of the workspace, newest first; ``active_only`` applies without a pipeline
+        or pipeline endpoint id."""
         folder = _schedules_dir(workspace)
         records = [read_json(p) for p in folder.glob("*.json")] if folder.is_dir() else []
         found = []
         for record in records:
             if not record:
                 continue
-            if pipeline_id is not None:
-                if record["pipeline_id"] != pipeline_id:
+            if pipeline_id is not None or pipeline_endpoint_id is not None:
+                if pipeline_id is not None and record.get("pipeline_id") != pipeline_id:
+                    continue
+                if (
+                    pipeline_endpoint_id is not None
+                    and record.get("pipeline_endpoint_id") != pipeline_endpoint_id
+                ):
                     continue
             elif active_only and record["status"] != ACTIVE:
                 continue
@@ -352,7 +439,7 @@ class Schedule:
     def get_schedules_for_pipeline_endpoint_id(
         workspace: Any, pipeline_endpoint_id: str, **kwargs: Any
     ) -> list[Schedule]:
-        return []
+        return Schedule.list(workspace, pipeline_endpoint_id=pipeline_endpoint_id)
 
     # --- v1 attributes ----------------------------------------------------------------------------
     @property
@@ -368,12 +455,13 @@ class Schedule:
         return self._record.get("description")
 
     @property
-    def pipeline_id(self) -> str:
-        return self._record["pipeline_id"]
+    def pipeline_id(self) -> str | None:
+        """The published pipeline; None for a schedule of a pipeline endpoint (as in v1)."""
+        return self._record.get("pipeline_id")
 
     @property
     def pipeline_endpoint_id(self) -> str | None:
-        return None
+        return self._record.get("pipeline_endpoint_id")
 
     @property
     def status(self) -> str:
@@ -406,7 +494,8 @@ class Schedule:
 
     @property
     def dag_id(self) -> str:
-        """The DAG whose runs are this schedule's pipeline runs (an mlpipe addition)."""
+        """The DAG whose runs are this schedule's pipeline runs (an mlpipe addition); for a
+        schedule of a pipeline endpoint, the router DAG that triggers the default version's DAG."""
         return self._record["dag_id"]
 
     @property
@@ -450,7 +539,11 @@ class Schedule:
             raise ValueError("Can not specify a Datastore for a Recurrence schedule.")
         if status is not None and status not in (ACTIVE, DISABLED):
             raise ValueError("Status must be either Active or Disabled")
-        published = PublishedPipeline.get(self._workspace, record["pipeline_id"])
+        published = (
+            self._target_pipeline()
+            if record.get("pipeline_endpoint_id")
+            else PublishedPipeline.get(self._workspace, record["pipeline_id"])
+        )
         resnapshot = False
         if datastore is not None:
             new = _datastore_name(self._workspace, datastore)
@@ -516,14 +609,43 @@ class Schedule:
         if client is None:
             return []
         experiment = Experiment(self._workspace, self._record["experiment_name"])
-        ids = adopt(
-            self._workspace,
-            client,
-            self.dag_id,
-            experiment.name,
-            {"azureml.pipelineid": self.pipeline_id, "azureml.scheduleid": self.id},
-        )
-        return [PipelineRun(experiment, run_id) for run_id in ids]
+        if self.pipeline_endpoint_id is None:
+            ids = adopt(
+                self._workspace,
+                client,
+                self.dag_id,
+                experiment.name,
+                {"azureml.pipelineid": self.pipeline_id, "azureml.scheduleid": self.id},
+            )
+            return [PipelineRun(experiment, run_id) for run_id in ids]
+        # An endpoint schedule's runs are runs of its versions' DAGs that its router started.
+        from mlpipe_provider.embedded.status import REQUEST_FILE
+        from mlpipe_provider.runtime.endpoint_route import RUN_ID_PREFIX
+        from mlpipe_provider.sdk.published import PipelineEndpoint
+
+        endpoint = PipelineEndpoint.get(self._workspace, id=self.pipeline_endpoint_id)
+        ids = []
+        for published in endpoint.list_pipelines(active_only=False):
+            if client.dag(published.dag_id) is None:
+                continue  # a version the server has not parsed has no runs
+            ids += adopt(
+                self._workspace,
+                client,
+                published.dag_id,
+                experiment.name,
+                {
+                    "azureml.pipelineid": published.id,
+                    "azureml.pipelineendpointid": endpoint.id,
+                    "azureml.scheduleid": self.id,
+                },
+                run_id_prefix=f"{RUN_ID_PREFIX}__{self.id}__",
+            )
+
+        def created(run_id: str) -> float:
+            data = read_json(self._workspace.runs_dir / run_id / REQUEST_FILE) or {}
+            return float(data.get("created", 0))
+
+        return [PipelineRun(experiment, r) for r in sorted(ids, key=created, reverse=True)]
 
     def get_last_pipeline_run(self) -> Any:
         runs = self.get_pipeline_runs()
@@ -552,6 +674,19 @@ class Schedule:
             store, self.id, watch.list_files(store, self._record["path_on_datastore"])
         )
 
+    def _endpoint(self) -> Any:
+        from mlpipe_provider.sdk.published import PipelineEndpoint
+
+        return PipelineEndpoint.get(self._workspace, id=self._record["pipeline_endpoint_id"])
+
+    def _target_pipeline(self) -> Any:
+        """The published pipeline that firing now would run: an endpoint's current default."""
+        from mlpipe_provider.sdk.published import PublishedPipeline
+
+        if self._record.get("pipeline_endpoint_id"):
+            return self._endpoint().get_pipeline()
+        return PublishedPipeline.get(self._workspace, self._record["pipeline_id"])
+
     def _deploy(self) -> None:
         """(Re)write the schedule's DAG files from the record; unchanged files are not touched."""
         from compiler.compile import CompiledDag
@@ -562,30 +697,54 @@ class Schedule:
         record = self._record
         ws = self._workspace
         dags_dir = ws.dags_dir.resolve()
-        published = PublishedPipeline.get(ws, record["pipeline_id"])
-        lowered = with_defaults(published._lowered(), record["pipeline_parameters"])
         active = record["status"] == ACTIVE
         timetable = _timetable(record) if record.get("recurrence") and active else unscheduled()
         tags = [f"schedule:{record['name']}"[:100], f"experiment:{record['experiment_name']}"[:100]]
-        from compiler.codegen import render_dag, render_pools
-
-        text = render_dag(
-            lowered,
-            record["dag_id"],
-            dags_dir,
-            origin=f"schedule {record['name']!r} of published pipeline {published.name!r}",
-            tags=tags,
-            schedule=timetable,
-        )
-        pools = render_pools(lowered)
         dag_id = record["dag_id"]
-        CompiledDag(
-            dag_id=dag_id,
-            path=dags_dir / f"{dag_id}.py",
-            text=text,
-            pools_path=dags_dir / f"{dag_id}.pools.json" if pools else None,
-            pools_text=pools,
-        ).write()
+        if record.get("pipeline_endpoint_id"):
+            from compiler.endpoint_router import render_endpoint_router
+
+            published = self._target_pipeline()  # for the watcher's parameter kind only
+            endpoint_name = self._endpoint().name
+            text = render_endpoint_router(
+                dag_id=dag_id,
+                dags_dir=dags_dir,
+                workspace_dir=ws._dir,
+                schedule_name=record["name"],
+                schedule_id=record["id"],
+                endpoint_id=record["pipeline_endpoint_id"],
+                endpoint_name=endpoint_name,
+                pipeline_parameters=record["pipeline_parameters"],
+                continue_on_step_failure=record.get("continue_on_step_failure"),
+                schedule=timetable,
+                tags=[*tags, f"endpoint:{endpoint_name}"[:100]],
+            )
+            CompiledDag(dag_id, dags_dir / f"{dag_id}.py", text, None, None).write()
+        else:
+            from compiler.codegen import render_dag, render_pools
+
+            published = PublishedPipeline.get(ws, record["pipeline_id"])
+            lowered = with_defaults(published._lowered(), record["pipeline_parameters"])
+            keep_going = record.get("continue_on_step_failure")
+            if keep_going is None:  # as a submit of the published pipeline would (v1)
+                keep_going = published.continue_on_step_failure
+            text = render_dag(
+                lowered,
+                dag_id,
+                dags_dir,
+                origin=f"schedule {record['name']!r} of published pipeline {published.name!r}",
+                tags=tags,
+                schedule=timetable,
+                continue_on_step_failure=bool(keep_going),
+            )
+            pools = render_pools(lowered)
+            CompiledDag(
+                dag_id=dag_id,
+                path=dags_dir / f"{dag_id}.py",
+                text=text,
+                pools_path=dags_dir / f"{dag_id}.pools.json" if pools else None,
+                pools_text=pools,
+            ).write()
         if record.get("watcher_dag_id"):
             parameter = record.get("data_path_parameter_name")
             kind = "none"
@@ -635,9 +794,51 @@ class Schedule:
             if self.datastore_name
             else f"Recurrence: {self.recurrence!r}"
         )
+        target = (
+            f"Pipeline Endpoint Id: {self.pipeline_endpoint_id}"
+            if self.pipeline_endpoint_id
+            else f"Pipeline Id: {self.pipeline_id}"
+        )
         return (
-            f"Schedule(Name: {self.name}, Id: {self.id}, Status: {self.status}, "
-            f"Pipeline Id: {self.pipeline_id}, {kind})"
+            f"Schedule(Name: {self.name}, Id: {self.id}, Status: {self.status}, {target}, {kind})"
+        )
+
+
+def _check_kind(
+    workspace: Any,
+    name: str,
+    experiment_name: str,
+    recurrence: ScheduleRecurrence | None,
+    datastore: Any,
+) -> None:
+    """v1's checks shared by ``create`` and ``create_for_pipeline_endpoint``."""
+    from mlpipe_provider.sdk.experiment import Experiment
+    from mlpipe_provider.sdk.published import _check_name
+
+    if recurrence is not None:
+        if datastore is not None:
+            raise ValueError("Can not specify both a Recurrence and a Datastore")
+        if not isinstance(recurrence, ScheduleRecurrence):
+            raise ValueError(f"recurrence must be a ScheduleRecurrence, got {recurrence!r}")
+        recurrence.validate()
+    elif datastore is None:
+        raise ValueError("Specify a recurrence or a datastore to monitor")
+    _check_name(name, "Schedule")  # it reaches the DAG file's docstring: no quotes
+    Experiment(workspace, experiment_name)  # validates the name
+
+
+def _check_datastore_only(
+    recurrence: ScheduleRecurrence | None,
+    data_path_parameter_name: str | None,
+    path_on_datastore: str | None,
+) -> None:
+    if recurrence is None:
+        return
+    if data_path_parameter_name is not None:
+        raise ValueError("Data Path parameter name can only be specified for Datastore schedules.")
+    if path_on_datastore is not None:
+        raise ValueError(
+            "Path on datastore parameter can only be specified for Datastore schedules."
         )
 
 

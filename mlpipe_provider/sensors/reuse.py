@@ -4,6 +4,8 @@ It reads the step's settings from the step's own operator in the same DAG (no du
 configuration in the DAG file), computes the fingerprint, and publishes its decision as XCom.
 On a hit the step's task skips itself, and downstream steps read the reused outputs from here.
 A run whose conf names a parameter the DAG does not have fails here, before any step starts.
+With ``continue_on_step_failure=False`` (v1's default) the sensor also fails, so its step never
+starts, once any task of the run has failed (``runtime/step_failure.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,16 @@ class StepReuseSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         from mlpipe_provider.runtime.reuse_decision import decide
+        from mlpipe_provider.runtime.step_failure import stop_reason
 
+        # Checked on every poke: a step waiting for a concurrent producer stops too.
+        step = self.dag.get_task(self.step_task_id)
+        reason = stop_reason(self.dag, context, getattr(step, "step_name", self.step_task_id))
+        if reason is not None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            self.log.error("mlpipe: %s", reason)
+            raise AirflowFailException(reason)
         decision = decide(self, context)
         if decision is None:
             return False

@@ -1,0 +1,68 @@
+"""v1's ``continue_on_step_failure``: whether a pipeline run goes on after one of its steps failed.
+
+Airflow's own rule is v1's ``True``: a failed task stops only its downstream, and independent
+branches keep running. v1's default is ``False``: once a step fails, no further step starts and the
+run is Failed. Every compiled DAG has the boolean param ``CONTINUE_PARAM`` (default False); the reuse
+sensor in front of each step calls ``stop_reason`` before it lets its step start, and fails (so its
+step ends as ``upstream_failed`` and never runs) when the flag is off and a task of the same DAG run
+has failed. A step that is already running is left to finish, as in v1, where a failing step does
+not cancel steps already running; its outputs are recorded and reusable as usual.
+
+Airflow's DAG-level ``fail_fast`` is not used: it is fixed per DAG (v1's flag is per submit), and
+it refuses trigger rules other than ``all_success``, which the reuse sensors need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONTINUE_PARAM = "mlpipe_continue_on_step_failure"
+CONTINUE_DESCRIPTION = (
+    "Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); "
+    "when false, no further step starts once a step has failed"
+)
+
+
+def failed_tasks(context: Any) -> list[str]:
+    """Task ids of this DAG run that are ``failed`` now, asked through the task-sdk.
+
+    ``RuntimeTaskInstance.get_task_states`` goes through the supervisor to the execution API (a
+    running task has no database session); it answers ``{run_id: {task_id: state}}``.
+    """
+    ti = context["ti"]
+    dag_run = context["dag_run"]
+    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
+    return sorted(
+        task_id
+        for task_id, state in (states.get(dag_run.run_id) or {}).items()
+        if str(getattr(state, "value", state)) == "failed"
+    )
+
+
+def _step_label(dag: Any, task_id: str) -> str:
+    """The v1 step name of a task (a reuse sensor stands for its step), else the task id."""
+    task = dag.task_dict.get(task_id) if dag is not None else None
+    step_task_id = getattr(task, "step_task_id", None)
+    if step_task_id is not None:
+        task = dag.task_dict.get(step_task_id, task)
+    return str(getattr(task, "step_name", None) or task_id)
+
+
+def stop_reason(dag: Any, context: Any, step_name: str) -> str | None:
+    """Why step ``step_name`` must not start in this run, or None when it may.
+
+    The steps named are the failed step operators; failed reuse sensors are named only when no
+    step operator failed (a sensor stopped by this very rule is failed too, and is not the cause).
+    """
+    if context["params"].get(CONTINUE_PARAM, False):
+        return None
+    failed = [t for t in failed_tasks(context) if t in dag.task_dict]
+    if not failed:
+        return None
+    steps = [t for t in failed if getattr(dag.task_dict[t], "step_task_id", None) is None]
+    labels = sorted({_step_label(dag, t) for t in (steps or failed)})
+    names = ", ".join(repr(label) for label in labels)
+    return (
+        f"pipeline stops after step {names} failed (continue_on_step_failure=False): "
+        f"step {step_name!r} does not run"
+    )
