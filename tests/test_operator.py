@@ -348,7 +348,11 @@ def test_bad_datareference_paths_fail_with_a_clear_message(ws, project, run_dag)
     pipeline = Pipeline(ws, steps)
     assert pipeline.validate() == []  # both paths are well-formed; only running can tell
 
-    dag_run, records, log = run_capturing(run_dag, pipeline, "operator_bad_inputs")
+    # Both steps must get as far as checking their input, so the first failure must not stop
+    # the second (v1's continue_on_step_failure=True; the default False is tested elsewhere).
+    dag_run, records, log = run_capturing(
+        run_dag, pipeline, "operator_bad_inputs", conf={"mlpipe_continue_on_step_failure": True}
+    )
     assert str(dag_run.state) == "failed"
     for step in ("reads_missing", "reads_escape"):
         assert records[f"{step}.reuse"][0] == "failed", records
