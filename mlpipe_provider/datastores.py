@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -131,6 +132,122 @@ class DatastoreAccess:
             self.fs.get_file(remote, os.fspath(dest))
             count += 1
         return count
+
+    # --- whole objects, listings and deletion (the output store, ``mlpipe store``) -----------
+    def _guard(self, what: str, relative: str | None, function: Any, *args: Any, **kw: Any) -> Any:
+        """Run a filesystem call; a service's error becomes a DatastoreError without secrets."""
+        try:
+            return function(*args, **kw)
+        except (DatastoreError, FileNotFoundError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - report what the service said, minus secrets
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise DatastoreError(
+                f"datastore {self.name!r}: cannot {what} {relative or '/'!r}: "
+                f"{redact(first, self.options)[:300]}"
+            ) from None
+
+    def exists(self, relative: str | None, *, what: str = "path") -> bool:
+        full = self.full_path(relative, what=what)
+        if not self.is_local:
+            self.fs.invalidate_cache(full)
+        return bool(self._guard("look at", relative, self.fs.exists, full))
+
+    def read_bytes(self, relative: str, *, what: str = "path") -> bytes:
+        full = self.full_path(relative, what=what)
+        return self._guard("read", relative, self.fs.cat_file, full)
+
+    def write_bytes(self, relative: str, data: bytes, *, what: str = "path") -> None:
+        full = self.full_path(relative, what=what)
+        parent = posixpath.dirname(full)
+        if parent:
+            self._guard("write", relative, self.fs.makedirs, parent, exist_ok=True)
+        self._guard("write", relative, self.fs.pipe_file, full, data)
+
+    def find_with_detail(self, relative: str | None, *, what: str = "path") -> dict[str, dict]:
+        """Every file at or under ``relative``: full path -> fsspec info (size, modified time)."""
+        full = self.full_path(relative, what=what)
+        if not self.is_local:
+            self.fs.invalidate_cache(full)
+        try:
+            found = self._guard("list", relative, self.fs.find, full, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {path: info for path, info in found.items() if info.get("type") != "directory"}
+
+    def list_folders(self, relative: str | None, *, what: str = "path") -> list[str]:
+        """Names of the folders directly under ``relative`` (none if it does not exist)."""
+        full = self.full_path(relative, what=what)
+        if not self.is_local:
+            self.fs.invalidate_cache(full)
+        try:
+            listed = self._guard("list", relative, self.fs.ls, full, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            posixpath.basename(str(info["name"]).rstrip("/"))
+            for info in listed
+            if info.get("type") == "directory"
+        )
+
+    def newest_mtime(self, relative: str | None, *, what: str = "path") -> float | None:
+        """The latest modification time (epoch seconds) of anything at or under ``relative``."""
+        full = self.full_path(relative, what=what)
+        if self.is_local:
+            if not os.path.lexists(full):
+                return None
+            newest = os.lstat(full).st_mtime
+            for folder, dirs, files in os.walk(full):
+                for name in dirs + files:
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+            return newest
+        times = [modified_time(info) for info in self.find_with_detail(relative).values()]
+        known = [t for t in times if t is not None]
+        return max(known) if known else None
+
+    def remove(self, relative: str, *, what: str = "path") -> bool:
+        """Delete a file or a folder with everything under it; False if there was nothing."""
+        full = self.full_path(relative, what=what)
+        if not self.exists(relative, what=what):
+            return False
+        try:
+            self._guard("delete", relative, self.fs.rm, full, recursive=True)
+        except FileNotFoundError:
+            return False
+        if not self.is_local:
+            self.fs.invalidate_cache(full)
+        return True
+
+    def write_text(self, relative: str, text: str, *, what: str = "path") -> None:
+        """Write a small text file so readers see all of it or nothing: an atomic rename on a
+        local disk, one whole-object put on an object store (never a local path, so run records
+        work when the default datastore is remote)."""
+        from mlpipe_provider.config import atomic_write_text
+
+        full = self.full_path(relative, what=what)
+        if self.is_local:
+            atomic_write_text(Path(full), text)
+            return
+        self.fs.pipe_file(full, text.encode("utf-8"))
+
+
+def modified_time(info: dict[str, Any]) -> float | None:
+    """Epoch seconds from an fsspec info dict, whichever backend wrote it."""
+    for key in ("mtime", "last_modified", "LastModified", "updated", "modified"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
 
 
 def open_datastore(workspace_dir: Path, config: WorkspaceConfig, name: str) -> DatastoreAccess:

@@ -236,3 +236,13 @@ def digest_path(
         hasher.update(f"{rel}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
     cache.flush()
     return TreeDigest(DIGEST_PREFIX + hasher.hexdigest(), {rel: size for rel, size, _ in entries})
+
+
+def tree_digest(entries: Iterable[tuple[str, int, str]]) -> str:
+    """The folder digest of ``digest_path`` over (relative path, size, file digest) entries, for
+    callers whose files are not on this disk (``remote_digest``): same bytes, same digest."""
+    hasher = blake3.blake3()
+    hasher.update(b"mlpipe-tree-1\0")
+    for rel, size, digest in sorted(entries):
+        hasher.update(f"{rel}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
+    return DIGEST_PREFIX + hasher.hexdigest()

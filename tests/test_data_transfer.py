@@ -385,8 +385,8 @@ def test_stream_copy_reads_in_chunks_and_digests_like_the_hashing_module(tmp_pat
         def __init__(self, fs):
             self.fs, self.reads = fs, []
 
-        def open(self, path, mode):
-            handle = self.fs.open(path, mode)
+        def open(self, path, mode, **kwargs):
+            handle = self.fs.open(path, mode, **kwargs)
             original = handle.read
 
             def read(n=-1):

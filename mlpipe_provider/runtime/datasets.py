@@ -8,11 +8,15 @@ Inputs of kind ``"dataset"`` (see ``compiler/datasets.py``):
 * the step gets one local folder: the dataset's own folder when it is exactly one folder
   (``raw`` or ``raw/**``), else a folder in the attempt's ``.mlpipe/inputs/`` holding copies of
   the matched files;
+* on an object store the files are matched against one listing, digested through the remote
+  digest cache (``remote_digest``: same digest as the same bytes on a disk) and downloaded for
+  the step, whatever its mode (there is no FUSE mount here);
 * ``Run.get_context().input_datasets`` reads ``$MLPIPE_INPUT_DATASETS`` (name -> path, mode,
   type, read settings), for these inputs and for output configs consumed with ``.as_input()``.
 
-Outputs from ``OutputFileDatasetConfig`` (``finish_outputs``, after the script succeeded and
-before the manifest is committed): ``source_globs`` prune the fresh attempt folder, a
+Outputs from ``OutputFileDatasetConfig`` (after the script succeeded and before the manifest is
+committed): ``source_globs`` prune the fresh output while it is still local (``prune_outputs``,
+before any upload), then ``finish_outputs``: a
 ``destination`` receives a verified copy of the finished output (``{run-id}``/``{output-name}``
 substituted), and ``register_on_complete`` registers the attempt folder as a dataset version.
 When the step is reused, ``finish_reused_outputs`` makes the destination and the registration
@@ -23,15 +27,17 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from mlpipe_provider import dataset_files, dataset_registry
+from mlpipe_provider import dataset_files, dataset_registry, remote_digest
 from mlpipe_provider.datastores import safe_relative_path
 from mlpipe_provider.errors import UserErrorException
-from mlpipe_provider.hashing import DIGEST_PREFIX, StatCache, hash_bytes
+from mlpipe_provider.hashing import StatCache, hash_bytes, tree_digest
 from mlpipe_provider.runtime.step_context import StepWorkspace
 
 INPUT_DATASETS_ENV = "MLPIPE_INPUT_DATASETS"  # read by sdk/dataset.py
@@ -43,19 +49,66 @@ def _label(spec: dict[str, Any], step_name: str) -> str:
     return f"step {step_name!r}, dataset input {spec['name']!r}"
 
 
+@dataclass(frozen=True)
+class ViewFile:
+    """One file of a dataset's view: on this disk (``local``) or in an object store (``remote``)."""
+
+    datastore: str
+    path: str  # relative to the datastore root
+    local: str = ""
+    remote: remote_digest.RemoteFile | None = None
+
+
+def match_remote(
+    store: Any, datastore: str, pattern: str, *, what: str, call: Any = None
+) -> tuple[str, list[ViewFile]]:
+    """``dataset_files.match_local`` for an object store: one listing below the pattern's base."""
+    base, glob = dataset_files.split_pattern(pattern)
+    kwargs = {"call": call} if call is not None else {}
+    listed = remote_digest.list_tree(store, base, **kwargs)
+    if glob is None:
+        if listed and listed[0].rel == "":
+            return posixpath.dirname(base), [ViewFile(datastore, base, remote=listed[0])]
+        if not listed:
+            raise UserErrorException(f"{what}: {pattern!r} does not exist in {datastore!r}")
+        glob = "**"
+    if listed is None or (listed and listed[0].rel == ""):
+        raise UserErrorException(
+            f"{what}: {base or '/'!r} (the folder of {pattern!r}) does not exist in {datastore!r}"
+        )
+    regex = dataset_files.glob_regex(glob)
+    found = []
+    for file in listed:
+        top = file.rel.split("/")[0]
+        if not base and "/" in file.rel and top in dataset_files.RESERVED_TOP_FOLDERS:
+            continue
+        if regex.match(file.rel):
+            path = f"{base}/{file.rel}" if base else file.rel
+            found.append(ViewFile(datastore, path, remote=file))
+    return base, found
+
+
 def matched_view(
-    ws: StepWorkspace, spec: dict[str, Any], step_name: str
-) -> dict[str, dataset_files.MatchedFile]:
+    ws: StepWorkspace, spec: dict[str, Any], step_name: str, data: Any = None
+) -> dict[str, Any]:
     """``{view path: file}``: the files of a ``dataset`` input as the step sees them."""
     what = _label(spec, step_name)
-    entries = []
+    entries: list[tuple[str, str, list[Any]]] = []
     for entry in spec["paths"]:
         store = ws.datastore(entry["datastore"])
         pattern = safe_relative_path(entry["path"], what=f"{what} path")
         base, _ = dataset_files.split_pattern(pattern)
-        store.local_path(base, what=f"{what} path")  # a local store, and no symlink escape
-        root = store.local_path("", what=f"{what} datastore")
-        view_base, files = dataset_files.match_local(entry["datastore"], root, pattern, what=what)
+        if store.is_local:
+            store.local_path(base, what=f"{what} path")  # no symlink escape
+            root = store.local_path("", what=f"{what} datastore")
+            view_base, files = dataset_files.match_local(
+                entry["datastore"], root, pattern, what=what
+            )
+        else:
+            call = data.call(entry["datastore"]) if data is not None else None
+            view_base, files = match_remote(
+                store, entry["datastore"], pattern, what=what, call=call
+            )
         entries.append((entry["datastore"], view_base, files))
     view = dataset_files.view(entries)
     if not view:
@@ -65,33 +118,59 @@ def matched_view(
 
 
 def direct_folder(ws: StepWorkspace, spec: dict[str, Any]) -> Path | None:
-    """The folder that is exactly this dataset (one path: ``folder`` or ``folder/**``), if any."""
+    """The local folder that is exactly this dataset (one path: ``folder`` or ``folder/**``), if any."""
     if len(spec["paths"]) != 1:
         return None
     entry = spec["paths"][0]
     base, glob = dataset_files.split_pattern(entry["path"])
     if glob not in (None, "**") or not base:
         return None  # the datastore root: its view leaves out mlpipe's own folders
-    folder = ws.datastore(entry["datastore"]).local_path(base, what="dataset path")
+    store = ws.datastore(entry["datastore"])
+    if not store.is_local:
+        return None
+    folder = store.local_path(base, what="dataset path")
     return folder if folder.is_dir() else None
+
+
+def _remote_digests(
+    ws: StepWorkspace, view: dict[str, Any], rcache: remote_digest.RemoteDigestCache
+) -> dict[tuple[str, str], str]:
+    """``{(datastore, object path): digest}`` for the view's remote files, one batch per store."""
+    by_store: dict[str, list[remote_digest.RemoteFile]] = {}
+    for file in view.values():
+        if getattr(file, "remote", None) is not None:
+            by_store.setdefault(file.datastore, []).append(file.remote)
+    out = {}
+    for name, files in by_store.items():
+        store = ws.datastore(name)
+        identity = remote_digest.store_identity(store)
+        for prefix in {posixpath.dirname(f.path) for f in files}:
+            rcache.preload(identity, prefix)
+        for path, digest in remote_digest.file_digests(store, files, rcache).items():
+            out[(name, path)] = digest
+    return out
 
 
 def dataset_digest(
     ws: StepWorkspace, spec: dict[str, Any], cache: StatCache, step_name: str
 ) -> str:
     """The content digest of a ``dataset`` input: ``hashing.digest_path``'s folder scheme over
-    the view, so a one-folder dataset hashes like a DataReference to that folder."""
-    import blake3
-
+    the view, so a one-folder dataset hashes like a DataReference to that folder, on any store."""
     view = matched_view(ws, spec, step_name)
-    hasher = blake3.blake3()
-    hasher.update(b"mlpipe-tree-1\0")
+    rcache = remote_digest.RemoteDigestCache(ws.directory / "cache" / "stat-cache.sqlite")
+    try:
+        remote = _remote_digests(ws, view, rcache)
+    finally:
+        rcache.close()
+    entries = []
     for rel, file in view.items():
-        st = os.stat(file.local)
-        digest = cache.digest(file.local, st)
-        hasher.update(f"{rel}\0{st.st_size}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        if getattr(file, "remote", None) is not None:
+            entries.append((rel, file.remote.size, remote[(file.datastore, file.remote.path)]))
+        else:
+            st = os.stat(file.local)
+            entries.append((rel, st.st_size, cache.digest(file.local, st)))
     cache.flush()
-    return DIGEST_PREFIX + hasher.hexdigest()
+    return tree_digest(entries)
 
 
 def dataset_input_digest(reuse: Any, spec: dict[str, Any]) -> str:
@@ -110,19 +189,50 @@ def dataset_input_digest(reuse: Any, spec: dict[str, Any]) -> str:
     return hash_bytes(json.dumps(material, sort_keys=True).encode("utf-8"))
 
 
-def materialize(ws: StepWorkspace, spec: dict[str, Any], staging: Path, step_name: str) -> str:
-    """The local folder a step reads a ``dataset`` input from."""
+def materialize(
+    ws: StepWorkspace,
+    spec: dict[str, Any],
+    staging: Path,
+    step_name: str,
+    *,
+    place: Path | None = None,
+    data: Any = None,
+) -> str:
+    """The local folder a step reads a ``dataset`` input from: the dataset's own folder when it
+    is one local folder, else a copy of the matched files (downloaded from object stores) in
+    ``staging`` or at ``place`` (its path_on_compute)."""
     folder = direct_folder(ws, spec)
     if folder is not None:
         matched_view(ws, spec, step_name)  # the same "matches no files" check as the fingerprint
-        return str(folder)
-    target = staging / spec["name"]
+        if place is None:
+            return str(folder)
+        place.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(folder, place)
+        return str(place)
+    target = place or staging / spec["name"]
     if target.exists():
         shutil.rmtree(target)
-    for rel, file in matched_view(ws, spec, step_name).items():
+    remote: dict[str, list[tuple[str, str]]] = {}
+    for rel, file in matched_view(ws, spec, step_name, data).items():
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file.local, dest)
+        if getattr(file, "remote", None) is not None:
+            remote.setdefault(file.datastore, []).append((file.remote.path, os.fspath(dest)))
+        else:
+            shutil.copyfile(file.local, dest)
+    for name, pairs in remote.items():
+        store = ws.datastore(name)
+        sources, dests = [p for p, _ in pairs], [d for _, d in pairs]
+
+        def fetch(
+            sources: list[str] = sources, dests: list[str] = dests, store: Any = store
+        ) -> None:
+            store.fs.get(sources, dests)
+
+        if data is not None:
+            data.call(name)(f"download of dataset input {spec['name']!r}", "", fetch)
+        else:
+            fetch()
     target.mkdir(parents=True, exist_ok=True)
     return str(target)
 
@@ -183,8 +293,7 @@ def _place(
     dest_rel = destination_path(destination["path"], run_id, port)
     output_store = ws.datastore(location["datastore"])
     dest_store = ws.datastore(destination["datastore"])
-    folder = output_store.local_path(location["path"], what=f"output {port!r}")
-    digests = {rel: cache.digest(local) for rel, local in sorted(dataset_files.walk_files(folder))}
+    digests = _output_file_digests(ws, output_store, location["path"], port, cache)
     what = (
         f"step {op.step_name!r}, output {port!r}, destination {destination['datastore']}:{dest_rel}"
     )
@@ -220,6 +329,23 @@ def _place(
     return {"datastore": destination["datastore"], "path": dest_rel, **counts}
 
 
+def _output_file_digests(
+    ws: StepWorkspace, store: Any, rel: str, port: str, cache: StatCache
+) -> dict[str, str]:
+    """``{relative path: digest}`` of a finished output's files, on this disk or remote."""
+    if store.is_local:
+        folder = store.local_path(rel, what=f"output {port!r}")
+        return {r: cache.digest(local) for r, local in sorted(dataset_files.walk_files(folder))}
+    files = remote_digest.list_tree(store, rel) or []
+    rcache = remote_digest.RemoteDigestCache(ws.directory / "cache" / "stat-cache.sqlite")
+    try:
+        rcache.preload(remote_digest.store_identity(store), store.full_path(rel))
+        digests = remote_digest.file_digests(store, files, rcache)
+    finally:
+        rcache.close()
+    return {f.rel: digests[f.path] for f in files}
+
+
 def _register(
     op: Any, ws: StepWorkspace, port: str, spec: dict[str, Any], location: dict[str, str]
 ) -> dict[str, Any]:
@@ -250,6 +376,17 @@ def _register(
     return {"name": record["name"], "version": record["version"], "id": record["id"]}
 
 
+def prune_outputs(op: Any, folders: dict[str, Path]) -> dict[str, int]:
+    """Apply ``source_globs`` to fresh outputs while they are still local folders (before an
+    upload), so what is uploaded and recorded is only what the globs keep."""
+    pruned = {}
+    for spec in op.outputs:
+        port = spec.get("output_name") or spec["name"]
+        if spec.get("source_globs") and port in folders:
+            pruned[port] = _prune(folders[port], spec["source_globs"])
+    return pruned
+
+
 def finish_outputs(
     op: Any,
     ws: StepWorkspace,
@@ -258,11 +395,9 @@ def finish_outputs(
     *,
     fresh: bool,
 ) -> dict[str, Any]:
-    """Prune (fresh outputs only), copy to destinations and register, in that order."""
+    """Copy to destinations and register, in that order (``prune_outputs`` ran before)."""
     done: dict[str, Any] = {}
-    specs = [
-        s for s in op.outputs if s.get("source_globs") or s.get("destination") or s.get("register")
-    ]
+    specs = [s for s in op.outputs if s.get("destination") or s.get("register")]
     if not specs:
         return done
     cache = StatCache(ws.directory / "cache" / "stat-cache.sqlite")
@@ -273,11 +408,6 @@ def finish_outputs(
             if location is None:
                 continue
             info: dict[str, Any] = {}
-            if fresh and spec.get("source_globs"):
-                folder = ws.datastore(location["datastore"]).local_path(
-                    location["path"], what=f"output {port!r}"
-                )
-                info["files_pruned"] = _prune(folder, spec["source_globs"])
             if spec.get("destination"):
                 info["destination"] = _place(op, ws, port, spec, location, run_id, cache)
             if spec.get("register"):

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mlpipe_provider import remote_digest
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
 from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
 from mlpipe_provider.runtime.data_path import data_path_of_run
+from mlpipe_provider.runtime.datastore_retry import Retrier
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
 
@@ -51,6 +53,8 @@ class StepReuse:
         self.ws = StepWorkspace.for_operator(op.workspace, op.dag.fileloc)
         self.cache = StatCache(self.ws.directory / "cache" / "stat-cache.sqlite")
         self.store = OutputStore(self.ws.datastore(self.ws.config.default_datastore))
+        self._remote_cache: remote_digest.RemoteDigestCache | None = None
+        self._retriers: dict[str, Retrier] = {}
 
     @property
     def source_dir(self) -> Path | None:
@@ -65,15 +69,17 @@ class StepReuse:
         if spec["kind"] == "data_path":  # content at this run's path, like a DataReference
             spec = {**spec, **data_path_of_run(spec, self.params, self.op.step_name)}
         if spec["kind"] in ("data_reference", "data_path"):
-            path = self.ws.datastore(spec["datastore"]).local_path(
-                spec["path_on_datastore"], what=f"input {spec['name']!r} path_on_datastore"
+            tree = self.content_digest(
+                spec["datastore"],
+                spec["path_on_datastore"],
+                what=f"input {spec['name']!r} path_on_datastore",
             )
-            if not path.exists():
+            if tree is None:
                 raise UserErrorException(
                     f"step {self.op.step_name!r}, input {spec['name']!r}: {spec['path_on_datastore']!r} does not "
                     f"exist in datastore {spec['datastore']!r}"
                 )
-            return digest_path(path, self.cache).digest
+            return tree.digest
         record = upstream_record(self.ti, spec["producer"])
         output = (record or {}).get("outputs", {}).get(spec["output"])
         if not output:
@@ -83,10 +89,45 @@ class StepReuse:
             )
         if output.get("digest"):
             return output["digest"]
-        path = self.ws.datastore(output["datastore"]).local_path(
-            output["path"], what=f"input {spec['name']!r}"
+        tree = self.content_digest(
+            output["datastore"], output["path"], what=f"input {spec['name']!r}"
         )
-        return digest_path(path, self.cache).digest
+        if tree is None:
+            raise UserErrorException(
+                f"step {self.op.step_name!r}, input {spec['name']!r}: the output {spec['output']!r} of "
+                f"step {spec['producer']!r} is no longer at {output['path']!r}"
+            )
+        return tree.digest
+
+    def content_digest(
+        self, datastore: str, rel: str, *, what: str, full: bool = False
+    ) -> TreeDigest | None:
+        """The digest of a file or folder on any datastore; None when nothing is there. Remote
+        data costs one listing, and downloads only objects whose size or version changed
+        (``full``: every object is read again)."""
+        store = self.ws.datastore(datastore)
+        if store.is_local:
+            path = store.local_path(rel, what=what)
+            if not path.exists():
+                return None
+            return digest_path(path, StatCache(None) if full else self.cache)
+        cache = remote_digest.RemoteDigestCache(None, enabled=False) if full else self.remote_cache
+        return remote_digest.digest_remote(store, rel, cache, call=self._retrier(datastore))
+
+    def _retrier(self, datastore: str) -> Retrier:
+        if datastore not in self._retriers:
+            self._retriers[datastore] = Retrier(
+                self.op.step_name, self.ws.datastore(datastore), getattr(self.op, "log", None)
+            )
+        return self._retriers[datastore]
+
+    @property
+    def remote_cache(self) -> remote_digest.RemoteDigestCache:
+        if self._remote_cache is None:
+            self._remote_cache = remote_digest.RemoteDigestCache(
+                self.ws.directory / "cache" / "stat-cache.sqlite"
+            )
+        return self._remote_cache
 
     def fingerprint(self) -> tuple[str, dict[str, Any]]:
         folder = self.source_dir
@@ -100,33 +141,56 @@ class StepReuse:
     def verified_entry(
         self, fingerprint: str, *, full: bool = False
     ) -> tuple[dict[str, Any] | None, str]:
-        """The entry if its outputs are all still there with the recorded sizes (and digests, if ``full``)."""
+        """The entry if its outputs are all still there with the recorded sizes (and digests, if
+        ``full``). Remote outputs: one listing per output; ``full`` downloads and re-digests."""
         manifest = self.store.read_entry(fingerprint)
         if manifest is None:
             return None, "no entry"
         for port, output in manifest.get("outputs", {}).items():
             try:
-                path = self.ws.datastore(output["datastore"]).local_path(
-                    output["path"], what=f"output {port!r}"
-                )
+                files = self._current_files(output, port)
             except Exception as exc:  # noqa: BLE001 - any doubt about an entry makes it a miss
                 return None, f"output {port!r} unreadable: {exc}"
-            if not path.exists():
+            if files is None:
                 return None, f"output {port!r} is missing at {output['path']!r}"
-            files = (
-                {rel: entry.stat().st_size for rel, entry in iter_tree(path, False)}
-                if path.is_dir()
-                else {"": path.stat().st_size}
-            )
             if files != output.get("files"):
                 return None, f"output {port!r} at {output['path']!r} no longer matches its manifest"
-            if full and digest_path(path, StatCache(None)).digest != output.get("digest"):
-                return None, f"output {port!r} content digest changed"
+            if full:
+                try:
+                    tree = self.content_digest(
+                        output["datastore"], output["path"], what=f"output {port!r}", full=True
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    return None, f"output {port!r} unreadable: {exc}"
+                if tree is None or tree.digest != output.get("digest"):
+                    return None, f"output {port!r} content digest changed"
         return manifest, "verified"
 
+    def _current_files(self, output: dict[str, Any], port: str) -> dict[str, int] | None:
+        """``{relative path: size}`` of an output as it is now (``{"": size}`` for one file)."""
+        store = self.ws.datastore(output["datastore"])
+        if not store.is_local:
+            listed = remote_digest.list_tree(
+                store, output["path"], call=self._retrier(output["datastore"])
+            )
+            return None if listed is None else {f.rel: f.size for f in listed}
+        path = store.local_path(output["path"], what=f"output {port!r}")
+        if not path.exists():
+            return None
+        if path.is_dir():
+            return {rel: entry.stat().st_size for rel, entry in iter_tree(path, False)}
+        return {"": path.stat().st_size}
+
     def output_digest(self, location: dict[str, str]) -> TreeDigest:
-        path = self.ws.datastore(location["datastore"]).local_path(location["path"], what="output")
-        return digest_path(path, self.cache)
+        tree = self.content_digest(location["datastore"], location["path"], what="output")
+        if tree is None:
+            raise UserErrorException(
+                f"step {self.op.step_name!r}: output {location['path']!r} is missing from "
+                f"datastore {location['datastore']!r} right after the step wrote it"
+            )
+        return tree
 
     def close(self) -> None:
         self.cache.close()
+        if self._remote_cache is not None:
+            self._remote_cache.close()

@@ -2,15 +2,15 @@
 
 Order matters for the reuse store: outputs are written under a fresh step run folder, and the
 step's record (outputs, metrics) is only returned after the script succeeded, so a failed or
-killed attempt never leaves anything that later runs could mistake for a result.
+killed attempt never leaves anything that later runs could mistake for a result. Data on object
+stores is downloaded before and uploaded after the script (``runtime/staging.py``): uploads
+happen only once the script succeeded, and the attempt's run record follows them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,17 @@ from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.backends import Launch, run_launch
 from mlpipe_provider.runtime.data_path import data_path_of_run
-from mlpipe_provider.runtime.datasets import dataset_environment, finish_outputs, materialize
+from mlpipe_provider.runtime.datasets import (
+    dataset_environment,
+    finish_outputs,
+    materialize,
+    prune_outputs,
+)
 from mlpipe_provider.runtime.devices import DeviceLease
 from mlpipe_provider.runtime.distributed import build_commands, resolve_counts, world_size
 from mlpipe_provider.runtime.environments import python_for
 from mlpipe_provider.runtime.reuse import upstream_record
+from mlpipe_provider.runtime.staging import StepData
 from mlpipe_provider.runtime.step_context import (
     StepWorkspace,
     argument_to_str,
@@ -34,28 +40,24 @@ from mlpipe_provider.runtime.step_context import (
 )
 
 
-def _resolve_inputs(
-    op: Any, ws: StepWorkspace, ti: Any, params: Any = None, staging: Path | None = None
-) -> dict[str, str]:
+def _resolve_inputs(op: Any, data: StepData, ti: Any, params: Any = None) -> dict[str, str]:
     paths: dict[str, str] = {}
     for spec in op.inputs:
         name = spec["name"]
         if spec["kind"] == "dataset":  # one local folder of the matched files (datasets.md)
-            folder = staging or Path(tempfile.mkdtemp(prefix="mlpipe-inputs-"))
-            paths[name] = materialize(ws, spec, folder, op.step_name)
+            place = data.working_place(spec.get("path_on_compute"), f"input {name!r}")
+            paths[name] = materialize(
+                data.ws, spec, data.area / "inputs", op.step_name, place=place, data=data
+            )
             continue
         if spec["kind"] == "data_path":  # a DataPath parameter: this run's value says where
             spec = {**spec, **data_path_of_run(spec, params or {}, op.step_name)}
         if spec["kind"] in ("data_reference", "data_path"):
-            store = ws.datastore(spec["datastore"])
-            path = store.local_path(
-                spec["path_on_datastore"], what=f"input {name!r} path_on_datastore"
+            datastore, rel = spec["datastore"], spec["path_on_datastore"]
+            missing = (
+                f"step {op.step_name!r}, input {name!r}: {rel!r} does not exist "
+                f"in datastore {datastore!r}"
             )
-            if not path.exists():
-                raise UserErrorException(
-                    f"step {op.step_name!r}, input {name!r}: {spec['path_on_datastore']!r} does not exist "
-                    f"in datastore {spec['datastore']!r}"
-                )
         else:
             record = upstream_record(ti, spec["producer"])
             if not record or spec["output"] not in record.get("outputs", {}):
@@ -64,24 +66,28 @@ def _resolve_inputs(
                     f"output {spec['output']!r}"
                 )
             location = record["outputs"][spec["output"]]
-            path = ws.datastore(location["datastore"]).local_path(
-                location["path"], what=f"input {name!r}"
+            datastore, rel = location["datastore"], location["path"]
+            missing = (
+                f"step {op.step_name!r}, input {name!r}: the output {spec['output']!r} of step "
+                f"{spec['producer']!r} is no longer at {rel!r} in datastore {datastore!r}"
             )
-        paths[name] = str(path)
+        paths[name] = data.input_path(
+            name, datastore, rel, spec.get("path_on_compute"), missing=missing
+        )
     return paths
 
 
 def _prepare_outputs(
-    op: Any, ws: StepWorkspace, step_run_id: str
+    op: Any, data: StepData, step_run_id: str
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     paths: dict[str, str] = {}
     locations: dict[str, dict[str, str]] = {}
     for spec in op.outputs:
         port = spec.get("output_name") or spec["name"]
         rel = layout.output_path(step_run_id, port)
-        path = ws.datastore(spec["datastore"]).local_path(rel, what=f"output {port!r}")
-        path.mkdir(parents=True, exist_ok=True)
-        paths[spec["name"]] = str(path)
+        paths[spec["name"]] = data.output_path(
+            port, spec["datastore"], rel, spec.get("path_on_compute")
+        )
         locations[port] = {"datastore": spec["datastore"], "path": rel}
     return paths, locations
 
@@ -124,7 +130,6 @@ def _environment(
 
 def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     """Run the script once the protocol (``step_protocol.run_step``) decided it must run."""
-    ti = context["ti"]
     dag_dir = Path(op.dag.fileloc).resolve().parent
     source_dir = (dag_dir / op.source_directory).resolve()
     script = source_dir / op.script_name
@@ -132,16 +137,44 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
         raise UserErrorException(
             f"step {op.step_name!r}, field 'script_name': {str(script)!r} not found"
         )
-
     step_run_id = str(uuid.uuid4())
+    data = StepData(ws, op.step_name, step_run_id, op.log)
+    try:
+        return _run_staged(op, context, ws, data, source_dir)
+    finally:
+        data.close()
+
+
+def _meta_folder(ws: StepWorkspace, data: StepData) -> tuple[Path, bool]:
+    """The attempt's own files (metrics, artifacts, run record): in the default datastore when it
+    is a local disk, else staged and uploaded there at the end (``remote`` is then True)."""
     default_store = ws.datastore(ws.config.default_datastore)
-    meta_dir = default_store.local_path(layout.meta_path(step_run_id, ""), what="run folder")
+    if default_store.is_local:
+        rel = layout.meta_path(data.step_run_id, "")
+        return default_store.local_path(rel, what="run folder"), False
+    return data.area / "run" / layout.META_DIR, True
+
+
+def _upload_meta(ws: StepWorkspace, data: StepData, meta_dir: Path) -> None:
+    data.upload_folder(
+        meta_dir,
+        ws.config.default_datastore,
+        layout.meta_path(data.step_run_id, ""),
+        "the run record",
+    )
+
+
+def _run_staged(
+    op: Any, context: Any, ws: StepWorkspace, data: StepData, source_dir: Path
+) -> dict[str, Any]:
+    step_run_id = data.step_run_id
+    meta_dir, remote_meta = _meta_folder(ws, data)
     meta_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = meta_dir / "metrics.jsonl"
     artifacts_dir = meta_dir / "artifacts"
 
-    input_paths = _resolve_inputs(op, ws, ti, context["params"], staging=meta_dir / "inputs")
-    output_paths, output_locations = _prepare_outputs(op, ws, step_run_id)
+    input_paths = _resolve_inputs(op, data, context["ti"], context["params"])
+    output_paths, output_locations = _prepare_outputs(op, data, step_run_id)
     argv_tail = render_arguments(
         op.arguments,
         inputs=input_paths,
@@ -153,12 +186,23 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
         op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
     )
     env.update(dataset_environment(op, input_paths))
+    run_dir = source_dir
+    if data.placed:
+        env["MLPIPE_WORKING_DIR"] = str(data.work_dir)
+        if op.compute.get("backend", "local") == "local":
+            run_dir = data.link_source(source_dir)
+        else:
+            op.log.warning(
+                "mlpipe: step %r: path_on_compute places data under %s; on the %r backend the "
+                "script still starts in its source directory",
+                op.step_name,
+                data.work_dir,
+                op.compute.get("backend"),
+            )
     python = python_for(op.environment, ws, step_name=op.step_name, log=op.log, compute=op.compute)
     argv = [python, "-u", op.script_name, *argv_tail]
 
-    op.log.info(
-        "mlpipe: step %r, run %s: %s (in %s)", op.step_name, step_run_id, argv[2:], source_dir
-    )
+    op.log.info("mlpipe: step %r, run %s: %s (in %s)", op.step_name, step_run_id, argv[2:], run_dir)
     counts = resolve_counts(op.distribution, context["params"], op.step_name)
     gpus_per_node = int(op.compute.get("gpus") or 0)
     lease = None
@@ -173,10 +217,10 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
                 op=op,
                 context=context,
                 commands=build_commands(argv, env, counts, devices),
-                source_dir=source_dir,
+                source_dir=run_dir,
                 input_paths=input_paths,
                 output_paths=output_paths,
-                run_folder=meta_dir.parent,
+                run_folder=data.area if remote_meta else meta_dir.parent,
                 timeout_s=op.timeout_seconds,
                 devices=devices,
             )
@@ -184,7 +228,10 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     finally:
         if lease is not None:
             lease.release()
-    shutil.rmtree(meta_dir / "inputs", ignore_errors=True)  # copies of dataset inputs, if any
+    prune_outputs(op, {**_local_output_folders(ws, output_locations), **data.staged_folders()})
+    uploaded = data.publish_outputs()  # only now does anything reach an object store
+    for port, digested in uploaded.items():
+        output_locations[port].update(digested)
     datasets = finish_outputs(op, ws, step_run_id, output_locations, fresh=True)
     metrics = aggregate(read_records(metrics_file))
     record = {
@@ -207,8 +254,21 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     atomic_write_text(
         meta_dir / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str)
     )
+    if remote_meta:
+        _upload_meta(ws, data, meta_dir)
     if metrics:
         op.log.info(
             "mlpipe: step %r metrics: %s", op.step_name, json.dumps(metrics, default=str)[:2000]
         )
     return record
+
+
+def _local_output_folders(
+    ws: StepWorkspace, locations: dict[str, dict[str, str]]
+) -> dict[str, Path]:
+    folders = {}
+    for port, location in locations.items():
+        store = ws.datastore(location["datastore"])
+        if store.is_local:
+            folders[port] = store.local_path(location["path"], what=f"output {port!r}")
+    return folders

@@ -267,9 +267,11 @@ def _parse_paths(path: Any, what: str) -> tuple[list[dict[str, str]], Any]:
 
 
 def _resolve_view(
-    definition: dict[str, Any], workspace: Any, what: str
+    definition: dict[str, Any], workspace: Any, what: str, *, fetch: bool = True
 ) -> dict[str, dataset_files.MatchedFile]:
-    """``{view path: file}`` for the files a definition names, on this machine."""
+    """``{view path: file}`` for the files a definition names, on this machine: files of an
+    object store are downloaded into a folder kept for this process (``fetch=False``: only
+    listed, their ``local`` left empty, to check that anything matches)."""
     entries = []
     for entry in definition["paths"]:
         if "local" in entry:
@@ -284,12 +286,50 @@ def _resolve_view(
 
             name = entry["datastore"]
             store = open_datastore(workspace._dir, workspace._config, name)
+            if not store.is_local:
+                entries.append(_remote_entry(store, name, entry["path"], what, fetch))
+                continue
             base, _ = dataset_files.split_pattern(entry["path"])
-            store.local_path(base, what=f"{what} path")  # refuses remote stores and escapes
+            store.local_path(base, what=f"{what} path")  # refuses escapes
             root = store.local_path("", what=f"{what} datastore")
         view_base, files = dataset_files.match_local(name, root, entry["path"], what=what)
         entries.append((name, view_base, files))
     return dataset_files.view(entries)
+
+
+_DOWNLOADS: list[str] = []
+
+
+def _download_folder() -> Path:
+    """One folder per process for dataset files read from object stores, removed at exit."""
+    if not _DOWNLOADS:
+        import atexit
+
+        _DOWNLOADS.append(tempfile.mkdtemp(prefix="mlpipe-dataset-remote-"))
+        atexit.register(shutil.rmtree, _DOWNLOADS[0], True)
+    return Path(_DOWNLOADS[0])
+
+
+def _remote_entry(
+    store: Any, name: str, pattern: str, what: str, fetch: bool
+) -> tuple[str, str, list[dataset_files.MatchedFile]]:
+    """``(datastore, view base, files)`` for a path on an object store (one listing; the files
+    are downloaded when ``fetch``)."""
+    from mlpipe_provider.runtime.datasets import match_remote
+
+    view_base, found = match_remote(store, name, pattern, what=what)
+    if not fetch:
+        return name, view_base, [dataset_files.MatchedFile(name, f.path, "") for f in found]
+    target = Path(tempfile.mkdtemp(dir=_download_folder()))
+    locals_ = [os.fspath(target / f.path) for f in found]
+    for path in locals_:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if found:
+        store.fs.get([f.remote.path for f in found], locals_)
+    files = [
+        dataset_files.MatchedFile(name, f.path, lp) for f, lp in zip(found, locals_, strict=True)
+    ]
+    return name, view_base, files
 
 
 # --- datasets ---------------------------------------------------------------------------------
@@ -417,8 +457,8 @@ class AbstractDataset:
         return DatasetConsumptionConfig(name, self)
 
     # --- local access ---------------------------------------------------------------------------
-    def _files(self) -> dict[str, dataset_files.MatchedFile]:
-        return _resolve_view(self._definition, self._workspace, self._label())
+    def _files(self, *, fetch: bool = True) -> dict[str, dataset_files.MatchedFile]:
+        return _resolve_view(self._definition, self._workspace, self._label(), fetch=fetch)
 
     def _label(self) -> str:
         return f"dataset {self.name!r}" if self.name else type(self).__name__
@@ -555,8 +595,8 @@ class TabularDataset(AbstractDataset):
     def _settings(self) -> dict[str, Any]:
         return self._definition["tabular"]
 
-    def _files(self) -> dict[str, dataset_files.MatchedFile]:
-        files = super()._files()
+    def _files(self, *, fetch: bool = True) -> dict[str, dataset_files.MatchedFile]:
+        files = super()._files(fetch=fetch)
         path_glob = self._settings.get("path_glob")
         if path_glob:
             regex = dataset_files.glob_regex(path_glob)
@@ -674,12 +714,10 @@ def _validate(dataset: AbstractDataset, validate: bool) -> AbstractDataset:
     if not validate or dataset._workspace is None:
         return dataset
     try:
-        found = dataset._files()
+        found = dataset._files(fetch=False)
     except NotSupportedError:
         raise
     except UserErrorException as exc:
-        if "not on a local disk" in str(exc):
-            return dataset  # a remote datastore: checked when a step reads it
         raise UserErrorException(f"cannot load any data from the specified path: {exc}") from None
     if not found:
         paths = ", ".join(_describe(p) for p in dataset._definition["paths"])
