@@ -26,6 +26,24 @@ def reuse_task_id(step_task_id: str) -> str:
     return f"{step_task_id}{REUSE_SUFFIX}"
 
 
+def _well_formed(manifest: dict[str, Any], op: Any) -> bool:
+    """A manifest a hit can be built from: a step run id and a location for every output port.
+
+    An entry that parses but lacks these (written by hand, by an older version, or damaged) is a
+    miss: reusing it would hand downstream steps no outputs, or crash the reuse sensor.
+    """
+    outputs = manifest.get("outputs")
+    if not isinstance(manifest.get("step_run_id"), str) or not isinstance(outputs, dict):
+        return False
+    ports = {spec.get("output_name") or spec["name"] for spec in getattr(op, "outputs", [])}
+    return ports <= outputs.keys() and all(
+        isinstance(o, dict)
+        and isinstance(o.get("datastore"), str)
+        and isinstance(o.get("path"), str)
+        for o in outputs.values()
+    )
+
+
 def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
     """What a producing step published: its own record, or the reused record its sensor found."""
     # The decision first: a step whose sensor said "reuse" skips, so it never has a record of its
@@ -146,7 +164,9 @@ class StepReuse:
         manifest = self.store.read_entry(fingerprint)
         if manifest is None:
             return None, "no entry"
-        for port, output in manifest.get("outputs", {}).items():
+        if not _well_formed(manifest, self.op):
+            return None, "entry is malformed (no step run id, or not every output of the step)"
+        for port, output in manifest["outputs"].items():
             try:
                 files = self._current_files(output, port)
             except Exception as exc:  # noqa: BLE001 - any doubt about an entry makes it a miss
