@@ -204,6 +204,15 @@ def when_blocked(pids: Path, action: Callable[[int, int, str], None]) -> threadi
     return thread
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -296,14 +305,20 @@ def test_task_process_sigkilled_leaves_a_lease_that_expires(faults, monkeypatch)
     def kill_worker(step_pid: int, task_pid: int, run_id: str) -> None:
         assert task_pid != os.getpid()
         killed.append(run_id)
-        kill(task_pid)
-        kill(step_pid)  # the worker's machine is gone; its step process with it
+        step_pids.append(step_pid)
+        kill(task_pid)  # only the worker: the kernel takes its step down with it (PDEATHSIG)
 
+    step_pids: list[int] = []
     when_blocked(faults.pids, kill_worker)
     dag = load_dag(faults.pipeline(), "faults_worker_killed")
     with forked_task_processes({"w"}):
         dag_run, records, _ = run(dag)
     assert records["w"][0] == "failed", records
+    (step_pid,) = step_pids
+    deadline = time.monotonic() + 10
+    while process_alive(step_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(step_pid), "the step outlived its killed worker"
     (killed_run,) = killed
     fingerprint = records["w.reuse"][1]["fingerprint"]
     assert faults.store().read_entry(fingerprint) is None

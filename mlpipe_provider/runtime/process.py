@@ -22,6 +22,41 @@ from mlpipe_provider.errors import StepFailedError
 from mlpipe_provider.runtime.cancel import stoppable
 
 STDERR_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up before any fork: the child may only call C, not import."""
+    if os.uname().sysname != "Linux":
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A pre-exec hook that makes the kernel SIGKILL the step when its task process dies.
+
+    Steps run in their own session (so a timeout can kill their whole group), which also means
+    a SIGKILLed worker would leave them running, writing into an attempt folder nothing will
+    ever reference. With PDEATHSIG the step dies with its worker, as it would on a lost machine.
+    """
+    if _PRCTL is None:
+        return None
+    prctl = _PRCTL
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the hook ran
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 @dataclass
@@ -75,6 +110,7 @@ def run_group(
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - C call only
             )
             tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
             procs.append(proc)
