@@ -86,52 +86,89 @@ class DatastoreAccess:
     def upload_dir(
         self, src_dir: str | os.PathLike, target_path: str | None, overwrite: bool
     ) -> int:
-        """Copy a local folder into the datastore; existing files are kept unless ``overwrite``."""
+        """Copy a local folder into the datastore; existing files are kept unless ``overwrite``.
+
+        One listing and one batched ``put`` rather than three requests per file: on blob storage
+        that is the difference between seconds and minutes for a thousand small files."""
         src = Path(src_dir)
         if not src.is_dir():
             raise DatastoreError(f"upload source {str(src)!r} is not a directory")
-        count = 0
-        for file in sorted(p for p in src.rglob("*") if p.is_file()):
-            rel = file.relative_to(src).as_posix()
-            count += self.upload_file(file, posixpath.join(target_path or "", rel), overwrite)
-        return count
+        pairs = {
+            self.full_path(posixpath.join(target_path or "", rel), what="target_path"): file
+            for file in sorted(p for p in src.rglob("*") if p.is_file())
+            for rel in [file.relative_to(src).as_posix()]
+        }
+        return self._put_many(pairs, target_path, overwrite)
+
+    def _put_many(self, pairs: dict[str, Path], target_path: str | None, overwrite: bool) -> int:
+        if not overwrite and pairs:
+            existing = set(self.find_with_detail(target_path, what="target_path"))
+            pairs = {dest: src for dest, src in pairs.items() if dest not in existing}
+        if not pairs:
+            return 0
+        if self.is_local:
+            for dest, src in pairs.items():
+                Path(dest).parent.mkdir(parents=True, exist_ok=True)
+                self.fs.put_file(os.fspath(src), dest)
+        else:
+            dests = sorted(pairs)
+            self._guard(
+                "upload to",
+                target_path,
+                self.fs.put,
+                [os.fspath(pairs[d]) for d in dests],
+                dests,
+            )
+        return len(pairs)
 
     def upload_file(self, src: str | os.PathLike, target: str, overwrite: bool) -> int:
         dest = self.full_path(target, what="target_path")
         if not overwrite and self.fs.exists(dest):
             return 0
         parent = posixpath.dirname(dest)
-        if parent:
+        if parent and self.is_local:
             self.fs.makedirs(parent, exist_ok=True)
         self.fs.put_file(os.fspath(src), dest)
         return 1
 
     def download(self, target_path: str | os.PathLike, prefix: str | None, overwrite: bool) -> int:
         """Copy every file whose path starts with ``prefix`` (a string prefix, as blob listings
-        match in v1: ``data/v`` matches ``data/v1/...``) to ``target_path/<full path>``."""
+        match in v1: ``data/v`` matches ``data/v1/...``; ``data/`` matches only that folder)
+        to ``target_path/<full path>``, with one listing and one batched ``get``."""
         rel_prefix = safe_relative_path(prefix, what="prefix")
+        if rel_prefix and isinstance(prefix, str) and prefix.replace("\\", "/").endswith("/"):
+            rel_prefix += "/"
         target = Path(target_path)
         parent_rel = (
-            rel_prefix
+            rel_prefix.rstrip("/")
             if not rel_prefix or rel_prefix.endswith("/")
             else posixpath.dirname(rel_prefix)
         )
-        parent = self.full_path(parent_rel, what="prefix")
-        if not self.fs.exists(parent):
-            return 0
         wanted = posixpath.join(self.root, rel_prefix) if rel_prefix else self.root
-        candidates = [parent] if self.fs.isfile(parent) else self.fs.find(parent)
-        files = sorted(f for f in candidates if f == wanted or f.startswith(wanted))
-        count = 0
-        for remote in files:
-            rel = posixpath.relpath(remote, self.root)
-            dest = target / rel
+        try:
+            candidates = self.find_with_detail(parent_rel, what="prefix")
+        except FileNotFoundError:
+            return 0
+        pairs: dict[str, Path] = {}
+        for remote in sorted(candidates):
+            if not (remote == wanted or remote.startswith(wanted)):
+                continue
+            dest = target / posixpath.relpath(remote, self.root)
             if dest.exists() and not overwrite:
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(remote, os.fspath(dest))
-            count += 1
-        return count
+            pairs[remote] = dest
+        if not pairs:
+            return 0
+        if self.is_local:
+            for remote, dest in pairs.items():
+                self.fs.get_file(remote, os.fspath(dest))
+        else:
+            remotes = sorted(pairs)
+            self._guard(
+                "download", prefix, self.fs.get, remotes, [os.fspath(pairs[r]) for r in remotes]
+            )
+        return len(pairs)
 
     # --- whole objects, listings and deletion (the output store, ``mlpipe store``) -----------
     def _guard(self, what: str, relative: str | None, function: Any, *args: Any, **kw: Any) -> Any:
