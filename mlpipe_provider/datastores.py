@@ -7,6 +7,7 @@ absolute paths, no ``..``, and on local disks no symlink that resolves outside t
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -310,6 +311,9 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
         fs = fsspec.filesystem("file")
         return DatastoreAccess(name=name, url=url, fs=fs, root="/" + rest.lstrip("/").rstrip("/"))
     options = storage_options(Path(workspace_dir), name, ds, protocol)
+    # The Azure SDK logs every HTTP request at INFO: thousands of lines in a task log for one
+    # step (headers redacted, but noise that buries the step's own output).
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     try:
         fs = fsspec.filesystem(protocol, **options)
     except ImportError as exc:
