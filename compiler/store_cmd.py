@@ -9,12 +9,12 @@ removed when nothing in the store is leased at all and nothing in them changed f
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from mlpipe_provider import layout
+from mlpipe_provider.errors import DatastoreError
 from mlpipe_provider.humanize import DAY
 from mlpipe_provider.humanize import human_age as _age
 from mlpipe_provider.humanize import human_size as _human
@@ -53,13 +53,6 @@ def list_entries(workspace_dir: str | None) -> int:
     return 0
 
 
-def _newest_mtime(folder: Path) -> float:
-    newest = folder.stat().st_mtime
-    for path in folder.rglob("*"):
-        newest = max(newest, path.lstat().st_mtime)
-    return newest
-
-
 def _registered_run_ids(workspace_dir: Path) -> set[str]:
     """Step runs whose folders registered datasets (``register_on_complete``) point into."""
     found: set[str] = set()
@@ -84,6 +77,13 @@ def _registered_run_ids(workspace_dir: Path) -> set[str]:
     return found
 
 
+def _delete(access: Any, relative: str, what: str) -> None:
+    try:
+        access.remove(relative, what=what)
+    except DatastoreError as exc:
+        print(f"could not delete {access.name}:{relative}: {exc}")
+
+
 def collect_garbage(
     workspace_dir: str | None, older_than_days: float, dry_run: bool = False
 ) -> int:
@@ -106,37 +106,38 @@ def collect_garbage(
             f"{'would delete' if dry_run else 'deleting'} {manifest.get('step_name')} {manifest['fingerprint'][:16]} ({_human(size)})"
         )
         if not dry_run:
-            store.delete_entry(manifest["fingerprint"])  # first: from now on it is a miss
+            # First, and only if it is still this manifest: from now on it is a miss. An entry
+            # that a run committed since we listed it is its own, and stays with its data.
+            if not store.delete_entry(manifest["fingerprint"], expected=manifest):
+                print(f"kept {manifest['fingerprint'][:16]}: its entry changed meanwhile")
+                continue
             for output in manifest.get("outputs", {}).values():
-                path = ws.datastore(output["datastore"]).local_path(
-                    output["path"], what="stored output"
-                )
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
-                    missing_ok=True
-                )
-            meta = ws.datastore(ws.config.default_datastore).local_path(folder, what="run folder")
-            shutil.rmtree(meta, ignore_errors=True)
+                _delete(ws.datastore(output["datastore"]), output["path"], "stored output")
+            _delete(ws.datastore(ws.config.default_datastore), folder, "run folder")
         deleted += 1
         freed += size
     orphans = 0
     if not leased:
         recorded = {m.get("step_run_id") for m in store.entries()}
         for name in sorted(ws.config.datastores):
-            access = ws.datastore(name)
-            if not access.is_local:
+            try:
+                access = ws.datastore(name)
+                run_ids = access.list_folders(layout.RUNS_PREFIX, what="runs folder")
+            except DatastoreError as exc:
+                print(f"skipping datastore {name!r}: {exc}")
                 continue
-            runs_root = access.local_path(layout.RUNS_PREFIX, what="runs folder")
-            for folder in sorted(runs_root.iterdir()) if runs_root.is_dir() else []:
-                if (
-                    not folder.is_dir()
-                    or folder.name in recorded
-                    or _newest_mtime(folder) >= cutoff
-                ):
+            for run_id in run_ids:
+                relative = f"{layout.RUNS_PREFIX}/{run_id}"
+                if run_id in recorded or run_id in registered:
                     continue
-                rel = f"{name}:{layout.RUNS_PREFIX}/{folder.name}"
-                print(f"{'would delete' if dry_run else 'deleting'} unrecorded attempt {rel}")
+                newest = access.newest_mtime(relative, what="run folder")
+                if newest is None or newest >= cutoff:
+                    continue
+                print(
+                    f"{'would delete' if dry_run else 'deleting'} unrecorded attempt {name}:{relative}"
+                )
                 if not dry_run:
-                    shutil.rmtree(folder, ignore_errors=True)
+                    _delete(access, relative, "run folder")
                 orphans += 1
     verb = "would free" if dry_run else "freed"
     print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,53 @@ def write_credential_file(workspace_dir: Path, datastore_name: str, secret: dict
     return relative
 
 
+def _container_exists(fs: Any, container: str) -> bool:
+    """Ask the service, listing at most one blob (what a container SAS with list rights may do).
+    adlfs's own ``exists`` answers True when the credentials are refused, which would let a wrong
+    key register silently."""
+    if not hasattr(fs, "service_client"):
+        return bool(fs.exists(container))
+    from azure.core.exceptions import ResourceNotFoundError
+    from fsspec.asyn import sync
+
+    async def probe() -> bool:
+        async with fs.service_client.get_container_client(container) as client:
+            try:
+                async for _ in client.list_blobs(results_per_page=1):
+                    break
+            except ResourceNotFoundError:
+                return False
+            return True
+
+    return sync(fs.loop, probe)
+
+
+def _validate(workspace: Any, name: str, entry: DatastoreConfig, create: bool) -> None:
+    from mlpipe_provider.datastores import open_datastore_config
+    from mlpipe_provider.hooks.datastore import redact
+
+    access = open_datastore_config(workspace._dir, name, entry)
+    container = entry.container_name
+    try:
+        exists = _container_exists(access.fs, container)
+        if not exists and create:
+            access.fs.mkdir(container)
+        elif not exists:
+            raise DatastoreError(
+                f"container {container!r} does not exist in account {entry.account_name!r} "
+                "(pass create_if_not_exists=True to create it)"
+            )
+    except DatastoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - report what the service said, minus secrets
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise DatastoreError(
+            f"datastore {name!r}: cannot reach container {container!r}: "
+            f"{redact(first, access.options)[:300]}"
+        ) from None
+
+
 def register_azure_blob(
     workspace: Any,
     *,
@@ -64,8 +112,8 @@ def register_azure_blob(
     overwrite: bool,
     create_if_not_exists: bool,
     skip_validation: bool,
+    connection_id: str | None = None,
 ) -> Any:
-    from mlpipe_provider.datastores import open_datastore_config
     from mlpipe_provider.sdk.datastore import Datastore
 
     for field, value in (
@@ -92,30 +140,35 @@ def register_azure_blob(
         "account_name": account_name,
         "account_url": blob_account_url(account_name, protocol, endpoint),
     }
-    secret = {k: v for k, v in (("account_key", account_key), ("sas_token", sas_token)) if v}
-    if secret:
-        fields["credential_file"] = write_credential_file(workspace._dir, datastore_name, secret)
-    entry = DatastoreConfig(**fields)
-    if create_if_not_exists or not skip_validation:
-        access = open_datastore_config(workspace._dir, datastore_name, entry)
-        try:
-            exists = access.fs.exists(container_name)
-            if not exists and create_if_not_exists:
-                access.fs.mkdir(container_name)
-            elif not exists and not skip_validation:
-                raise DatastoreError(
-                    f"container {container_name!r} does not exist in account {account_name!r} "
-                    "(pass create_if_not_exists=True to create it)"
-                )
-        except DatastoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - report what the service said, minus secrets
-            from mlpipe_provider.hooks.datastore import redact
-
+    if connection_id is not None:
+        if not isinstance(connection_id, str) or not connection_id:
             raise DatastoreError(
-                f"datastore {datastore_name!r}: cannot reach container {container_name!r}: "
-                f"{redact(str(exc), access.options)[:500]}"
-            ) from None
+                "register_azure_blob_container: connection_id must be a non-empty string"
+            )
+        fields["connection_id"] = connection_id
+    secret = {k: v for k, v in (("account_key", account_key), ("sas_token", sas_token)) if v}
+    pending = None
+    if secret:
+        # Under a temporary name until the container answered: a failed registration must not
+        # replace the working key of a datastore registered earlier under the same name.
+        pending = write_credential_file(
+            workspace._dir, f".{datastore_name}.pending-{uuid.uuid4().hex[:8]}", secret
+        )
+        fields["credential_file"] = pending
+    try:
+        if create_if_not_exists or not skip_validation:
+            _validate(workspace, datastore_name, DatastoreConfig(**fields), create_if_not_exists)
+        if pending is not None:
+            final = f"{CREDENTIALS_DIR}/{datastore_name}.json"
+            os.replace(Path(workspace._dir) / pending, Path(workspace._dir) / final)
+            fields["credential_file"] = final
+            pending = None
+    finally:
+        if pending is not None:
+            (Path(workspace._dir) / pending).unlink(missing_ok=True)
+    entry = DatastoreConfig(**fields)
     config.datastores[datastore_name] = entry
     workspace._save(config)
+    if not secret:  # a key registered earlier under this name is no longer referenced
+        (Path(workspace._dir) / CREDENTIALS_DIR / f"{datastore_name}.json").unlink(missing_ok=True)
     return Datastore(workspace, datastore_name)

@@ -1,10 +1,16 @@
 """The output store: reuse entries, kept in the workspace's default datastore.
 
-An entry is one JSON manifest per fingerprint, written last and in one atomic operation after a
+An entry is one JSON manifest per fingerprint, written last and in one conditional write after a
 step's outputs are complete, so readers see either no entry or a whole one. The outputs it names
 live in the step run's own folder (``azureml/<step run id>/...``), never overwritten. A lease per
-fingerprint (a small file with a heartbeat) lets concurrent runs agree that one of them computes
-a step while the others wait; a holder that dies stops heartbeating and its lease expires.
+fingerprint (a small JSON object with a holder and a heartbeat) lets concurrent runs agree that
+one of them computes a step while the others wait; a holder that dies stops heartbeating and its
+lease expires.
+
+Everything goes through ``hooks/object_store.py``: on local disk and Azure Blob every write is
+conditional (create-if-absent, replace-if-unchanged), so of several runs racing for a lease or to
+break an expired one exactly one wins; on other object stores the same calls are best effort
+(docs/datastores.md).
 """
 
 from __future__ import annotations
@@ -13,18 +19,18 @@ import json
 import os
 import posixpath
 import socket
+import threading
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.datastores import DatastoreAccess
+from mlpipe_provider.hooks.object_store import ConditionalObjects, conditional_objects
 
 STORE_PREFIX = "mlpipe-store/v1"
 DEFAULT_LEASE_TTL_S = 60.0
 CLAIM_TTL_S = 600.0  # a sensor's claim covers the wait until the step's task starts
+_ATTEMPTS = 5
 
 
 def lease_ttl() -> float:
@@ -43,12 +49,26 @@ class Lease:
         return (now or time.time()) - self.heartbeat < self.ttl
 
 
-class OutputStore:
-    """Entries and leases in one datastore (local folders here; object stores via fsspec later)."""
+def _parse_lease(data: bytes) -> Lease | None:
+    try:
+        lease = Lease(**json.loads(data.decode("utf-8")))
+        float(lease.heartbeat), float(lease.ttl)
+        return lease
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+        return None
 
-    def __init__(self, datastore: DatastoreAccess):
+
+class OutputStore:
+    """Entries and leases in one datastore (a local folder, Azure Blob, or any fsspec store)."""
+
+    def __init__(self, datastore: DatastoreAccess, objects: ConditionalObjects | None = None):
         self.datastore = datastore
         self.root = datastore.full_path(STORE_PREFIX)
+        self.objects = objects or conditional_objects(datastore)
+        # The etag of the last lease object this store wrote, per fingerprint and holder: a
+        # heartbeat or release replaces/deletes exactly that object, or learns it was taken.
+        self._lease_etags: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
 
     # --- paths ---------------------------------------------------------------------------
     def _entry_path(self, fingerprint: str) -> str:
@@ -58,98 +78,147 @@ class OutputStore:
         return posixpath.join(self.root, "leases", f"{fingerprint}.json")
 
     # --- entries -------------------------------------------------------------------------
-    def read_entry(self, fingerprint: str) -> dict[str, Any] | None:
-        """The manifest for ``fingerprint`` as stored, unverified; None if absent or unreadable."""
+    @staticmethod
+    def _parse_entry(fingerprint: str, data: bytes) -> dict[str, Any] | None:
         try:
-            with open(self._entry_path(fingerprint), encoding="utf-8") as handle:
-                manifest = json.load(handle)
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            manifest = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
             return None
         if not isinstance(manifest, dict) or manifest.get("fingerprint") != fingerprint:
             return None
         return manifest
 
-    def commit(self, manifest: dict[str, Any]) -> None:
-        """Make an entry visible: one atomic rename of a complete file."""
-        atomic_write_text(
-            Path(self._entry_path(manifest["fingerprint"])),
-            json.dumps(manifest, sort_keys=True, indent=1),
-        )
+    def read_entry(self, fingerprint: str) -> dict[str, Any] | None:
+        """The manifest for ``fingerprint`` as stored, unverified; None if absent or unreadable."""
+        found = self.objects.read(self._entry_path(fingerprint))
+        return None if found is None else self._parse_entry(fingerprint, found[0])
 
-    def delete_entry(self, fingerprint: str) -> None:
-        Path(self._entry_path(fingerprint)).unlink(missing_ok=True)
+    def commit(self, manifest: dict[str, Any]) -> bool:
+        """Make an entry visible in one conditional write of a complete manifest.
+
+        An entry already there for the fingerprint (one that failed verification, so the step ran
+        again) is replaced only if it is still the one read: if another run replaced it in the
+        meantime, that run's entry (for the same fingerprint, so as good as this one) stays and
+        this returns False.
+        """
+        fingerprint = manifest["fingerprint"]
+        path = self._entry_path(fingerprint)
+        data = json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8")
+        for _ in range(_ATTEMPTS):
+            if self.objects.put_if_absent(path, data) is not None:
+                return True
+            current = self.objects.read(path)
+            if current is None:
+                continue  # deleted since: try to create it again
+            return self.objects.put_if_match(path, data, current[1]) is not None
+        return False
+
+    def delete_entry(self, fingerprint: str, expected: dict[str, Any] | None = None) -> bool:
+        """Delete the entry; with ``expected``, only if it is still that manifest (so an entry a
+        run committed after ``expected`` was read is kept)."""
+        path = self._entry_path(fingerprint)
+        for _ in range(_ATTEMPTS):
+            current = self.objects.read(path)
+            if current is None:
+                return False
+            if expected is not None and self._parse_entry(fingerprint, current[0]) != expected:
+                return False
+            if self.objects.delete_if_match(path, current[1]):
+                return True
+        return False
 
     def entries(self) -> list[dict[str, Any]]:
-        folder = Path(self.root) / "entries"
         found = []
-        for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
-            manifest = self.read_entry(path.stem)
+        for path in self.objects.list(posixpath.join(self.root, "entries")):
+            name = posixpath.basename(path)
+            if not name.endswith(".json"):
+                continue
+            manifest = self.read_entry(name[: -len(".json")])
             if manifest is not None:
                 found.append(manifest)
         return found
 
     # --- leases --------------------------------------------------------------------------
     def read_lease(self, fingerprint: str) -> Lease | None:
-        try:
-            data = json.loads(Path(self._lease_path(fingerprint)).read_text(encoding="utf-8"))
-            return Lease(**data)
-        except (FileNotFoundError, ValueError, TypeError):
-            return None
+        found = self.objects.read(self._lease_path(fingerprint))
+        return None if found is None else _parse_lease(found[0])
+
+    def _remember(self, fingerprint: str, holder: str, etag: str | None) -> None:
+        with self._lock:
+            if etag is None:
+                self._lease_etags.pop((fingerprint, holder), None)
+            else:
+                self._lease_etags[(fingerprint, holder)] = etag
+
+    def _remembered(self, fingerprint: str, holder: str) -> str | None:
+        with self._lock:
+            return self._lease_etags.get((fingerprint, holder))
+
+    @staticmethod
+    def _new_lease(holder: str, ttl: float) -> tuple[Lease, bytes]:
+        lease = Lease(holder, time.time(), ttl, socket.gethostname(), os.getpid())
+        return lease, json.dumps(lease.__dict__).encode("utf-8")
 
     def acquire(self, fingerprint: str, holder: str, ttl: float) -> Lease | None:
-        """Take the lease if it is free, expired, or already ours; None while someone else holds it."""
-        path = Path(self._lease_path(fingerprint))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lease = Lease(holder, time.time(), ttl, socket.gethostname(), os.getpid())
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                current = self.read_lease(fingerprint)
-                if current is not None and current.holder == holder:
-                    self._write_lease(path, lease)
-                    return lease
-                if current is not None and current.alive():
-                    return None
-                self._break(path)
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(lease.__dict__, handle)
-            return lease
+        """Take the lease if it is free, expired, or already ours; None while someone else holds it.
+
+        Free: create it if absent. Expired (or unreadable): replace the object read, if it is still
+        that object, so of many runs breaking the same expired lease exactly one wins.
+        """
+        path = self._lease_path(fingerprint)
+        for _ in range(_ATTEMPTS):
+            lease, data = self._new_lease(holder, ttl)
+            etag = self.objects.put_if_absent(path, data)
+            if etag is not None:
+                self._remember(fingerprint, holder, etag)
+                return lease
+            found = self.objects.read(path)
+            if found is None:
+                continue  # released since we looked
+            current = _parse_lease(found[0])
+            if current is not None and current.holder != holder and current.alive():
+                return None
+            etag = self.objects.put_if_match(path, data, found[1])
+            if etag is not None:
+                self._remember(fingerprint, holder, etag)
+                return lease
+            # Someone else renewed, released or broke it between our read and our write: look again.
         return None
 
-    def _break(self, path: Path) -> None:
-        """Remove an expired (or unreadable) lease; only one breaker's rename can succeed."""
-        tombstone = path.with_name(f"{path.name}.expired-{uuid.uuid4().hex}")
-        try:
-            os.rename(path, tombstone)
-            tombstone.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
-
-    def _write_lease(self, path: Path, lease: Lease) -> None:
-        atomic_write_text(path, json.dumps(lease.__dict__))
-
     def heartbeat(self, fingerprint: str, holder: str, ttl: float) -> bool:
-        current = self.read_lease(fingerprint)
-        if current is None or current.holder != holder:
-            return False
-        self._write_lease(
-            Path(self._lease_path(fingerprint)),
-            Lease(holder, time.time(), ttl, socket.gethostname(), os.getpid()),
-        )
-        return True
+        """Renew our lease; False if it is no longer ours (it expired and another run took it)."""
+        path = self._lease_path(fingerprint)
+        etag = self._remembered(fingerprint, holder)
+        if etag is None:
+            found = self.objects.read(path)
+            current = None if found is None else _parse_lease(found[0])
+            if current is None or current.holder != holder:
+                return False
+            etag = found[1]
+        _, data = self._new_lease(holder, ttl)
+        new_etag = self.objects.put_if_match(path, data, etag)
+        self._remember(fingerprint, holder, new_etag)
+        return new_etag is not None
 
     def release(self, fingerprint: str, holder: str) -> None:
-        current = self.read_lease(fingerprint)
+        """Delete our lease, never one another run took after ours expired."""
+        path = self._lease_path(fingerprint)
+        etag = self._remembered(fingerprint, holder)
+        self._remember(fingerprint, holder, None)
+        if etag is not None and self.objects.delete_if_match(path, etag):
+            return
+        found = self.objects.read(path)
+        current = None if found is None else _parse_lease(found[0])
         if current is not None and current.holder == holder:
-            Path(self._lease_path(fingerprint)).unlink(missing_ok=True)
+            self.objects.delete_if_match(path, found[1])
 
     def live_leases(self) -> dict[str, Lease]:
-        folder = Path(self.root) / "leases"
         leases = {}
-        for path in folder.glob("*.json") if folder.is_dir() else []:
-            lease = self.read_lease(path.stem)
+        for path in self.objects.list(posixpath.join(self.root, "leases")):
+            name = posixpath.basename(path)
+            if not name.endswith(".json"):
+                continue
+            lease = self.read_lease(name[: -len(".json")])
             if lease is not None and lease.alive():
-                leases[path.stem] = lease
+                leases[name[: -len(".json")]] = lease
         return leases

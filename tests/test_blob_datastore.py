@@ -65,3 +65,38 @@ def test_missing_container_is_a_clear_error(ws, azurite):
         create_if_not_exists=True,
     )
     assert created.container_name == "made-here"
+
+
+def test_a_wrong_key_fails_registration_and_keeps_the_working_one(ws, azurite):
+    from mlpipe_provider.sdk import Datastore
+
+    store = register_blob_datastore(ws, azurite)
+    secret_file = ws._dir / "credentials" / "blobstore.json"
+    wrong_key = "V3JvbmdLZXk" + "A" * 77 + "=="
+    with pytest.raises(DatastoreError, match="cannot reach container") as caught:
+        Datastore.register_azure_blob_container(
+            ws,
+            "blobstore",
+            store.container_name,
+            "devstoreaccount1",
+            account_key=wrong_key,
+            protocol="http",
+            endpoint=f"127.0.0.1:{azurite.port}",
+        )
+    assert wrong_key not in str(caught.value) and ACCOUNT_KEY not in str(caught.value)
+    assert json.loads(secret_file.read_text())["account_key"] == ACCOUNT_KEY
+    assert sorted(p.name for p in secret_file.parent.iterdir()) == ["blobstore.json"]
+    assert store._access().exists("")  # still registered with the working key
+
+
+def test_download_prefix_with_a_trailing_slash_matches_only_that_folder(ws, azurite, tmp_path):
+    """``data/`` is that folder; ``data`` is a string prefix (``data2/`` too), as in v1."""
+    store = register_blob_datastore(ws, azurite, name="prefixes")
+    for folder in ("data", "data2"):
+        src = tmp_path / folder
+        src.mkdir()
+        (src / "f.txt").write_text(folder)
+        store.upload(str(src), target_path=folder, show_progress=False)
+    assert store.download(str(tmp_path / "slash"), prefix="data/", show_progress=False) == 1
+    assert not (tmp_path / "slash" / "data2").exists()
+    assert store.download(str(tmp_path / "bare"), prefix="data", show_progress=False) == 2

@@ -33,7 +33,7 @@ SECRET_OPTION_KEYS = frozenset(
 )
 
 
-def _connection(conn_id: str) -> Any:
+def _connection(conn_id: str, datastore: str = "?") -> Any:
     """An Airflow Connection, from the task's supervisor inside a task, else env/secrets/DB."""
     try:
         from airflow.sdk import BaseHook
@@ -53,7 +53,9 @@ def _connection(conn_id: str) -> Any:
             return Connection.get_connection_from_secrets(conn_id)
         except Exception:  # noqa: BLE001
             raise DatastoreError(
-                f"Airflow connection {conn_id!r} (named by a datastore) is not defined: {exc}"
+                f"datastore {datastore!r} names Airflow connection {conn_id!r}, which is not "
+                f"defined (define it in Airflow, or as AIRFLOW_CONN_{conn_id.upper()} in the "
+                f"environment): {str(exc)[:200]}"
             ) from None
 
 
@@ -177,16 +179,18 @@ def storage_options(workspace_dir: Path, name: str, config: Any, protocol: str) 
             "account_url": extra.get("account_url"),
         }
         if conn_id:
-            fields.update({k: v for k, v in _azure_from_connection(_connection(conn_id)).items()})
+            fields.update(
+                {k: v for k, v in _azure_from_connection(_connection(conn_id, name)).items()}
+            )
         fields.update({k: v for k, v in secret.items() if v})
         options.update(azure_storage_options({k: v for k, v in fields.items() if v}))
     elif protocol in ("s3", "s3a"):
         if conn_id:
-            options.update(_s3_from_connection(_connection(conn_id)))
+            options.update(_s3_from_connection(_connection(conn_id, name)))
         options.update(secret)
     elif protocol in ("gs", "gcs"):
         if conn_id:
-            options.update(_gcs_from_connection(_connection(conn_id)))
+            options.update(_gcs_from_connection(_connection(conn_id, name)))
         options.update(secret)
     else:
         options.update(secret)

@@ -63,10 +63,13 @@ class Datastore:
         grant_workspace_access: bool = False,
         subscription_id: str | None = None,
         resource_group: str | None = None,
+        *,
+        connection_id: str | None = None,
     ) -> Datastore:
         """v1's registration of a blob container. The key or SAS token goes to a 0600 file in the
-        workspace's ``.mlpipe/credentials/``, never into the config, a DAG or a log; an Airflow
-        connection can hold it instead (``connection_id`` in the config, see docs/datastores.md)."""
+        workspace's ``.mlpipe/credentials/``, never into the config, a DAG or a log. An Airflow
+        connection can hold it instead: ``connection_id=`` (an mlpipe addition) names a ``wasb``
+        connection that is read wherever the data is touched (see docs/datastores.md)."""
         from mlpipe_provider.datastore_registration import register_azure_blob
 
         return register_azure_blob(
@@ -81,6 +84,7 @@ class Datastore:
             overwrite=overwrite,
             create_if_not_exists=create_if_not_exists,
             skip_validation=skip_validation,
+            connection_id=connection_id,
         )
 
     def set_as_default(self) -> None:
