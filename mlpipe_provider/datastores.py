@@ -324,4 +324,11 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
         ) from None
     except ValueError as exc:
         raise DatastoreError(f"datastore {name!r} ({url}): {redact(str(exc), options)}") from None
-    return DatastoreAccess(name=name, url=url, fs=fs, root=rest.rstrip("/"), options=options)
+    access = DatastoreAccess(name=name, url=url, fs=fs, root=rest.rstrip("/"), options=options)
+    # The Azure SDK's own retries wait minutes on an unreachable service, longer than a lease
+    # lives; bound them here, for every user of this filesystem (store, steps, transfers), and
+    # let mlpipe's retries (runtime/datastore_retry.py) decide how long to keep trying.
+    from mlpipe_provider.runtime.datastore_retry import shorten_sdk_retries
+
+    shorten_sdk_retries(access)
+    return access
