@@ -27,9 +27,17 @@ class StepReuseSensor(BaseSensorOperator):
     ui_color = "#eef6e8"
 
     def __init__(self, *, step_task_id: str, verify: str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("poke_interval", 2.0)
+        # "reschedule", not "poke": a sensor waiting for a concurrent run's producer must give
+        # its worker slot back, or identical concurrent runs fill every slot with waiting
+        # sensors while the producing step stays queued behind them (a hang, found by
+        # bench/scale.py: 20 identical runs on 4 LocalExecutor slots). A decision on the first
+        # poke, the common case, costs the same in both modes. The interval is long because a
+        # rescheduled sensor that is queued again before the executor has reported its previous
+        # try is failed by the scheduler (seen with 2 s on a loaded 2-core machine); Airflow
+        # advises a minute for reschedule mode.
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 30.0)
         kwargs.setdefault("timeout", 24 * 3600)
-        kwargs.setdefault("mode", "poke")
         kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
         if verify not in (None, "sizes", "full"):
