@@ -19,7 +19,7 @@ import fsspec
 
 from mlpipe_provider.config import DatastoreConfig, WorkspaceConfig
 from mlpipe_provider.errors import DatastoreError
-from mlpipe_provider.hooks.datastore import redact, storage_options
+from mlpipe_provider.hooks.datastore import redact, shorten_sdk_retries, storage_options
 
 
 def safe_relative_path(path: str | None, *, what: str = "path") -> str:
@@ -328,7 +328,5 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
     # The Azure SDK's own retries wait minutes on an unreachable service, longer than a lease
     # lives; bound them here, for every user of this filesystem (store, steps, transfers), and
     # let mlpipe's retries (runtime/datastore_retry.py) decide how long to keep trying.
-    from mlpipe_provider.runtime.datastore_retry import shorten_sdk_retries
-
     shorten_sdk_retries(access)
     return access

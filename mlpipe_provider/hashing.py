@@ -64,6 +64,15 @@ class StatKey(NamedTuple):
         return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+def open_cache_db(db_path: str | os.PathLike, create_table: str) -> sqlite3.Connection:
+    """The machine-wide cache DB (WAL: every process and thread shares it), with one table."""
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(os.fspath(db_path), timeout=30, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(create_table)
+    return db
+
+
 class StatCache:
     """Path -> (stat key, digest), persisted in SQLite (WAL) so every process on a machine shares it."""
 
@@ -74,12 +83,10 @@ class StatCache:
         self._preloaded: list[str] = []  # folders whose rows are all in _memory already
         self._db: sqlite3.Connection | None = None
         if db_path is not None:
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(os.fspath(db_path), timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
+            self._db = open_cache_db(
+                db_path,
                 "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-                " inode INTEGER, ctime_ns INTEGER, digest TEXT)"
+                " inode INTEGER, ctime_ns INTEGER, digest TEXT)",
             )
         self.hits = 0
         self.misses = 0

@@ -21,12 +21,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import blake3
 
-from mlpipe_provider.hashing import ALWAYS_IGNORED, DIGEST_PREFIX, TreeDigest, tree_digest
+from mlpipe_provider.hashing import (
+    ALWAYS_IGNORED,
+    DIGEST_PREFIX,
+    TreeDigest,
+    open_cache_db,
+    tree_digest,
+)
 
 CHUNK_SIZE = 8 << 20
 _BATCH_BYTES = 64 << 20  # small objects are fetched concurrently, this many bytes at a time
@@ -134,12 +139,10 @@ class RemoteDigestCache:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         if db_path is not None and enabled:
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(os.fspath(db_path), timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
+            self._db = open_cache_db(
+                db_path,
                 "CREATE TABLE IF NOT EXISTS remote_files (key TEXT PRIMARY KEY, size INTEGER,"
-                " version TEXT, digest TEXT)"
+                " version TEXT, digest TEXT)",
             )
         self.hits = 0
         self.misses = 0

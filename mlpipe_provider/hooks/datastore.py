@@ -208,3 +208,26 @@ def redact(text: str, options: dict[str, Any]) -> str:
                     if k in ("AccountKey", "SharedAccessSignature") and v:
                         text = text.replace(v, "***")
     return text
+
+
+def shorten_sdk_retries(store: Any) -> None:
+    """Make one Azure SDK call fail within seconds when the service is unreachable (its default
+    policy waits 15 s and more between its own retries); mlpipe's retries take over from there.
+    The policy object is shared by every client of that filesystem instance, all of mlpipe's."""
+    client = getattr(store.fs, "service_client", None)
+    policy = getattr(getattr(client, "_config", None), "retry_policy", None)
+    if policy is None or getattr(policy, "_mlpipe_bounded", False):
+        return
+    # An unreachable service fails at once (mlpipe's backoff takes over); a throttled or
+    # interrupted response still gets one quick retry of the SDK's own.
+    limits = {"connect_retries": 0, "total_retries": 2, "read_retries": 1, "status_retries": 1}
+    for name, limit in limits.items():
+        if hasattr(policy, name):
+            setattr(policy, name, min(int(getattr(policy, name) or 0), limit))
+    if hasattr(policy, "initial_backoff"):
+        policy.initial_backoff = min(float(policy.initial_backoff), 0.5)
+    if hasattr(policy, "increment_base"):
+        policy.increment_base = min(float(policy.increment_base), 2)
+    if hasattr(policy, "random_jitter_range"):
+        policy.random_jitter_range = min(float(policy.random_jitter_range), 0.2)
+    policy._mlpipe_bounded = True
