@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from compiler.migrate_members import missing_members
 from mlpipe_provider import sdk
 from mlpipe_provider.sdk.unsupported import UNSUPPORTED_NAMES
 
@@ -87,6 +88,7 @@ class Finding:
     name: str
     line: int
     mapped: bool  # False: "cannot map"; True: maps to a name that raises NotSupportedError
+    member: bool = False  # True: ``Class.member`` that mlpipe's class lacks (``mapped`` unused)
 
 
 @dataclass
@@ -364,6 +366,8 @@ def migrate_source(text: str, provided: set[str] | None = None) -> tuple[str, li
     after = migrator.run()
     if after != text:
         ast.parse(after)  # never hand back something that no longer parses
+    members = missing_members(tree, migrator.provided)
+    migrator.findings.extend(Finding(m.name, m.line, mapped=False, member=True) for m in members)
     findings = sorted(migrator.findings, key=lambda f: (f.line, f.name))
     return after, findings
 
@@ -443,6 +447,7 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
     changed = 0
     cannot: list[str] = []
     unsupported: list[str] = []
+    missing: list[str] = []
     for path in paths:
         if not path.exists():
             print(f"skipped {path}: no such file or folder", file=sys.stderr)
@@ -455,7 +460,10 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
             continue
         for finding in result.findings:
             where = f"{finding.name} ({path}:{finding.line})"
-            (unsupported if finding.mapped else cannot).append(where)
+            if finding.member:
+                missing.append(where)
+            else:
+                (unsupported if finding.mapped else cannot).append(where)
         if not result.changed:
             continue
         changed += 1
@@ -469,6 +477,11 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
         print(f"maps, but not supported yet: {where}")
     for where in cannot:
         print(f"cannot map: {where}")
+    for where in missing:
+        print(f"missing in mlpipe: {where}")
     verb = "would change" if dry_run else "changed"
-    print(f"{changed} file(s) {verb}; {len(cannot)} name(s) cannot be mapped; {skipped} skipped")
-    return 1 if cannot or skipped else 0
+    print(
+        f"{changed} file(s) {verb}; {len(cannot)} name(s) cannot be mapped; "
+        f"{len(missing)} method(s)/attribute(s) missing; {skipped} skipped"
+    )
+    return 1 if cannot or missing or skipped else 0
