@@ -18,6 +18,7 @@ import ast
 import collections.abc
 import functools
 import inspect
+import sys
 import textwrap
 import types
 import typing
@@ -143,11 +144,8 @@ def _instance_attributes(cls: type) -> frozenset[str]:
             continue
         found.update(getattr(klass, "__slots__", ()) or ())
         found.update(getattr(klass, "__annotations__", {}) or {})
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
+        tree = _class_tree(klass)
+        for node in ast.walk(tree) if tree is not None else ():
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.ctx, ast.Store)
@@ -173,13 +171,85 @@ def _open_ended(cls: type) -> bool:
     return any("__getattr__" in vars(k) for k in cls.__mro__ if k is not object)
 
 
+def _subclasses(cls: type) -> list[type]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
 def has_member(cls: type, name: str) -> bool:
-    return (
-        _open_ended(cls)
-        or inspect.getattr_static(cls, name, None) is not None
-        or hasattr(cls, name)
-        or name in _instance_attributes(cls)
+    """Whether ``cls`` or any subclass has ``name``: an SDK method annotated to return a base
+    class (``Dataset.get_by_name -> AbstractDataset``) may return any of its subclasses."""
+    return any(
+        _open_ended(klass)
+        or inspect.getattr_static(klass, name, None) is not None
+        or hasattr(klass, name)
+        or name in _instance_attributes(klass)
+        for klass in _subclasses(cls)
     )
+
+
+def _class_tree(klass: type) -> ast.AST | None:
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(klass)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+def _assigned_type(klass: type, node: ast.stmt) -> Value:
+    """The type ``self.X = C(...)`` or ``self.X: T = ...`` gives, in the class's own module."""
+    namespace = {**_sdk_namespace(), **vars(sys.modules[klass.__module__])}
+    if isinstance(node, ast.AnnAssign):
+        try:
+            return _normalise(eval(ast.unparse(node.annotation), namespace), klass)  # noqa: S307
+        except Exception:  # an annotation that does not evaluate here: unknown
+            return None
+    value = getattr(node, "value", None)
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        found = namespace.get(value.func.id)
+        return found if isinstance(found, type) else None
+    return None
+
+
+def _stored_attributes(target: ast.expr) -> list[ast.Attribute]:
+    """The attributes an assignment target sets (``a.b`` of ``a.b, c = ...``), not the ones it
+    only reads on the way (``self.env`` of ``self.env.x = 1``)."""
+    if isinstance(target, ast.Attribute):
+        return [target]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [a for elt in target.elts for a in _stored_attributes(elt)]
+    if isinstance(target, ast.Starred):
+        return _stored_attributes(target.value)
+    return []
+
+
+@functools.cache
+def _attribute_type(cls: type, name: str) -> Value:
+    """An instance attribute's type, when every ``self.name = ...`` in the class's source
+    (and its bases') says the same: ``RunConfiguration().environment`` is an Environment."""
+    seen: list[Value] = []
+    for klass in cls.__mro__:
+        if klass is object or not klass.__module__.startswith("mlpipe_provider."):
+            continue
+        tree = _class_tree(klass)
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                targets = [node.target]
+            else:
+                continue
+            for target in targets:
+                plain = not isinstance(node, ast.AugAssign)
+                for sub in _stored_attributes(target):
+                    value = sub.value
+                    if sub.attr == name and isinstance(value, ast.Name) and value.id == "self":
+                        typed = plain and target is sub
+                        seen.append(_assigned_type(klass, node) if typed else None)
+    if seen and seen[0] is not None and all(v == seen[0] for v in seen):
+        return seen[0]
+    return None
 
 
 def _element(value: Value, mapping_value: bool) -> Value:
@@ -344,6 +414,8 @@ class _Checker:
             return _return_hint(cls, attr)
         if callable(member) or isinstance(member, (staticmethod, classmethod)):
             return _Method(cls, attr)
+        if member is None:
+            return _attribute_type(cls, attr)
         return None
 
     # -- the report -----------------------------------------------------------------------
@@ -358,8 +430,10 @@ class _Checker:
                     stored.add((owner, node.attr))
         found: list[Missing] = []
         for node in attributes:
-            if isinstance(node.ctx, ast.Store) or node.attr.startswith("__"):
-                continue  # setting a new attribute works (and v1 objects took it too)
+            if isinstance(node.ctx, ast.Store) or node.attr.startswith("_"):
+                # Setting a new attribute works (and v1 objects took it too); a private name
+                # is the program's own business, not v1's API.
+                continue
             owner = self._owner(node)
             if owner is None or (owner, node.attr) in stored or has_member(owner, node.attr):
                 continue
