@@ -167,6 +167,7 @@ from azureml.core.datastore import Datastore
 from azureml.core.dataset import Dataset
 from azureml.core.environment import Environment
 from azureml.core.authentication import InteractiveLoginAuthentication
+from azureml.core.databricks import PyPiLibrary, JarLibrary, EggLibrary, MavenLibrary
 from azureml.data.data_reference import DataReference
 from azureml.data.datapath import DataPath, DataPathComputeBinding
 from azureml.data.dataset_consumption_config import DatasetConsumptionConfig

@@ -103,6 +103,13 @@ DatabricksCompute = _unsupported(
     "DatabricksCompute", "call Databricks' Jobs API from a PythonScriptStep instead"
 )
 KustoCompute = _unsupported("KustoCompute", "query Kusto from a PythonScriptStep instead")
+# Libraries for DatabricksStep (azureml.core.databricks): unsupported with it.
+_DATABRICKS = "DatabricksStep is not supported; call Databricks' Jobs API from a PythonScriptStep"
+EggLibrary = _unsupported("EggLibrary", _DATABRICKS)
+JarLibrary = _unsupported("JarLibrary", _DATABRICKS)
+MavenLibrary = _unsupported("MavenLibrary", _DATABRICKS)
+PyPiLibrary = _unsupported("PyPiLibrary", _DATABRICKS)
+RCranLibrary = _unsupported("RCranLibrary", _DATABRICKS)
 # HyperDrive's configuration names: HyperDriveStep is not supported, so neither are they.
 _HYPERDRIVE = (
     "HyperDriveStep is not supported; run the search inside one PythonScriptStep (e.g. with Optuna)"
@@ -151,5 +158,10 @@ UNSUPPORTED_NAMES = sorted(
         "uniform",
         "loguniform",
         "AutoMLConfig",
+        "EggLibrary",
+        "JarLibrary",
+        "MavenLibrary",
+        "PyPiLibrary",
+        "RCranLibrary",
     ]
 )
