@@ -307,3 +307,27 @@ def test_the_report_is_silent_on_what_mlpipe_has_and_on_what_it_cannot_know(tmp_
     code, out = migrate(program, capsys)
     assert "missing in mlpipe" not in out
     assert code == 0, out
+
+
+def test_a_module_imported_from_a_package_becomes_the_flat_namespace():
+    after, findings = migrate_source(
+        "from azureml.core import runconfig, Workspace, Keyvault  # setup\n"
+        "image = runconfig.DEFAULT_CPU_IMAGE\n"
+    )
+    assert after == (
+        "from mlpipe_provider.sdk import Workspace\n"
+        "from mlpipe_provider import sdk as runconfig\n"
+        "from azureml.core import Keyvault  # setup\n"
+        "image = runconfig.DEFAULT_CPU_IMAGE\n"
+    )
+    assert [(f.name, f.line) for f in findings] == [("Keyvault", 1)]
+    assert migrate_source(after)[0] == after
+
+
+def test_an_already_migrated_program_is_still_checked(tmp_path, capsys):
+    program = write(tmp_path / "pipeline.py", MISSING_PROGRAM)
+    migrate(program, capsys)
+    code, out = migrate(program, capsys)
+    assert code == 1
+    assert "0 file(s) changed" in out
+    assert f"missing in mlpipe: StepRun.no_such_method ({program}:17)" in out
