@@ -4,7 +4,9 @@ Migrating is meant to be a diff a reviewer can read line by line, so imports are
 ``ast`` (never a regex over the file, never by running the code) and the source text is edited
 only inside the spans ast reports: comments, quoting, blank lines and line endings elsewhere
 stay byte-identical. A name mlpipe does not provide is left on its ``azureml`` import and
-reported, so the program fails loudly at that import instead of somewhere later.
+reported, so the program fails loudly at that import instead of somewhere later. Methods and
+attributes the program uses on SDK objects that mlpipe lacks are reported too
+(``migrate_members``), so a program is not found wanting halfway through a run.
 """
 
 from __future__ import annotations
@@ -438,7 +440,8 @@ def _print_diff(path: Path, result: FileResult) -> None:
 
 
 def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
-    """Migrate every Python file under ``paths``; 0 when everything mapped, else 1.
+    """Migrate every Python file under ``paths``; 0 when everything mapped and no method or
+    attribute is missing, else 1.
 
     Files are rewritten for the names that map even when others do not, so the report is the
     to-do list. Unreadable files and files with syntax errors are skipped and also give 1.
