@@ -293,16 +293,17 @@ class _Checker:
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    local = alias.asname or alias.name.partition(".")[0]
-                    sdk_module = _is_sdk(alias.name) or alias.name.startswith(f"{sdk.__name__}.")
-                    is_root = alias.asname is None and alias.name.partition(".")[0] in (
-                        "azureml",
-                        "mlpipe_provider",
-                    )
-                    if (alias.asname and sdk_module and alias.name != "mlpipe_provider") or is_root:
-                        self._bind(local, "value", _MODULE)
+                    if alias.asname is None:
+                        # ``import azureml.core`` binds ``azureml``: a path to the SDK's names
+                        root = alias.name.partition(".")[0]
+                        stands_for_sdk = root in ("azureml", "mlpipe_provider")
+                        self._bind(root, "value" if stands_for_sdk else "unknown", _MODULE)
                     else:
-                        self._bind(local, "unknown")
+                        stands_for_sdk = _is_sdk(alias.name) or alias.name.startswith(
+                            f"{sdk.__name__}."
+                        )
+                        kind = "value" if stands_for_sdk else "unknown"
+                        self._bind(alias.asname, kind, _MODULE)
             elif isinstance(node, ast.ImportFrom):
                 from_sdk = node.level == 0 and _is_sdk(node.module)
                 for alias in node.names:
@@ -386,15 +387,12 @@ class _Checker:
             return None
         if isinstance(node, ast.Subscript):
             return _element(self.infer(node.value), mapping_value=True)
-        if isinstance(node, ast.Await):
-            return None
         return None
 
     def _attribute(self, value: Value, attr: str) -> Value:
         if value is _MODULE:
             if attr in self.provided:
-                obj = self._sdk_object(attr)
-                return obj if obj is not None else None
+                return self._sdk_object(attr)
             return _MODULE  # a submodule on the way (``azureml.core``)
         if isinstance(value, _Class):
             cls = _mlpipe_class(value.cls)
