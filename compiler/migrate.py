@@ -485,6 +485,6 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
     verb = "would change" if dry_run else "changed"
     print(
         f"{changed} file(s) {verb}; {len(cannot)} name(s) cannot be mapped; "
-        f"{len(missing)} method(s)/attribute(s) missing; {skipped} skipped"
+        f"{len(missing)} method(s)/attribute(s)/keyword(s) missing; {skipped} skipped"
     )
     return 1 if cannot or missing or skipped else 0

@@ -252,6 +252,25 @@ def _attribute_type(cls: type, name: str) -> Value:
     return None
 
 
+def _accepts(cls: type, method: str | None, keyword: str) -> bool:
+    """Whether ``cls(...)`` (``method`` None) or ``cls.method(...)`` takes ``keyword=``, in
+    ``cls`` or any subclass (an annotation may name a base class); unknown counts as yes."""
+    for klass in _subclasses(cls):
+        target = klass if method is None else inspect.getattr_static(klass, method, None)
+        if isinstance(target, (staticmethod, classmethod)):
+            target = target.__func__
+        try:
+            parameters = inspect.signature(target).parameters.values()  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return True
+        for parameter in parameters:
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                return True
+            if parameter.name == keyword and parameter.kind is not parameter.POSITIONAL_ONLY:
+                return True
+    return False
+
+
 def _element(value: Value, mapping_value: bool) -> Value:
     """What iterating (or, for a mapping, subscripting) a value of this generic type gives."""
     origin = typing.get_origin(value)
@@ -436,6 +455,27 @@ class _Checker:
             if owner is None or (owner, node.attr) in stored or has_member(owner, node.attr):
                 continue
             found.append(Missing(f"{owner.__name__}.{node.attr}", node.end_lineno or node.lineno))
+        found.extend(self._missing_keywords())
+        return found
+
+    def _missing_keywords(self) -> list[Missing]:
+        """``PythonScriptStep(..., some_v1_option=...)`` that mlpipe's signature lacks."""
+        found: list[Missing] = []
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.Call) or not node.keywords:
+                continue
+            func = self.infer(node.func)
+            if isinstance(func, _Class) and _mlpipe_class(func.cls):
+                cls, method, label = func.cls, None, func.cls.__name__
+            elif isinstance(func, _Method):
+                cls, method, label = func.owner, func.name, f"{func.owner.__name__}.{func.name}"
+            else:
+                continue
+            for keyword in node.keywords:
+                if keyword.arg is None or keyword.arg.startswith("_"):
+                    continue
+                if not _accepts(cls, method, keyword.arg):
+                    found.append(Missing(f"{label}({keyword.arg}=...)", keyword.lineno))
         return found
 
     def _owner(self, node: ast.Attribute) -> type | None:

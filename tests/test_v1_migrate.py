@@ -274,7 +274,7 @@ def test_methods_and_attributes_mlpipe_lacks_are_reported(tmp_path, capsys):
         ]
     )
     assert f"cannot map: NoSuchV1Name ({program}:25)" in out
-    assert "5 method(s)/attribute(s) missing" in out
+    assert "5 method(s)/attribute(s)/keyword(s) missing" in out
     # The imports were still migrated: the report is the to-do list, not a refusal.
     assert "azureml" not in program.read_text()
 
@@ -331,3 +331,30 @@ def test_an_already_migrated_program_is_still_checked(tmp_path, capsys):
     assert code == 1
     assert "0 file(s) changed" in out
     assert f"missing in mlpipe: StepRun.no_such_method ({program}:17)" in out
+
+
+def test_keyword_arguments_mlpipe_lacks_are_reported(tmp_path, capsys):
+    program = write(
+        tmp_path / "pipeline.py",
+        """\
+        from azureml.core import Workspace, Experiment
+        from azureml.pipeline.core import Pipeline
+        from azureml.pipeline.steps import PythonScriptStep
+
+        ws = Workspace.from_config()
+        step = PythonScriptStep(
+            script_name="a.py",
+            allow_reuse=False,
+            not_a_v1_option=1,
+        )
+        pipeline = Pipeline(workspace=ws, steps=[step], anything=1)  # Pipeline takes **kwargs
+        run = Experiment(ws, "e").submit(pipeline, regenerate_outputs=True)
+        run.wait_for_completion(show_output=True, made_up_flag=True)
+        """,
+    )
+    code, out = migrate(program, capsys)
+    assert code == 1
+    assert [line for line in out.splitlines() if line.startswith("missing in mlpipe")] == [
+        f"missing in mlpipe: PythonScriptStep(not_a_v1_option=...) ({program}:9)",
+        f"missing in mlpipe: PipelineRun.wait_for_completion(made_up_flag=...) ({program}:13)",
+    ]
