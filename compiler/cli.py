@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipelines", nargs="+", metavar="PIPELINE.py[:NAME]")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("migrate", help="rewrite azureml imports to mlpipe_provider.sdk")
+    p = sub.add_parser(
+        "migrate",
+        help="rewrite azureml imports to mlpipe_provider.sdk and report what mlpipe lacks",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     p.set_defaults(func=_cmd_migrate)

@@ -4,7 +4,9 @@ Migrating is meant to be a diff a reviewer can read line by line, so imports are
 ``ast`` (never a regex over the file, never by running the code) and the source text is edited
 only inside the spans ast reports: comments, quoting, blank lines and line endings elsewhere
 stay byte-identical. A name mlpipe does not provide is left on its ``azureml`` import and
-reported, so the program fails loudly at that import instead of somewhere later.
+reported, so the program fails loudly at that import instead of somewhere later. Methods and
+attributes the program uses on SDK objects that mlpipe lacks are reported too
+(``migrate_members``), so a program is not found wanting halfway through a run.
 """
 
 from __future__ import annotations
@@ -21,12 +23,64 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from compiler.migrate_members import missing_members
 from mlpipe_provider import sdk
 from mlpipe_provider.sdk.unsupported import UNSUPPORTED_NAMES
 
 TARGET = sdk.__name__
 SKIP_DIRS = frozenset({".venv", ".git", "__pycache__", "node_modules", ".mlpipe"})
 LINE_LIMIT = 100
+
+# v1's modules that programs import *as modules* (``from azureml import core``, ``from
+# azureml.core import runconfig``): each becomes the flat namespace under the same local name, so
+# ``core.Workspace`` and ``runconfig.DEFAULT_CPU_IMAGE`` keep working. Only real v1 module paths
+# are listed, so a v1 function or constant of the same spelling is never mistaken for one.
+_V1_PACKAGES = {
+    "azureml": ["core", "data", "exceptions", "pipeline", "train", "widgets"],
+    "azureml.core": [
+        "authentication",
+        "compute",
+        "compute_target",
+        "conda_dependencies",
+        "container_registry",
+        "databricks",
+        "dataset",
+        "datastore",
+        "environment",
+        "experiment",
+        "keyvault",
+        "model",
+        "run",
+        "runconfig",
+        "script_run_config",
+        "workspace",
+    ],
+    "azureml.data": [
+        "azure_data_lake_datastore",
+        "azure_storage_datastore",
+        "data_reference",
+        "datapath",
+        "dataset_consumption_config",
+        "dataset_factory",
+        "file_dataset",
+        "output_dataset_config",
+        "sql_data_reference",
+        "tabular_dataset",
+    ],
+    "azureml.pipeline": ["core", "steps"],
+    "azureml.pipeline.core": [
+        "graph",
+        "module",
+        "pipeline",
+        "pipeline_endpoint",
+        "run",
+        "schedule",
+    ],
+    "azureml.train": ["dnn", "estimator", "hyperdrive", "sklearn"],
+}
+V1_MODULES = frozenset(
+    f"{package}.{name}" for package, names in _V1_PACKAGES.items() for name in names
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +90,7 @@ class Finding:
     name: str
     line: int
     mapped: bool  # False: "cannot map"; True: maps to a name that raises NotSupportedError
+    member: bool = False  # True: ``Class.member`` that mlpipe's class lacks (``mapped`` unused)
 
 
 @dataclass
@@ -187,7 +242,7 @@ class _Migrator:
         bare: list[tuple[ast.Import, ast.alias]] = []
         for node in ast.walk(self.tree):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and _is_azureml(node.module):
-                self._import_from(node)
+                self._import_from(node, maximal)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if not _is_azureml(alias.name):
@@ -216,39 +271,62 @@ class _Migrator:
         )
         return [dotted for dotted in found if dotted is not None]
 
-    def _import_from(self, node: ast.ImportFrom) -> None:
+    def _import_from(self, node: ast.ImportFrom, uses: list[_Dotted]) -> None:
         if any(alias.name == "*" for alias in node.names):
             self.edits.append((*_module_span(self.source, node), TARGET))
             return
         assert node.module is not None
-        mapped = [a for a in node.names if a.name in self.provided]
-        kept = [a for a in node.names if a.name not in self.provided]
+        modules = [
+            a
+            for a in node.names
+            if f"{node.module}.{a.name}" in V1_MODULES
+            and self._alias_moves(a.asname or a.name, uses)
+        ]
+        mapped = [a for a in node.names if a.name in self.provided and a not in modules]
+        kept = [a for a in node.names if a not in mapped and a not in modules]
         indent = self.source.indent_of(node)
         comments = _comments(self.source, node)
-        if mapped and kept and indent is None and comments:
+        if (mapped or modules) and kept and indent is None and comments:
             # Splitting would need a line break after a comment inside an import that shares
             # its line with other code; leaving it whole loses nothing, so report every name.
             self.findings.extend(Finding(a.name, a.lineno, mapped=False) for a in node.names)
             return
         for alias in node.names:
-            self.note(alias.name, alias.lineno)
-        if not mapped:
+            if alias not in modules and f"{node.module}.{alias.name}" not in V1_MODULES:
+                self.note(alias.name, alias.lineno)
+        if not mapped and not modules:
             return
-        if not kept:
+        if not kept and not modules:
             # Only the module name changes, so parentheses, comments and layout all survive.
             self.edits.append((*_module_span(self.source, node), TARGET))
             return
-        parts = [f"{c}\n{indent}" for c in comments]
+        statements = []
+        if mapped:
+            statements.append(_from_import(TARGET, mapped, indent or ""))
+        if modules:
+            # ``from azureml import core`` binds a module: the flat namespace stands in for it.
+            package, _, leaf = TARGET.rpartition(".")
+            as_sdk = [ast.alias(name=leaf, asname=a.asname or a.name) for a in modules]
+            statements.append(_from_import(package, as_sdk, indent or ""))
+        if kept:
+            statements.append(_from_import(node.module, kept, indent or ""))
         joiner = f"\n{indent}" if indent is not None else "; "
-        parts.append(_from_import(TARGET, mapped, indent or ""))
-        parts.append(joiner + _from_import(node.module, kept, indent or ""))
+        parts = [f"{c}\n{indent}" for c in comments]
+        parts.append(joiner.join(statements))
         self.edits.append((*self.source.span(node), "".join(parts)))
+
+    def _alias_moves(self, local: str, uses: list[_Dotted]) -> bool:
+        """Whether a module bound to ``local`` should become the flat namespace: yes unless
+        every ``local.X`` the file uses is unmappable (then the program should fail at the
+        import, as it would anyway). Each use is reported either way."""
+        mine = [use for use in uses if use.parts[0] == local]
+        fates = [self.note(use.parts[1], use.nodes[1].lineno) for use in mine]
+        return not mine or any(fates)
 
     def _import_as(self, alias: ast.alias, uses: list[_Dotted]) -> None:
         """``import azureml.core as aml``: rewritten unless every ``aml.X`` used is unmappable."""
-        mine = [use for use in uses if use.parts[0] == alias.asname]
-        fates = [self.note(use.parts[1], use.nodes[1].lineno) for use in mine]
-        if not mine or any(fates):
+        assert alias.asname is not None
+        if self._alias_moves(alias.asname, uses):
             self.edits.append((*_dotted_span(self.source, alias), TARGET))
 
     def _bare_imports(
@@ -290,6 +368,8 @@ def migrate_source(text: str, provided: set[str] | None = None) -> tuple[str, li
     after = migrator.run()
     if after != text:
         ast.parse(after)  # never hand back something that no longer parses
+    members = missing_members(tree, migrator.provided)
+    migrator.findings.extend(Finding(m.name, m.line, mapped=False, member=True) for m in members)
     findings = sorted(migrator.findings, key=lambda f: (f.line, f.name))
     return after, findings
 
@@ -360,7 +440,8 @@ def _print_diff(path: Path, result: FileResult) -> None:
 
 
 def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
-    """Migrate every Python file under ``paths``; 0 when everything mapped, else 1.
+    """Migrate every Python file under ``paths``; 0 when everything mapped and no method or
+    attribute is missing, else 1.
 
     Files are rewritten for the names that map even when others do not, so the report is the
     to-do list. Unreadable files and files with syntax errors are skipped and also give 1.
@@ -369,6 +450,7 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
     changed = 0
     cannot: list[str] = []
     unsupported: list[str] = []
+    missing: list[str] = []
     for path in paths:
         if not path.exists():
             print(f"skipped {path}: no such file or folder", file=sys.stderr)
@@ -381,7 +463,10 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
             continue
         for finding in result.findings:
             where = f"{finding.name} ({path}:{finding.line})"
-            (unsupported if finding.mapped else cannot).append(where)
+            if finding.member:
+                missing.append(where)
+            else:
+                (unsupported if finding.mapped else cannot).append(where)
         if not result.changed:
             continue
         changed += 1
@@ -395,6 +480,11 @@ def migrate_paths(paths: list[Path], dry_run: bool = False) -> int:
         print(f"maps, but not supported yet: {where}")
     for where in cannot:
         print(f"cannot map: {where}")
+    for where in missing:
+        print(f"missing in mlpipe: {where}")
     verb = "would change" if dry_run else "changed"
-    print(f"{changed} file(s) {verb}; {len(cannot)} name(s) cannot be mapped; {skipped} skipped")
-    return 1 if cannot or skipped else 0
+    print(
+        f"{changed} file(s) {verb}; {len(cannot)} name(s) cannot be mapped; "
+        f"{len(missing)} method(s)/attribute(s)/keyword(s) missing; {skipped} skipped"
+    )
+    return 1 if cannot or missing or skipped else 0

@@ -111,14 +111,14 @@ def test_bare_import_rewrites_attribute_uses():
 
 def test_bare_import_keeps_azureml_for_uses_that_cannot_move():
     after, findings = migrate_source(
-        "import azureml.core\nws = azureml.core.Workspace.from_config()\nv = azureml.core.VERSION\n"
+        "import azureml.core\nws = azureml.core.Workspace.from_config()\nv = azureml.core.Keyvault\n"
     )
     assert after == (
         "import mlpipe_provider.sdk, azureml.core\n"
         "ws = mlpipe_provider.sdk.Workspace.from_config()\n"
-        "v = azureml.core.VERSION\n"
+        "v = azureml.core.Keyvault\n"
     )
-    assert findings == [Finding("azureml.core.VERSION", 3, mapped=False)]
+    assert findings == [Finding("azureml.core.Keyvault", 3, mapped=False)]
     assert migrate_source(after)[0] == after
 
 
@@ -127,10 +127,10 @@ def test_star_import():
 
 
 def test_unmappable_only_line_is_left_alone():
-    before = "from azureml.widgets import RunDetails\n"
+    before = "from azureml.contrib.notebook import NotebookRunnerStep\n"
     after, findings = migrate_source(before)
     assert after == before
-    assert findings == [Finding("RunDetails", 1, mapped=False)]
+    assert findings == [Finding("NotebookRunnerStep", 1, mapped=False)]
 
 
 def test_mixed_line_is_split_keeping_comments_and_indentation():
@@ -247,7 +247,7 @@ def test_report_and_exit_code_for_unmappable_names(tmp_path, capsys):
         tmp_path / "p.py",
         """\
         from azureml.core import Workspace, Keyvault
-        from azureml.widgets import RunDetails
+        from azureml.contrib.notebook import NotebookRunnerStep
         from azureml.train.hyperdrive import HyperDriveStep
         """,
     )
@@ -256,14 +256,14 @@ def test_report_and_exit_code_for_unmappable_names(tmp_path, capsys):
         """\
         from mlpipe_provider.sdk import Workspace
         from azureml.core import Keyvault
-        from azureml.widgets import RunDetails
+        from azureml.contrib.notebook import NotebookRunnerStep
         from mlpipe_provider.sdk import HyperDriveStep
         """
     )
     out = capsys.readouterr().out
     assert f"migrated {path}" in out
     assert f"cannot map: Keyvault ({path}:1)" in out
-    assert f"cannot map: RunDetails ({path}:2)" in out
+    assert f"cannot map: NotebookRunnerStep ({path}:2)" in out
     assert f"maps, but not supported yet: HyperDriveStep ({path}:3)" in out
 
 
@@ -353,7 +353,7 @@ def test_split_import_too_long_for_a_line_is_parenthesised():
 
 
 def test_import_as_with_only_unmappable_uses_is_left_alone():
-    before = "import azureml.core as aml\nprint(aml.VERSION)\n"
+    before = "import azureml.core as aml\nprint(aml.Keyvault)\n"
     after, findings = migrate_source(before)
     assert after == before
-    assert findings == [Finding("VERSION", 2, mapped=False)]
+    assert findings == [Finding("Keyvault", 2, mapped=False)]

@@ -35,6 +35,8 @@ _LAZY: dict[str, tuple[str, str]] = {
         "ComputeTargetProvisioningConfiguration",
     ),
     "CondaDependencies": ("mlpipe_provider.sdk.environment", "CondaDependencies"),
+    "DEFAULT_CPU_IMAGE": ("mlpipe_provider.sdk.constants", "DEFAULT_CPU_IMAGE"),
+    "DEFAULT_GPU_IMAGE": ("mlpipe_provider.sdk.constants", "DEFAULT_GPU_IMAGE"),
     "DataFactoryCompute": ("mlpipe_provider.sdk.data_transfer", "DataFactoryCompute"),
     "DataPath": ("mlpipe_provider.sdk.datapath", "DataPath"),
     "DataPathComputeBinding": ("mlpipe_provider.sdk.datapath", "DataPathComputeBinding"),
@@ -55,6 +57,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Gloo": ("mlpipe_provider.sdk.estimator", "Gloo"),
     "InputPortBinding": ("mlpipe_provider.sdk.data", "InputPortBinding"),
     "InputPortDef": ("mlpipe_provider.sdk.module", "InputPortDef"),
+    "MPI_CPU_IMAGE": ("mlpipe_provider.sdk.constants", "MPI_CPU_IMAGE"),
+    "MPI_GPU_IMAGE": ("mlpipe_provider.sdk.constants", "MPI_GPU_IMAGE"),
     "MlpipeError": ("mlpipe_provider.errors", "MlpipeError"),
     "Module": ("mlpipe_provider.sdk.module", "Module"),
     "ModuleStep": ("mlpipe_provider.sdk.module_step", "ModuleStep"),
@@ -88,6 +92,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "PythonScriptStep": ("mlpipe_provider.sdk.steps", "PythonScriptStep"),
     "Run": ("mlpipe_provider.sdk.run", "Run"),
     "RunConfiguration": ("mlpipe_provider.sdk.environment", "RunConfiguration"),
+    "RunDetails": ("mlpipe_provider.sdk.widgets", "RunDetails"),
     "SKLearn": ("mlpipe_provider.sdk.estimator", "SKLearn"),
     "Schedule": ("mlpipe_provider.sdk.schedule", "Schedule"),
     "ScheduleRecurrence": ("mlpipe_provider.sdk.schedule", "ScheduleRecurrence"),
@@ -100,6 +105,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TensorflowConfiguration": ("mlpipe_provider.sdk.environment", "TensorflowConfiguration"),
     "TimeZone": ("mlpipe_provider.sdk.timezones", "TimeZone"),
     "UserErrorException": ("mlpipe_provider.errors", "UserErrorException"),
+    "VERSION": ("mlpipe_provider.sdk.constants", "VERSION"),
     "Workspace": ("mlpipe_provider.sdk.workspace", "Workspace"),
 }
 

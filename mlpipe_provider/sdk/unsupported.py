@@ -89,6 +89,44 @@ ServicePrincipalAuthentication = _unsupported(
 )
 MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs no login")
 
+# Compute targets of external services: their steps are not supported either, so v1 notebooks
+# that attach one get past their imports and stop at the attach with a pointer.
+AdlaCompute = _unsupported(
+    "AdlaCompute",
+    "Azure Data Lake Analytics is retired; use a compute target from the workspace config",
+)
+BatchCompute = _unsupported(
+    "BatchCompute",
+    "use a compute target with the docker or kubernetes backend in the workspace config",
+)
+DatabricksCompute = _unsupported(
+    "DatabricksCompute", "call Databricks' Jobs API from a PythonScriptStep instead"
+)
+KustoCompute = _unsupported("KustoCompute", "query Kusto from a PythonScriptStep instead")
+# Libraries for DatabricksStep (azureml.core.databricks): unsupported with it.
+_DATABRICKS = "DatabricksStep is not supported; call Databricks' Jobs API from a PythonScriptStep"
+EggLibrary = _unsupported("EggLibrary", _DATABRICKS)
+JarLibrary = _unsupported("JarLibrary", _DATABRICKS)
+MavenLibrary = _unsupported("MavenLibrary", _DATABRICKS)
+PyPiLibrary = _unsupported("PyPiLibrary", _DATABRICKS)
+RCranLibrary = _unsupported("RCranLibrary", _DATABRICKS)
+# HyperDrive's configuration names: HyperDriveStep is not supported, so neither are they.
+_HYPERDRIVE = (
+    "HyperDriveStep is not supported; run the search inside one PythonScriptStep (e.g. with Optuna)"
+)
+HyperDriveConfig = _unsupported("HyperDriveConfig", _HYPERDRIVE)
+HyperDriveStepRun = _unsupported("HyperDriveStepRun", _HYPERDRIVE)
+RandomParameterSampling = _unsupported("RandomParameterSampling", _HYPERDRIVE)
+BanditPolicy = _unsupported("BanditPolicy", _HYPERDRIVE)
+PrimaryMetricGoal = _unsupported("PrimaryMetricGoal", _HYPERDRIVE)
+choice = _unsupported("choice", _HYPERDRIVE)
+uniform = _unsupported("uniform", _HYPERDRIVE)
+loguniform = _unsupported("loguniform", _HYPERDRIVE)
+AutoMLConfig = _unsupported(
+    "AutoMLConfig",
+    "AutoML is an Azure service; train with FLAML or auto-sklearn in a PythonScriptStep",
+)
+
 UNSUPPORTED_NAMES = sorted(
     [
         "ParallelRunStep",
@@ -107,5 +145,23 @@ UNSUPPORTED_NAMES = sorted(
         "InteractiveLoginAuthentication",
         "ServicePrincipalAuthentication",
         "MsiAuthentication",
+        "AdlaCompute",
+        "BatchCompute",
+        "DatabricksCompute",
+        "KustoCompute",
+        "HyperDriveConfig",
+        "HyperDriveStepRun",
+        "RandomParameterSampling",
+        "BanditPolicy",
+        "PrimaryMetricGoal",
+        "choice",
+        "uniform",
+        "loguniform",
+        "AutoMLConfig",
+        "EggLibrary",
+        "JarLibrary",
+        "MavenLibrary",
+        "PyPiLibrary",
+        "RCranLibrary",
     ]
 )
