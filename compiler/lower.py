@@ -521,7 +521,28 @@ class _Lowering:
                     f"{key!r} is reserved: variables starting with {' or '.join(RESERVED_ENV_PREFIXES)} "
                     "are set by mlpipe for each step run",
                 )
+        self._check_conda_packages(step, spec)
         return spec
+
+    def _check_conda_packages(self, step: PipelineStep, spec: dict[str, Any]) -> None:
+        """Conda packages with no PyPI form fail here, unless conda can build them: a worker
+        without conda installs conda packages from PyPI (docs/environments.md)."""
+        from mlpipe_provider.runtime.conda_pypi import check_conda_packages
+        from mlpipe_provider.runtime.environments import find_conda
+
+        deps = spec.get("dependencies") or {}
+        if spec.get("user_managed_dependencies") or not deps.get("conda_packages"):
+            return
+        if find_conda():
+            return
+        for package, why in check_conda_packages([str(p) for p in deps["conda_packages"]]):
+            self.problem(
+                step,
+                "runconfig.environment.python.conda_dependencies",
+                f"environment {spec.get('name')!r}: conda package {package!r} cannot be "
+                f"installed without conda: {why}. Install conda (or mamba/micromamba) on the "
+                "workers and set $MLPIPE_CONDA, or use a pip package",
+            )
 
 
 _DATA_NAME_BAD = re.compile(r"[^A-Za-z0-9_]")
