@@ -354,7 +354,9 @@ class Environment:
             # pip's rule: '#' starts a comment only at the line start or after whitespace, so
             # URL fragments such as '#sha256=' or '#egg=' stay part of the requirement
             line = _PIP_COMMENT_RE.sub("", raw).strip()
-            if line:
+            if line.startswith("-"):  # --extra-index-url URL and friends, kept in order
+                env.python.conda_dependencies._pip_options.append(line)
+            elif line:
                 env.python.conda_dependencies.add_pip_package(line)
         if pip_version:
             env.python.conda_dependencies.add_conda_package(f"pip=={pip_version}")
