@@ -197,6 +197,7 @@ def test_curated_registered_and_listed_environments(ws):
     assert first.environment_variables == {"A": "1"}
     listed = Environment.list(ws)
     assert listed["mine"].version == "2" and "AzureML-Tutorial" in listed
+    assert ws.environments["mine"].version == "2"
 
 
 def test_unmappable_conda_package_fails_at_compile_naming_step_env_and_package(ws, project):

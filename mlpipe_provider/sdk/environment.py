@@ -278,7 +278,13 @@ class CondaDependencies:
     def serialize_to_string(self) -> str:
         import yaml
 
-        return yaml.safe_dump(self._conda_dependencies, sort_keys=False, default_flow_style=False)
+        class _Indented(yaml.SafeDumper):
+            def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
+                return super().increase_indent(flow, False)  # lists indented under their key
+
+        return yaml.dump(
+            self._conda_dependencies, Dumper=_Indented, sort_keys=False, default_flow_style=False
+        )
 
     def save(self, path: str | None = None) -> str:
         if not path:
