@@ -283,3 +283,46 @@ def test_conda_packages_run_from_pypi_and_the_step_is_reused(ws, project, run_da
     dag_run, records = run_dag(pipeline(), dag_id="v1_conda_env")
     assert str(dag_run.state) == "success", records
     assert records["draw"][0] == "skipped" and calls.read_text() == ""  # reused
+
+
+def test_with_conda_the_environment_is_a_conda_build_keyed_and_cached(tmp_path):
+    # a stand-in for micromamba: records its arguments and makes the prefix a Python environment
+    import sys
+
+    argv_log = tmp_path / "conda-argv.jsonl"
+    fake = tmp_path / "micromamba"
+    fake.write_text(
+        "#!" + sys.executable + "\n"
+        "import json, subprocess, sys\n"
+        f"open({str(argv_log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "prefix = sys.argv[sys.argv.index('--prefix') + 1]\n"
+        f"subprocess.run([{environments.find_uv()!r}, 'venv', '--quiet', '--python', "
+        f"{sys.executable!r}, prefix], check=True)\n"
+    )
+    fake.chmod(0o755)
+    spec = {
+        "name": "conda-env",
+        "dependencies": {
+            "conda_packages": ["r-base", "numpy=1.2"],  # fine for conda: no mapping
+            "channels": ["conda-forge", "r"],
+            "pip_packages": ["pyjokes==0.8.3"],
+        },
+    }
+    resolved = resolve_environment(spec, step_name="s", conda_exe=str(fake))
+    plan = resolved.plan
+    assert plan is not None and plan.builder == "conda"
+    lines: list[str] = []
+    env_dir = environments.ensure_environment(
+        plan, tmp_path / "ws", step_name="s", log=lines.append
+    )
+    (argv,) = [json.loads(x) for x in argv_log.read_text().splitlines()]
+    assert argv[:2] == ["create", "--yes"] and "--override-channels" in argv
+    assert argv[argv.index("--prefix") + 1].startswith(str(tmp_path / "ws" / "envs" / ".build-"))
+    assert argv[-3:] == [f"python={platform.python_version()}", "r-base", "numpy=1.2"]
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--channel"] == ["conda-forge", "r"]
+    manifest = json.loads((env_dir / "mlpipe-env.json").read_text())
+    assert manifest["spec"]["builder"] == "conda"
+    assert "pyjokes==0.8.3" in manifest["installed"]  # pip packages go in with uv afterwards
+    # the same plan again: built once, reused
+    assert environments.ensure_environment(plan, tmp_path / "ws", step_name="s") == env_dir
+    assert len(argv_log.read_text().splitlines()) == 1

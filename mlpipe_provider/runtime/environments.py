@@ -425,9 +425,11 @@ def resolve_environment(
     if real_conda:
         channels = tuple(str(c) for c in deps.get("channels") or ["conda-forge"])
         if requests:
+            request = requests[0]
             real_conda.insert(
-                0, f"python={requests[0]}" if requests[0][0].isdigit() else "python" + requests[0]
+                0, f"python={request}" if request[0].isdigit() else f"python{request}"
             )
+            python = {"requested": request, "version": request}  # conda installs what is asked
         else:
             real_conda.insert(0, f"python={actual}")
     plan = EnvPlan(
@@ -728,11 +730,12 @@ def _build(root: Path, plan: EnvPlan, *, step_name: str, log: Log) -> None:
             ) from None
         # after installing, so uv resolves the step's packages on their own. Only an
         # interpreter of the worker's Python minor version can load the worker's packages.
-        if _same_minor(plan.python_version, plan.worker["python"]):
+        actual = _interpreter_version(str(env_python(tmp))) or plan.python_version
+        if _same_minor(actual, plan.worker["python"]):
             (_site_packages(tmp) / PTH_NAME).write_text(_pth_text(plan.worker["site_dirs"]))
         else:
             log(
-                f"mlpipe: step {step_name!r}: Python {plan.python_version} cannot load the "
+                f"mlpipe: step {step_name!r}: Python {actual} cannot load the "
                 f"worker's packages (Python {plan.worker['python']}); mlpipe_provider.sdk is not "
                 "importable in this environment unless its packages provide it"
             )
@@ -748,7 +751,7 @@ def _build(root: Path, plan: EnvPlan, *, step_name: str, log: Log) -> None:
                 "last_used": now,
                 "build_s": round(time.monotonic() - started, 3),
                 "built_for_step": step_name,
-                "python": _interpreter_version(str(env_python(tmp))) or plan.python_version,
+                "python": actual,
                 "installed": installed,
             },
         )
