@@ -199,6 +199,13 @@ def test_curated_registered_and_listed_environments(ws):
     assert listed["mine"].version == "2" and "AzureML-Tutorial" in listed
     assert ws.environments["mine"].version == "2"
 
+    first.save_to_directory(str(ws._dir.parent / "saved"))
+    loaded = Environment.load_from_directory(str(ws._dir.parent / "saved"))
+    assert loaded.python.conda_dependencies.pip_packages == ["pyjokes==0.8.3"]
+    assert loaded.environment_variables == {"A": "1"} and loaded.name == "mine"
+    with pytest.raises(UserErrorException, match="overwrite=True"):
+        first.save_to_directory(str(ws._dir.parent / "saved"))
+
 
 def test_unmappable_conda_package_fails_at_compile_naming_step_env_and_package(ws, project):
     write_script(project / "src", "s.py", "print('never runs')\n")

@@ -18,9 +18,12 @@ packages, pip options, the worker's Python) and hashed; the virtualenv for that 
   ``from mlpipe_provider.sdk import Run``) through a ``.pth`` file that adds the worker's
   site-packages *after* the environment's own, so the step's pinned versions win.
 
-Local environments always use the worker's Python: a ``python_version`` (or conda ``python=X``)
-that the worker's interpreter does not satisfy is an error, as are conda packages (there is no
-conda here; pip packages are what local environments install).
+Conda packages make a conda environment where the worker has conda, mamba or micromamba
+(``$MLPIPE_CONDA`` or PATH), built, keyed and locked the same way; without one they are installed
+from PyPI through the documented mapping in ``conda_pypi`` and the step log lists what was
+substituted. A ``python_version`` the worker's Python does not satisfy gets the interpreter uv
+finds or downloads for it; when there is none the step runs on the worker's Python with a warning
+and run properties saying so, or fails in strict mode (``$MLPIPE_STRICT_PYTHON``).
 """
 
 from __future__ import annotations

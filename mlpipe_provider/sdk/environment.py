@@ -463,6 +463,55 @@ class Environment:
 
         return environment_registry.save(workspace, self)
 
+    @staticmethod
+    def add_private_pip_wheel(workspace: Any, file_path: str, exist_ok: bool = False) -> str:
+        """Keep a wheel in the workspace; the returned path goes into ``add_pip_package``."""
+        import shutil
+
+        source = Path(file_path)
+        if source.suffix != ".whl" or not source.is_file():
+            raise UserErrorException(f"{file_path!r} is not a wheel file (*.whl)")
+        target = Path(workspace._dir) / "environments" / ".wheels" / source.name
+        if target.exists() and not exist_ok:
+            raise UserErrorException(
+                f"a private wheel named {source.name!r} exists already (pass exist_ok=True)"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return str(target)
+
+    def save_to_directory(self, path: str, overwrite: bool = False) -> None:
+        """v1's layout: ``azureml_environment.json`` and ``conda_dependencies.yml`` in ``path``."""
+        import json
+
+        from mlpipe_provider.sdk import environment_registry
+
+        folder = Path(path)
+        definition = folder / "azureml_environment.json"
+        if definition.exists() and not overwrite:
+            raise UserErrorException(f"{definition} exists (pass overwrite=True)")
+        folder.mkdir(parents=True, exist_ok=True)
+        record = environment_registry.record_of(self)
+        definition.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        self.python.conda_dependencies.save(str(folder / "conda_dependencies.yml"))
+
+    @staticmethod
+    def load_from_directory(path: str) -> Environment:
+        import json
+
+        from mlpipe_provider.sdk import environment_registry
+
+        folder = Path(path)
+        try:
+            record = json.loads((folder / "azureml_environment.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserErrorException(f"no environment definition in {folder}: {exc}") from None
+        env = environment_registry.from_record(record)
+        conda_file = folder / "conda_dependencies.yml"
+        if conda_file.is_file():
+            env.python.conda_dependencies = CondaDependencies(str(conda_file))
+        return env
+
     def get_image_details(self, workspace: Any) -> Any:
         raise NotSupportedError(
             "Environment.get_image_details: mlpipe builds no images for environments; local "

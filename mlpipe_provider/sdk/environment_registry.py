@@ -36,19 +36,35 @@ def list_names(workspace: Any) -> list[str]:
     return sorted(p.name for p in root.iterdir() if _versions(workspace, p.name))
 
 
+def record_of(env: Any) -> dict[str, Any]:
+    """An environment as plain JSON (what ``register`` stores)."""
+    return {
+        "name": env.name,
+        "conda": env.python.conda_dependencies._conda_dependencies,
+        "user_managed_dependencies": bool(env.python.user_managed_dependencies),
+        "docker": {"enabled": bool(env.docker.enabled), "base_image": env.docker.base_image},
+        "environment_variables": dict(env.environment_variables),
+    }
+
+
+def from_record(record: dict[str, Any]) -> Any:
+    from mlpipe_provider.sdk.environment import CondaDependencies, Environment
+
+    env = Environment(record["name"])
+    env.python.conda_dependencies = CondaDependencies(_underlying_structure=record["conda"])
+    env.python.user_managed_dependencies = record["user_managed_dependencies"]
+    env.docker.enabled = record["docker"]["enabled"]
+    env.docker.base_image = record["docker"]["base_image"]
+    env.environment_variables = dict(record["environment_variables"])
+    return env
+
+
 def save(workspace: Any, env: Any) -> Any:
     if not _NAME_RE.match(env.name):
         raise UserErrorException(
             f"environment name {env.name!r}: use letters, digits, '.', '_' and '-' only"
         )
-    deps = env.python.conda_dependencies
-    record = {
-        "name": env.name,
-        "conda": deps._conda_dependencies,
-        "user_managed_dependencies": bool(env.python.user_managed_dependencies),
-        "docker": {"enabled": bool(env.docker.enabled), "base_image": env.docker.base_image},
-        "environment_variables": dict(env.environment_variables),
-    }
+    record = record_of(env)
     existing = _versions(workspace, env.name)
     if existing:
         latest = json.loads((_folder(workspace) / env.name / f"{existing[-1]}.json").read_text())
@@ -64,8 +80,6 @@ def save(workspace: Any, env: Any) -> Any:
 
 
 def load(workspace: Any, name: str, version: str | None = None) -> Any:
-    from mlpipe_provider.sdk.environment import CondaDependencies, Environment
-
     versions = _versions(workspace, name)
     if not versions:
         return None
@@ -75,11 +89,6 @@ def load(workspace: Any, name: str, version: str | None = None) -> Any:
             f"environment {name!r} has no version {version!r} (versions: {versions})"
         )
     record = json.loads((_folder(workspace) / name / f"{wanted}.json").read_text())
-    env = Environment(name)
+    env = from_record(record)
     env.version = str(wanted)
-    env.python.conda_dependencies = CondaDependencies(_underlying_structure=record["conda"])
-    env.python.user_managed_dependencies = record["user_managed_dependencies"]
-    env.docker.enabled = record["docker"]["enabled"]
-    env.docker.base_image = record["docker"]["base_image"]
-    env.environment_variables = dict(record["environment_variables"])
     return env
