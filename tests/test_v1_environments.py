@@ -168,6 +168,16 @@ def test_conda_dependencies_v1_methods_and_yaml_round_trip(tmp_path):
     env = Environment.from_pip_requirements("reqs", str(reqs))
     assert env.python.conda_dependencies.pip_packages[0] == "pyjokes==0.8.3"
 
+    # v1's common form: packages set on a default RunConfiguration's environment are installed
+    runconfig = RunConfiguration()
+    assert runconfig.environment.to_spec()["user_managed_dependencies"]  # nothing asked: worker's
+    runconfig.environment.python.conda_dependencies = CondaDependencies.create(
+        conda_packages=["numpy"]
+    )
+    assert not runconfig.environment.to_spec()["user_managed_dependencies"]
+    runconfig.environment.python.user_managed_dependencies = True  # explicit: honoured
+    assert runconfig.environment.to_spec()["user_managed_dependencies"]
+
     estimator = Estimator(
         source_directory=str(tmp_path), entry_script="t.py", conda_packages=["numpy"]
     )

@@ -323,11 +323,33 @@ class CondaDependencies:
 
 
 class PythonSection:
-    def __init__(self) -> None:
+    """v1's ``environment.python``.
+
+    ``user_managed_dependencies`` is what the program set; left unset it is v1's default
+    (False: the packages are installed), except on a bare ``RunConfiguration()``, whose
+    environment runs on the worker's interpreter until packages are added to it, so that v1's
+    ``runconfig.environment.python.conda_dependencies = CondaDependencies.create(...)`` installs
+    them without the program also setting the flag.
+    """
+
+    def __init__(self, _user_managed_default: bool = False) -> None:
         self.conda_dependencies = CondaDependencies()
-        self.user_managed_dependencies = False
+        self._user_managed: bool | None = None
+        self._user_managed_default = _user_managed_default
         self.interpreter_path = "python"
         self.conda_dependencies_file: str | None = None
+
+    @property
+    def user_managed_dependencies(self) -> bool:
+        if self._user_managed is not None:
+            return self._user_managed
+        deps = self.conda_dependencies
+        has_packages = bool(deps.pip_packages or deps.conda_packages or deps.get_python_version())
+        return self._user_managed_default and not has_packages
+
+    @user_managed_dependencies.setter
+    def user_managed_dependencies(self, value: bool) -> None:
+        self._user_managed = bool(value)
 
 
 class DockerSection:
@@ -600,7 +622,7 @@ class RunConfiguration:
         self.communicator = communicator or "None"
         self.target = "local"
         self.environment = Environment("mlpipe-default")
-        self.environment.python.user_managed_dependencies = True
+        self.environment.python._user_managed_default = True
         if conda_dependencies is not None:
             self.environment.python.conda_dependencies = conda_dependencies
             self.environment.python.user_managed_dependencies = False
