@@ -200,6 +200,9 @@ class _Lowering:
         spec["params"] = self._lower_params(step)
         spec["compute"] = self._lower_compute(step)
         kind.lower(self, step, spec)
+        if spec.get("environment") and (spec["compute"] or {}).get("backend", "local") == "local":
+            # docker/kubernetes steps take their software from the image, conda or not
+            self._check_conda_packages(step, spec["environment"])
         for dep in step._run_after:
             dep_id = self.task_ids.get(id(dep))
             if dep_id is None:
@@ -521,12 +524,11 @@ class _Lowering:
                     f"{key!r} is reserved: variables starting with {' or '.join(RESERVED_ENV_PREFIXES)} "
                     "are set by mlpipe for each step run",
                 )
-        self._check_conda_packages(step, spec)
         return spec
 
     def _check_conda_packages(self, step: PipelineStep, spec: dict[str, Any]) -> None:
-        """Conda packages with no PyPI form fail here, unless conda can build them: a worker
-        without conda installs conda packages from PyPI (docs/environments.md)."""
+        """Conda packages with no PyPI form fail here, unless conda can build them: a local
+        worker without conda installs conda packages from PyPI (docs/environments.md)."""
         from mlpipe_provider.runtime.conda_pypi import check_conda_packages
         from mlpipe_provider.runtime.environments import find_conda
 
