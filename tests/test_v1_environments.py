@@ -343,3 +343,16 @@ def test_with_conda_the_environment_is_a_conda_build_keyed_and_cached(tmp_path):
     # the same plan again: built once, reused
     assert environments.ensure_environment(plan, tmp_path / "ws", step_name="s") == env_dir
     assert len(argv_log.read_text().splitlines()) == 1
+
+
+def test_fingerprint_records_what_runs_without_paths():
+    # conda's pytorch runs as PyPI's torch on the worker's Python (3.9 cannot be had here)
+    spec = {"dependencies": {"conda_packages": ["pytorch"], "python_version": "3.9"}}
+    identity = environments.runtime_identity(spec)
+    assert identity == {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation().lower(),
+        "packages": ["torch"],
+    }
+    assert environments.runtime_identity({}) is None
+    assert environments.runtime_identity({"dependencies": {"pip_packages": ["torch"]}}) == identity

@@ -836,9 +836,10 @@ def python_for(
 
 
 def runtime_identity(environment: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What the fingerprint records about a local step's environment on this worker: how it is
-    built (the PyPI substitutes of conda packages, the Python actually used); None when the
-    step runs on the worker's interpreter with nothing asked of it."""
+    """What the fingerprint records about a local step's environment on this worker: the
+    packages actually installed for it (the PyPI substitutes of conda packages, or the conda
+    build) and the Python version that runs. No paths, so workers that share a store still
+    share reuse. None when the step runs on the worker's interpreter with nothing asked of it."""
     try:
         resolved = resolve_environment(environment, strict=False)
     except UserErrorException:
@@ -848,9 +849,13 @@ def runtime_identity(environment: dict[str, Any] | None) -> dict[str, Any] | Non
         return (
             {"python": resolved.properties["mlpipe.python_used"]} if resolved.properties else None
         )
-    identity: dict[str, Any] = {"key": plan.key, "python": plan.python_version}
+    identity: dict[str, Any] = {
+        "python": plan.python_version,
+        "implementation": plan.worker["implementation"],
+        "packages": list(plan.pip_packages),
+    }
     if plan.builder == "conda":
-        identity["builder"] = "conda"
+        identity["conda"] = {"packages": list(plan.conda_packages), "channels": list(plan.channels)}
     return identity
 
 
