@@ -885,7 +885,7 @@ def list_environments(workspace_dir: Path | str) -> list[dict[str, Any]]:
         found.append(
             {
                 "hash": folder.name,
-                "packages": spec.get("pip_packages", []),
+                "packages": [*spec.get("conda_packages", []), *spec.get("pip_packages", [])],
                 "pip_options": spec.get("pip_options", []),
                 "python": (spec.get("worker") or {}).get("python"),
                 "size": _tree_size(folder),
