@@ -188,7 +188,10 @@ def test_conda_dependencies_v1_methods_and_yaml_round_trip(tmp_path):
 def test_curated_registered_and_listed_environments(ws):
     sklearn = Environment.get(ws, "AzureML-sklearn-0.24-ubuntu18.04-py37-cpu")
     assert "scikit-learn" in sklearn.python.conda_dependencies.pip_packages
-    assert Environment.get(ws, "AzureML-Minimal").python.user_managed_dependencies
+    minimal = Environment.get(ws, "AzureML-Minimal")
+    assert environments.plan_environment(minimal.to_spec()) is None  # the worker's interpreter
+    minimal.python.conda_dependencies.add_pip_package("pyjokes")  # and packages added count
+    assert environments.plan_environment(minimal.to_spec()).pip_packages == ("pyjokes",)
     with pytest.raises(UserErrorException, match=r"unknown curated.*AzureML-Tutorial"):
         Environment.get(ws, "AzureML-No-Such-Env")
     with pytest.raises(UserErrorException, match="not registered"):

@@ -457,7 +457,6 @@ class Environment:
             env = Environment(name)
             for package in entry.pip_packages:
                 env.python.conda_dependencies.add_pip_package(package)
-            env.python.user_managed_dependencies = not entry.pip_packages
             env.version = "1"
             return env
         known = sorted(environment_registry.list_names(workspace))
