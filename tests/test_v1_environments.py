@@ -359,3 +359,16 @@ def test_fingerprint_records_what_runs_without_paths():
     }
     assert environments.runtime_identity({}) is None
     assert environments.runtime_identity({"dependencies": {"pip_packages": ["torch"]}}) == identity
+
+
+def test_step_run_properties_say_which_python_was_asked_for_and_ran():
+    from mlpipe_provider.sdk.experiment import StepRun
+
+    record = {
+        "step_run_id": "r1",
+        "step_name": "draw",
+        "properties": {"mlpipe.python_requested": "3.9", "mlpipe.python_used": "3.11.7"},
+    }
+    props = StepRun(None, "draw", {"record": record}).get_properties()  # type: ignore[arg-type]
+    assert props["mlpipe.python_requested"] == "3.9" and props["mlpipe.python_used"] == "3.11.7"
+    assert props["azureml.runsource"] == "azureml.StepRun"
