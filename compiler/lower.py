@@ -200,6 +200,9 @@ class _Lowering:
         spec["params"] = self._lower_params(step)
         spec["compute"] = self._lower_compute(step)
         kind.lower(self, step, spec)
+        if spec.get("environment") and (spec["compute"] or {}).get("backend", "local") == "local":
+            # docker/kubernetes steps take their software from the image, conda or not
+            self._check_conda_packages(step, spec["environment"])
         for dep in step._run_after:
             dep_id = self.task_ids.get(id(dep))
             if dep_id is None:
@@ -522,6 +525,26 @@ class _Lowering:
                     "are set by mlpipe for each step run",
                 )
         return spec
+
+    def _check_conda_packages(self, step: PipelineStep, spec: dict[str, Any]) -> None:
+        """Conda packages with no PyPI form fail here, unless conda can build them: a local
+        worker without conda installs conda packages from PyPI (docs/environments.md)."""
+        from mlpipe_provider.runtime.conda_pypi import check_conda_packages
+        from mlpipe_provider.runtime.environments import find_conda
+
+        deps = spec.get("dependencies") or {}
+        if spec.get("user_managed_dependencies") or not deps.get("conda_packages"):
+            return
+        if find_conda():
+            return
+        for package, why in check_conda_packages([str(p) for p in deps["conda_packages"]]):
+            self.problem(
+                step,
+                "runconfig.environment.python.conda_dependencies",
+                f"environment {spec.get('name')!r}: conda package {package!r} cannot be "
+                f"installed without conda: {why}. Install conda (or mamba/micromamba) on the "
+                "workers and set $MLPIPE_CONDA, or use a pip package",
+            )
 
 
 _DATA_NAME_BAD = re.compile(r"[^A-Za-z0-9_]")

@@ -60,6 +60,13 @@ def script_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
             key: _resolve(value, params) for key, value in sorted(op.distribution.items())
         }
     compute = getattr(op, "compute", None) or {}
+    if compute.get("backend", "local") == "local" and op.environment:
+        from mlpipe_provider.runtime.environments import runtime_identity
+
+        # the PyPI substitutes of conda packages and the Python that actually runs
+        identity = runtime_identity(op.environment)
+        if identity is not None:
+            settings["runtime_environment"] = identity
     if compute.get("backend", "local") != "local":
         from mlpipe_provider.runtime.backends.images import image_identity
 

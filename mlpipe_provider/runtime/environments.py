@@ -18,9 +18,12 @@ packages, pip options, the worker's Python) and hashed; the virtualenv for that 
   ``from mlpipe_provider.sdk import Run``) through a ``.pth`` file that adds the worker's
   site-packages *after* the environment's own, so the step's pinned versions win.
 
-Local environments always use the worker's Python: a ``python_version`` (or conda ``python=X``)
-that the worker's interpreter does not satisfy is an error, as are conda packages (there is no
-conda here; pip packages are what local environments install).
+Conda packages make a conda environment where the worker has conda, mamba or micromamba
+(``$MLPIPE_CONDA`` or PATH), built, keyed and locked the same way; without one they are installed
+from PyPI through the documented mapping in ``conda_pypi`` and the step log lists what was
+substituted. A ``python_version`` the worker's Python does not satisfy gets the interpreter uv
+finds or downloads for it; when there is none the step runs on the worker's Python with a warning
+and run properties saying so, or fails in strict mode (``$MLPIPE_STRICT_PYTHON``).
 """
 
 from __future__ import annotations
@@ -40,18 +43,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.config import atomic_write_text
-from mlpipe_provider.errors import NotSupportedError, StepFailedError, UserErrorException
+from mlpipe_provider.errors import StepFailedError, UserErrorException
 from mlpipe_provider.humanize import human_size as _human
+from mlpipe_provider.runtime import conda_pypi
 
 ENVS_DIR_NAME = "envs"
 ENVS_DIR_ENV = "MLPIPE_ENVS_DIR"
 UV_ENV = "MLPIPE_UV"
 BUILD_TIMEOUT_ENV = "MLPIPE_ENV_BUILD_TIMEOUT"
+CONDA_ENV = "MLPIPE_CONDA"
+STRICT_PYTHON_ENV = "MLPIPE_STRICT_PYTHON"
+PYTHON_DOWNLOADS_ENV = "MLPIPE_PYTHON_DOWNLOADS"
 DEFAULT_BUILD_TIMEOUT_S = 3600.0
 MANIFEST_NAME = "mlpipe-env.json"
 PTH_NAME = "zz_mlpipe_worker.pth"
@@ -74,7 +81,6 @@ AZUREML_SDK_PACKAGES = frozenset(
     }
 )
 _NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-_CONDA_PYTHON_RE = re.compile(r"^python\s*(?:(==?|>=|<=|>|<|!=|~=)\s*([0-9][0-9.*]*))?\s*$")
 _CONDA_PIP_RE = re.compile(r"^pip\s*(?:(==?|>=|<=|>|<|!=|~=)\s*[0-9][0-9.*]*)?\s*$")
 
 Log = Callable[[str], None]
@@ -86,20 +92,42 @@ class EnvironmentBuildError(UserErrorException):
 
 @dataclass(frozen=True)
 class EnvPlan:
-    """What an environment is made of; ``key`` names its folder."""
+    """What an environment is made of; ``key`` names its folder.
+
+    ``conda_packages`` (with ``channels``) make it a conda environment built by ``conda_exe``;
+    ``python`` (``{"requested", "path", "version"}``) is an interpreter other than the worker's
+    that uv found or downloaded for a ``python_version`` pin. Both enter the key.
+    """
 
     pip_packages: tuple[str, ...]
     pip_options: tuple[str, ...]
     worker: dict[str, Any]
+    conda_packages: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    python: dict[str, str] | None = None
+    conda_exe: str | None = field(default=None, compare=False)
+
+    @property
+    def builder(self) -> str:
+        return "conda" if self.conda_packages else "uv"
 
     @property
     def normalised(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "layout": LAYOUT_VERSION,
             "pip_packages": list(self.pip_packages),
             "pip_options": list(self.pip_options),
             "worker": self.worker,
         }
+        if self.conda_packages:
+            spec.update(
+                builder="conda",
+                conda_packages=list(self.conda_packages),
+                channels=list(self.channels),
+            )
+        if self.python:
+            spec["python"] = dict(self.python)
+        return spec
 
     @property
     def full_key(self) -> str:
@@ -109,6 +137,20 @@ class EnvPlan:
     @property
     def key(self) -> str:
         return self.full_key[:HASH_CHARS]
+
+    @property
+    def python_version(self) -> str:
+        """The Python the step runs with in this environment."""
+        return (self.python or {}).get("version") or self.worker["python"]
+
+
+@dataclass
+class Resolved:
+    """An environment dict resolved on this worker: the plan (None: the worker's interpreter)
+    and the run properties that say what was asked and what runs."""
+
+    plan: EnvPlan | None
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- the worker
@@ -164,25 +206,113 @@ def _python_satisfies(op: str | None, wanted: str, actual: str) -> bool:
         return True
 
 
-def _conda_available() -> str | None:
-    for name in ("conda", "mamba", "micromamba"):
+def find_conda() -> str | None:
+    """``$MLPIPE_CONDA``, else conda, mamba or micromamba on PATH; None when there is none."""
+    override = os.environ.get(CONDA_ENV)
+    if override:
+        return override
+    for name in ("micromamba", "mamba", "conda"):
         found = shutil.which(name)
         if found:
             return found
-    return os.environ.get("CONDA_EXE") or None
+    return None
 
 
-def plan_environment(
-    environment: dict[str, Any] | None, *, step_name: str = "?", log: Log | None = None
-) -> EnvPlan | None:
-    """Normalise an operator's ``environment`` dict; ``None`` means the worker's own interpreter.
+def strict_python(ws_config: Any = None) -> bool:
+    """``$MLPIPE_STRICT_PYTHON=1``, or ``strict_python: true`` in the workspace config."""
+    if os.environ.get(STRICT_PYTHON_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return True
+    extra = getattr(ws_config, "model_extra", None) or {}
+    return bool(getattr(ws_config, "strict_python", None) or extra.get("strict_python"))
 
-    Raises a ``UserErrorException`` naming the step for what a local environment cannot give:
-    conda packages, or a Python version other than the worker's.
+
+_python_cache: dict[str, tuple[str, str] | None] = {}
+
+
+def _interpreter_version(path: str) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            [path, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def find_python(request: str, *, log: Log | None = None) -> tuple[str, str] | None:
+    """``(path, version)`` of an interpreter for ``request`` (``3.9``, ``>=3.8``) from uv: one it
+    finds on this machine, else a managed Python it downloads (unless downloads are off:
+    ``UV_PYTHON_DOWNLOADS=never`` or ``$MLPIPE_PYTHON_DOWNLOADS=0``). None when there is none."""
+    import subprocess
+
+    if request in _python_cache:
+        return _python_cache[request]
+    uv = find_uv()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+
+    def find() -> str | None:
+        try:
+            done = subprocess.run(
+                [uv, "python", "find", "--system", "--no-project", request],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        path = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        return path if done.returncode == 0 and path else None
+
+    path = find()
+    downloads_off = os.environ.get("UV_PYTHON_DOWNLOADS", "") in ("never", "manual") or (
+        os.environ.get(PYTHON_DOWNLOADS_ENV, "1").strip().lower() in ("0", "false", "no")
+    )
+    if path is None and not downloads_off:
+        if log:
+            log(f"mlpipe: asking uv to download Python {request}")
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [uv, "python", "install", request],
+                capture_output=True,
+                text=True,
+                timeout=float(os.environ.get(BUILD_TIMEOUT_ENV) or DEFAULT_BUILD_TIMEOUT_S),
+                env=env,
+                check=False,
+            )
+        path = find()
+    version = _interpreter_version(path) if path else None
+    found = (path, version) if path and version else None
+    _python_cache[request] = found
+    return found
+
+
+def resolve_environment(
+    environment: dict[str, Any] | None,
+    *,
+    step_name: str = "?",
+    log: Log | None = None,
+    strict: bool | None = None,
+    conda_exe: str | None = None,
+) -> Resolved:
+    """Normalise an operator's ``environment`` dict into what this worker builds.
+
+    Conda packages: a conda environment where conda is (``conda_exe``, else ``find_conda()``), else
+    PyPI packages through ``conda_pypi`` (each substitution logged). A Python pin the worker's
+    interpreter does not satisfy: uv's interpreter for it, else the worker's with a warning (an
+    error in strict mode). Raises a ``UserErrorException`` naming the step otherwise.
     """
+    emit: Log = log or (lambda _line: None)
     environment = environment or {}
     if environment.get("user_managed_dependencies"):
-        return None
+        return Resolved(None)
     deps = environment.get("dependencies") or {}
     conda = [str(p).strip() for p in deps.get("conda_packages") or [] if str(p).strip()]
     raw_pip = [str(p).strip() for p in deps.get("pip_packages") or [] if str(p).strip()]
@@ -191,55 +321,68 @@ def plan_environment(
         f"environment {environment.get('name')!r}" if environment.get("name") else "environment"
     )
     actual = platform.python_version()
+    if strict is None:
+        strict = strict_python()
 
-    python_wanted: list[tuple[str | None, str]] = []
+    requests: list[str] = []
     if deps.get("python_version"):
-        python_wanted.append((None, str(deps["python_version"]).strip()))
+        requests.append(str(deps["python_version"]).strip())
     real_conda: list[str] = []
     for package in conda:
-        match = _CONDA_PYTHON_RE.match(package)
-        if match:
-            if match.group(2):
-                python_wanted.append((match.group(1), match.group(2)))
+        if conda_pypi.is_python(package):
+            try:
+                wanted = conda_pypi.python_request(package)
+            except conda_pypi.UnmappableCondaPackage as exc:
+                raise UserErrorException(f"step {step_name!r}, {env_label}: {exc}") from None
+            if wanted:
+                requests.append(wanted)
             continue
         if _CONDA_PIP_RE.match(package):
             continue  # pip itself: uv installs the pip packages, no pip needed in the env
-        real_conda.append(package)
-    for op, wanted in python_wanted:
-        if not _python_satisfies(op, wanted, actual):
+        if package.startswith("-"):
             raise UserErrorException(
-                f"step {step_name!r}, {env_label}: asks for Python {(op or '') + wanted}, but local "
-                f"environments use the worker's Python ({actual}); remove python_version (or the "
-                "conda 'python' pin) or run this step on a worker with that Python"
+                f"step {step_name!r}, {env_label}: {package!r} is not a conda package spec"
             )
-    if real_conda:
-        if _conda_available():
-            raise NotSupportedError(
-                f"step {step_name!r}, {env_label}: conda_packages {real_conda} are not supported by "
-                "mlpipe's local environments (they are virtualenvs built with uv); use pip_packages"
-            )
-        raise UserErrorException(
-            f"step {step_name!r}, {env_label}: conda_packages {real_conda} need conda, which is not "
-            "installed on this worker; use pip_packages"
-        )
+        real_conda.append(package)
 
+    conda_exe = conda_exe or find_conda()
     packages: list[str] = []
     options: list[str] = list(raw_options)
+    if real_conda and not conda_exe:
+        substituted: list[str] = []
+        for package in real_conda:
+            try:
+                mapped = conda_pypi.map_conda_package(package)
+            except conda_pypi.UnmappableCondaPackage as exc:
+                raise UserErrorException(
+                    f"step {step_name!r}, {env_label}: conda package {exc} and there is no conda "
+                    f"on this worker (PATH, or ${CONDA_ENV}); use a pip package instead"
+                ) from None
+            if mapped.requirement:
+                packages.append(mapped.requirement)
+            if mapped.note:
+                target = mapped.requirement or "nothing"
+                substituted.append(f"{mapped.conda!r} -> {target!r} ({mapped.note})")
+        emit(
+            f"mlpipe: step {step_name!r}: no conda on this worker; installing conda_packages "
+            f"{real_conda} from PyPI"
+            + (": " + "; ".join(substituted) if substituted else " under the same names")
+        )
+        real_conda = []
+
     skipped: list[str] = []
     for entry in raw_pip:
         if entry.startswith("-"):
             options.append(entry)  # a requirements-file option such as --extra-index-url URL
-        elif _canonical_name(entry) in AZUREML_SDK_PACKAGES:
+        elif _is_azureml_sdk(entry):
             skipped.append(entry)
         elif entry not in packages:
             packages.append(entry)
-    if skipped and log:
-        log(
+    if skipped:
+        emit(
             f"mlpipe: step {step_name!r}: not installing {skipped} (the Azure ML SDK; mlpipe "
             "provides what steps import from it)"
         )
-    if not packages:
-        return None
     for option in options:
         try:
             shlex.split(option)
@@ -247,7 +390,79 @@ def plan_environment(
             raise UserErrorException(
                 f"step {step_name!r}, {env_label}: cannot read pip option {option!r}: {exc}"
             ) from None
-    return EnvPlan(tuple(sorted(packages)), tuple(options), worker_identity())
+
+    properties: dict[str, str] = {}
+    python: dict[str, str] | None = None
+    unmet = [r for r in requests if not _python_request_satisfied(r, actual)]
+    if requests:
+        properties["mlpipe.python_requested"] = requests[0]
+        properties["mlpipe.python_used"] = actual
+    if unmet and not real_conda:  # a conda build installs its own python
+        request = unmet[0]
+        found = find_python(request, log=emit)
+        if found is not None:
+            python = {"requested": request, "path": found[0], "version": found[1]}
+            properties["mlpipe.python_used"] = found[1]
+            emit(
+                f"mlpipe: step {step_name!r}: Python {request} asked for; using {found[1]} "
+                f"({found[0]}) from uv"
+            )
+        elif strict:
+            raise UserErrorException(
+                f"step {step_name!r}, {env_label}: asks for Python {request}, which uv could not "
+                f"find or download on this worker (its Python is {actual}), and strict mode "
+                f"(${STRICT_PYTHON_ENV} or 'strict_python' in the workspace config) is on"
+            )
+        else:
+            emit(
+                f"WARNING mlpipe: step {step_name!r}, {env_label}: asks for Python {request}, "
+                f"which uv could not find or download; running on the worker's Python {actual} "
+                f"instead (set ${STRICT_PYTHON_ENV}=1 to make this an error)"
+            )
+    elif real_conda and requests:
+        properties["mlpipe.python_used"] = requests[0]  # conda installs what was asked
+
+    if not packages and not python and not real_conda:
+        return Resolved(None, properties)
+    channels: tuple[str, ...] = ()
+    if real_conda:
+        channels = tuple(str(c) for c in deps.get("channels") or ["conda-forge"])
+        if requests:
+            request = requests[0]
+            real_conda.insert(
+                0, f"python={request}" if request[0].isdigit() else f"python{request}"
+            )
+            python = {"requested": request, "version": request}  # conda installs what is asked
+        else:
+            real_conda.insert(0, f"python={actual}")
+    plan = EnvPlan(
+        tuple(sorted(packages)),
+        tuple(options),
+        worker_identity(),
+        conda_packages=tuple(real_conda),
+        channels=channels,
+        python=python,
+        conda_exe=conda_exe if real_conda else None,
+    )
+    return Resolved(plan, properties)
+
+
+def _python_request_satisfied(request: str, actual: str) -> bool:
+    match = re.match(r"^(==|>=|<=|!=|~=|>|<|=)?\s*(.+)$", request)
+    op, wanted = (match.group(1), match.group(2)) if match else (None, request)
+    return _python_satisfies(op, wanted, actual)
+
+
+def _is_azureml_sdk(requirement: str) -> bool:
+    name = _canonical_name(requirement) or ""
+    return name in AZUREML_SDK_PACKAGES or name.startswith("azureml-")
+
+
+def plan_environment(
+    environment: dict[str, Any] | None, *, step_name: str = "?", log: Log | None = None
+) -> EnvPlan | None:
+    """The plan of ``resolve_environment``; ``None`` means the worker's own interpreter."""
+    return resolve_environment(environment, step_name=step_name, log=log).plan
 
 
 # --------------------------------------------------------------------------- folders and locks
@@ -415,6 +630,46 @@ def _install_argv(uv: str, python: Path, plan: EnvPlan) -> list[str]:
     return [*argv, "--", *plan.pip_packages]
 
 
+def _same_minor(a: str, b: str) -> bool:
+    return a.split(".")[:2] == b.split(".")[:2]
+
+
+def _freeze(uv: str, python: Path) -> list[str]:
+    """The environment's installed packages (``name==version``), for its manifest."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            [uv, "pip", "freeze", "--python", str(python)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(line for line in done.stdout.splitlines() if line and not line.startswith("#"))
+
+
+def _create_conda(plan: EnvPlan, prefix: Path, *, root: Path, step_name: str, log: Log) -> None:
+    """``conda create`` (or mamba/micromamba, same arguments) of the plan's packages at prefix."""
+    exe = plan.conda_exe or find_conda()
+    if not exe:
+        raise EnvironmentBuildError(
+            f"step {step_name!r}: its environment needs conda, and none was found on this worker"
+        )
+    argv = [exe, "create", "--yes", "--prefix", str(prefix), "--override-channels"]
+    for channel in plan.channels:
+        argv += ["--channel", channel]
+    _run_tool(
+        [*argv, *plan.conda_packages],
+        cwd=root,
+        step_name=step_name,
+        what="conda create",
+        log=log,
+    )
+
+
 def _build(root: Path, plan: EnvPlan, *, step_name: str, log: Log) -> None:
     """Build ``plan`` into a temp folder and rename it to ``root/key``; caller holds the build lock."""
     for stale in root.glob(f".build-{plan.key}-*"):  # a crashed build of this hash
@@ -428,35 +683,42 @@ def _build(root: Path, plan: EnvPlan, *, step_name: str, log: Log) -> None:
     uv = find_uv()
     started = time.monotonic()
     log(
-        f"mlpipe: step {step_name!r}: building environment {plan.key} with {list(plan.pip_packages)}"
+        f"mlpipe: step {step_name!r}: building environment {plan.key} with "
+        + (f"conda packages {list(plan.conda_packages)} and " if plan.conda_packages else "")
+        + f"{list(plan.pip_packages)}"
         + (f" (pip options {list(plan.pip_options)})" if plan.pip_options else "")
     )
     try:
         try:
-            _run_tool(
-                [
-                    uv,
-                    "venv",
-                    "--quiet",
-                    "--python",
-                    sys.executable,
-                    "--relocatable",
-                    "--no-project",
-                    "--no-python-downloads",
-                    str(tmp),
-                ],
-                cwd=root,
-                step_name=step_name,
-                what="uv venv",
-                log=log,
-            )
-            _run_tool(
-                _install_argv(uv, env_python(tmp), plan),
-                cwd=root,
-                step_name=step_name,
-                what="uv pip install",
-                log=log,
-            )
+            if plan.builder == "conda":
+                _create_conda(plan, tmp, root=root, step_name=step_name, log=log)
+            else:
+                interpreter = (plan.python or {}).get("path") or sys.executable
+                _run_tool(
+                    [
+                        uv,
+                        "venv",
+                        "--quiet",
+                        "--python",
+                        interpreter,
+                        "--relocatable",
+                        "--no-project",
+                        "--no-python-downloads",
+                        str(tmp),
+                    ],
+                    cwd=root,
+                    step_name=step_name,
+                    what="uv venv",
+                    log=log,
+                )
+            if plan.pip_packages:
+                _run_tool(
+                    _install_argv(uv, env_python(tmp), plan),
+                    cwd=root,
+                    step_name=step_name,
+                    what="uv pip install",
+                    log=log,
+                )
         except StepFailedError as exc:
             raise EnvironmentBuildError(
                 f"step {step_name!r}: could not build its environment with pip packages "
@@ -469,8 +731,18 @@ def _build(root: Path, plan: EnvPlan, *, step_name: str, log: Log) -> None:
                 f"step {step_name!r}: could not run uv ({uv}) to build its environment with pip "
                 f"packages {list(plan.pip_packages)}: {exc}"
             ) from None
-        # after installing, so uv resolves the step's packages on their own
-        (_site_packages(tmp) / PTH_NAME).write_text(_pth_text(plan.worker["site_dirs"]))
+        # after installing, so uv resolves the step's packages on their own. Only an
+        # interpreter of the worker's Python minor version can load the worker's packages.
+        actual = _interpreter_version(str(env_python(tmp))) or plan.python_version
+        if _same_minor(actual, plan.worker["python"]):
+            (_site_packages(tmp) / PTH_NAME).write_text(_pth_text(plan.worker["site_dirs"]))
+        else:
+            log(
+                f"mlpipe: step {step_name!r}: Python {actual} cannot load the "
+                f"worker's packages (Python {plan.worker['python']}); mlpipe_provider.sdk is not "
+                "importable in this environment unless its packages provide it"
+            )
+        installed = _freeze(uv, env_python(tmp))
         now = time.time()
         _write_manifest(
             tmp,
@@ -482,6 +754,8 @@ def _build(root: Path, plan: EnvPlan, *, step_name: str, log: Log) -> None:
                 "last_used": now,
                 "build_s": round(time.monotonic() - started, 3),
                 "built_for_step": step_name,
+                "python": actual,
+                "installed": installed,
             },
         )
         os.rename(tmp, final)  # atomic: the env appears complete or not at all
@@ -528,22 +802,61 @@ def python_for(
     step_name: str = "?",
     log: Any = None,
     compute: dict[str, Any] | None = None,
+    properties: dict[str, str] | None = None,
 ) -> str:
     """The interpreter a step runs with: the worker's, or its environment's (built if needed).
 
-    ``ws`` is the ``StepWorkspace`` (its ``directory`` holds ``envs/``); ``log`` is a logger or a
-    callable taking one string. Only the local backend builds environments: for a container
-    backend (``compute["backend"]`` docker or kubernetes) the image provides the software, and
-    this returns the worker's interpreter for that backend to replace with the image's.
+    ``ws`` is the ``StepWorkspace`` (its ``directory`` holds ``envs/``, its ``config`` may turn
+    on ``strict_python``); ``log`` is a logger or a callable taking one string; ``properties``,
+    if given, receives the run properties saying which Python was asked for and which runs.
+    Only the local backend builds environments: for a container backend (``compute["backend"]``
+    docker or kubernetes) the image provides the software, and this returns the worker's
+    interpreter for that backend to replace with the image's.
     """
     if (compute or {}).get("backend", "local") != "local":
         return sys.executable
     emit: Log = (log.info if hasattr(log, "info") else log) or (lambda _line: None)
-    plan = plan_environment(environment, step_name=step_name, log=emit)
-    if plan is None:
+    if hasattr(log, "warning"):
+        info = emit
+
+        def emit(line: str) -> None:
+            if line.startswith("WARNING "):
+                log.warning("%s", line.removeprefix("WARNING "))
+            else:
+                info(line)
+
+    strict = strict_python(getattr(ws, "config", None))
+    resolved = resolve_environment(environment, step_name=step_name, log=emit, strict=strict)
+    if properties is not None:
+        properties.update(resolved.properties)
+    if resolved.plan is None:
         return sys.executable
-    env_dir = ensure_environment(plan, ws.directory, step_name=step_name, log=emit)
+    env_dir = ensure_environment(resolved.plan, ws.directory, step_name=step_name, log=emit)
     return str(env_python(env_dir))
+
+
+def runtime_identity(environment: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the fingerprint records about a local step's environment on this worker: the
+    packages actually installed for it (the PyPI substitutes of conda packages, or the conda
+    build) and the Python version that runs. No paths, so workers that share a store still
+    share reuse. None when the step runs on the worker's interpreter with nothing asked of it."""
+    try:
+        resolved = resolve_environment(environment, strict=False)
+    except UserErrorException:
+        return None  # the step itself fails with the error; nothing is stored for it
+    plan = resolved.plan
+    if plan is None:
+        return (
+            {"python": resolved.properties["mlpipe.python_used"]} if resolved.properties else None
+        )
+    identity: dict[str, Any] = {
+        "python": plan.python_version,
+        "implementation": plan.worker["implementation"],
+        "packages": list(plan.pip_packages),
+    }
+    if plan.builder == "conda":
+        identity["conda"] = {"packages": list(plan.conda_packages), "channels": list(plan.channels)}
+    return identity
 
 
 # --------------------------------------------------------------------------- listing and gc
@@ -572,7 +885,7 @@ def list_environments(workspace_dir: Path | str) -> list[dict[str, Any]]:
         found.append(
             {
                 "hash": folder.name,
-                "packages": spec.get("pip_packages", []),
+                "packages": [*spec.get("conda_packages", []), *spec.get("pip_packages", [])],
                 "pip_options": spec.get("pip_options", []),
                 "python": (spec.get("worker") or {}).get("python"),
                 "size": _tree_size(folder),

@@ -199,7 +199,15 @@ def _run_staged(
                 data.work_dir,
                 op.compute.get("backend"),
             )
-    python = python_for(op.environment, ws, step_name=op.step_name, log=op.log, compute=op.compute)
+    env_properties: dict[str, str] = {}
+    python = python_for(
+        op.environment,
+        ws,
+        step_name=op.step_name,
+        log=op.log,
+        compute=op.compute,
+        properties=env_properties,
+    )
     argv = [python, "-u", op.script_name, *argv_tail]
 
     op.log.info("mlpipe: step %r, run %s: %s (in %s)", op.step_name, step_run_id, argv[2:], run_dir)
@@ -251,6 +259,8 @@ def _run_staged(
     }
     if datasets:
         record["datasets"] = datasets
+    if env_properties:
+        record["properties"] = env_properties
     atomic_write_text(
         meta_dir / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str)
     )

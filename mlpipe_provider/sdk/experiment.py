@@ -353,6 +353,7 @@ class StepRun:
                 "Operator"
             ),
             "mlpipe.airflow.task_id": self._task_id,
+            **(self._record.get("properties") or {}),  # e.g. mlpipe.python_requested/_used
         }
         if self._record.get("reused_run_id"):
             props["azureml.reusedrunid"] = self._record["reused_run_id"]

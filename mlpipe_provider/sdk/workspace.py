@@ -218,6 +218,13 @@ class Workspace:
         return AbstractDataset.get_all(self)
 
     @property
+    def environments(self) -> dict[str, Any]:
+        """Registered and curated environments by name, as v1's ``ws.environments``."""
+        from mlpipe_provider.sdk.environment import Environment
+
+        return Environment.list(self)
+
+    @property
     def compute_targets(self) -> dict[str, Any]:
         from mlpipe_provider.sdk.compute import ComputeTargets
 
