@@ -267,6 +267,17 @@ def asset_schedule(uris: list[str]) -> dict[str, Any]:
 
 
 _DELTA_UNITS = ("minutes", "hours", "days", "weeks")
+# The keyword names of ScheduleRecurrenceTimetable, in the order the DAG file shows them.
+_RECURRENCE_ARGS = (
+    "frequency",
+    "interval",
+    "start",
+    "timezone",
+    "hours",
+    "minutes",
+    "week_days",
+    "run_immediately",
+)
 
 
 def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]]:
@@ -307,6 +318,11 @@ def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]
         lines = [
             f"    schedule=DeltaTriggerTimetable(relativedelta(months={render(timetable['months'])})),"
         ]
+    elif timetable["kind"] == "recurrence":  # no built-in fits (compiler/timetables.py)
+        imports.append("from mlpipe_provider.timetables import ScheduleRecurrenceTimetable")
+        lines = ["    schedule=ScheduleRecurrenceTimetable("]
+        lines += [f"        {key}={render(timetable[key])}," for key in _RECURRENCE_ARGS]
+        lines.append("    ),")
     else:
         raise ValueError(f"unknown timetable kind {timetable['kind']!r}")
     start = schedule.get("start_date")
