@@ -310,14 +310,6 @@ def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]
         lines = [
             f"    schedule=DeltaTriggerTimetable(datetime.timedelta({unit}={render(timetable['amount'])})),"
         ]
-    elif timetable["kind"] == "months":
-        imports += [
-            "from airflow.sdk import DeltaTriggerTimetable",
-            "from dateutil.relativedelta import relativedelta",
-        ]
-        lines = [
-            f"    schedule=DeltaTriggerTimetable(relativedelta(months={render(timetable['months'])})),"
-        ]
     elif timetable["kind"] == "recurrence":  # no built-in fits (compiler/timetables.py)
         imports.append("from mlpipe_provider.timetables import ScheduleRecurrenceTimetable")
         lines = ["    schedule=ScheduleRecurrenceTimetable("]

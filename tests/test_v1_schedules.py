@@ -67,133 +67,247 @@ BERLIN, NEW_YORK = TimeZone.WEuropeStandardTime, TimeZone.EasternStandardTime
 # America/New_York: EDT (-4) -> EST (-5) on 2026-11-01.
 TABLE = [
     pytest.param(
-        {"frequency": "Day", "interval": 2, "hours": [22], "minutes": [30], "time_zone": BERLIN,
-         "start_time": "2026-03-26T08:00:00"},
+        {
+            "frequency": "Day",
+            "interval": 2,
+            "hours": [22],
+            "minutes": [30],
+            "time_zone": BERLIN,
+            "start_time": "2026-03-26T08:00:00",
+        },
         "custom",
         # 26 Mar 22:30 CET, 28 Mar 22:30 CET, 30 Mar 22:30 CEST, 1 Apr 22:30 CEST
-        ["2026-03-26T21:30:00Z", "2026-03-28T21:30:00Z", "2026-03-30T20:30:00Z",
-         "2026-04-01T20:30:00Z"],
+        [
+            "2026-03-26T21:30:00Z",
+            "2026-03-28T21:30:00Z",
+            "2026-03-30T20:30:00Z",
+            "2026-04-01T20:30:00Z",
+        ],
         id="day-every-2-at-22:30-across-spring-change",
     ),
     pytest.param(
-        {"frequency": "Week", "interval": 3, "week_days": ["Monday", "Friday"],
-         "time_of_day": "09:00", "time_zone": NEW_YORK, "start_time": "2026-10-21T12:00:00"},
+        {
+            "frequency": "Week",
+            "interval": 3,
+            "week_days": ["Monday", "Friday"],
+            "time_of_day": "09:00",
+            "time_zone": NEW_YORK,
+            "start_time": "2026-10-21T12:00:00",
+        },
         "custom",
         # weeks Sunday-Saturday from the start's (18-24 Oct), every third: Fri 23 Oct 09:00 EDT,
         # Mon 9 / Fri 13 Nov 09:00 EST, Mon 30 Nov 09:00 EST
-        ["2026-10-23T13:00:00Z", "2026-11-09T14:00:00Z", "2026-11-13T14:00:00Z",
-         "2026-11-30T14:00:00Z"],
+        [
+            "2026-10-23T13:00:00Z",
+            "2026-11-09T14:00:00Z",
+            "2026-11-13T14:00:00Z",
+            "2026-11-30T14:00:00Z",
+        ],
         id="week-every-3-on-mon-fri-across-autumn-change",
     ),
     pytest.param(
-        {"frequency": "Hour", "interval": 5, "time_zone": BERLIN,
-         "start_time": "2026-10-24T20:00:00"},
+        {
+            "frequency": "Hour",
+            "interval": 5,
+            "time_zone": BERLIN,
+            "start_time": "2026-10-24T20:00:00",
+        },
         "custom",
         # elapsed hours from 20:00 CEST: 01:00 CEST, then 05:00 and 10:00 CET
-        ["2026-10-24T18:00:00Z", "2026-10-24T23:00:00Z", "2026-10-25T04:00:00Z",
-         "2026-10-25T09:00:00Z"],
+        [
+            "2026-10-24T18:00:00Z",
+            "2026-10-24T23:00:00Z",
+            "2026-10-25T04:00:00Z",
+            "2026-10-25T09:00:00Z",
+        ],
         id="hour-every-5-from-a-start",
     ),
     pytest.param(
-        {"frequency": "Minute", "interval": 90, "time_zone": TimeZone.UTC,
-         "start_time": "2026-01-01T00:00:00"},
+        {
+            "frequency": "Minute",
+            "interval": 90,
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-01-01T00:00:00",
+        },
         "custom",
         ["2026-01-01T00:00:00Z", "2026-01-01T01:30:00Z", "2026-01-01T03:00:00Z"],
         id="minute-every-90-from-a-start",
     ),
     pytest.param(
-        {"frequency": "Month", "interval": 1, "time_zone": BERLIN,
-         "start_time": "2026-01-31T09:00:00"},
+        {
+            "frequency": "Month",
+            "interval": 1,
+            "time_zone": BERLIN,
+            "start_time": "2026-01-31T09:00:00",
+        },
         "custom",
         # the 31st, else the month's last day, each counted from the start: 09:00 local
-        ["2026-01-31T08:00:00Z", "2026-02-28T08:00:00Z", "2026-03-31T07:00:00Z",
-         "2026-04-30T07:00:00Z"],
+        [
+            "2026-01-31T08:00:00Z",
+            "2026-02-28T08:00:00Z",
+            "2026-03-31T07:00:00Z",
+            "2026-04-30T07:00:00Z",
+        ],
         id="month-on-the-31st",
     ),
     pytest.param(
-        {"frequency": "Month", "interval": 5, "time_zone": TimeZone.UTC,
-         "start_time": "2026-01-15T06:30:00"},
+        {
+            "frequency": "Month",
+            "interval": 5,
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-01-15T06:30:00",
+        },
         "custom",
-        ["2026-01-15T06:30:00Z", "2026-06-15T06:30:00Z", "2026-11-15T06:30:00Z",
-         "2027-04-15T06:30:00Z"],
+        [
+            "2026-01-15T06:30:00Z",
+            "2026-06-15T06:30:00Z",
+            "2026-11-15T06:30:00Z",
+            "2027-04-15T06:30:00Z",
+        ],
         id="month-every-5",
     ),
     pytest.param(
-        {"frequency": "Month", "interval": 3, "time_zone": TimeZone.UTC,
-         "start_time": "2026-02-10T08:00:00"},
+        {
+            "frequency": "Month",
+            "interval": 3,
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-02-10T08:00:00",
+        },
         "cron",
-        ["2026-02-10T08:00:00Z", "2026-05-10T08:00:00Z", "2026-08-10T08:00:00Z",
-         "2026-11-10T08:00:00Z"],
+        [
+            "2026-02-10T08:00:00Z",
+            "2026-05-10T08:00:00Z",
+            "2026-08-10T08:00:00Z",
+            "2026-11-10T08:00:00Z",
+        ],
         id="month-every-3-is-a-cron",
     ),
     pytest.param(
-        {"frequency": "Day", "interval": 1, "hours": [2], "minutes": [30], "time_zone": BERLIN,
-         "start_time": "2026-03-27T00:00:00"},
+        {
+            "frequency": "Day",
+            "interval": 1,
+            "hours": [2],
+            "minutes": [30],
+            "time_zone": BERLIN,
+            "start_time": "2026-03-27T00:00:00",
+        },
         "cron",
         # 02:30 does not exist on 29 Mar: it runs at 03:30 CEST
-        ["2026-03-27T01:30:00Z", "2026-03-28T01:30:00Z", "2026-03-29T01:30:00Z",
-         "2026-03-30T00:30:00Z"],
+        [
+            "2026-03-27T01:30:00Z",
+            "2026-03-28T01:30:00Z",
+            "2026-03-29T01:30:00Z",
+            "2026-03-30T00:30:00Z",
+        ],
         id="day-at-02:30-is-a-cron-across-the-gap",
     ),
     pytest.param(
-        {"frequency": "Day", "interval": 2, "hours": [2], "minutes": [30], "time_zone": BERLIN,
-         "start_time": "2026-03-27T00:00:00"},
+        {
+            "frequency": "Day",
+            "interval": 2,
+            "hours": [2],
+            "minutes": [30],
+            "time_zone": BERLIN,
+            "start_time": "2026-03-27T00:00:00",
+        },
         "custom",
         # the custom timetable treats the gap as the cron does
         ["2026-03-27T01:30:00Z", "2026-03-29T01:30:00Z", "2026-03-31T00:30:00Z"],
         id="day-every-2-at-02:30-across-the-gap",
     ),
     pytest.param(
-        {"frequency": "Day", "interval": 2, "hours": [2], "minutes": [30], "time_zone": BERLIN,
-         "start_time": "2026-10-23T00:00:00"},
+        {
+            "frequency": "Day",
+            "interval": 2,
+            "hours": [2],
+            "minutes": [30],
+            "time_zone": BERLIN,
+            "start_time": "2026-10-23T00:00:00",
+        },
         "custom",
         # 02:30 happens twice on 25 Oct: one run, at the second (CET), as Airflow's cron does
         ["2026-10-23T00:30:00Z", "2026-10-25T01:30:00Z", "2026-10-27T01:30:00Z"],
         id="day-every-2-at-02:30-repeated-hour",
     ),
     pytest.param(
-        {"frequency": "Day", "interval": 3, "time_zone": BERLIN,
-         "start_time": "2026-03-28T02:30:00"},
+        {
+            "frequency": "Day",
+            "interval": 3,
+            "time_zone": BERLIN,
+            "start_time": "2026-03-28T02:30:00",
+        },
         "custom",
         # no pattern: every third day at the start's wall-clock time
         ["2026-03-28T01:30:00Z", "2026-03-31T00:30:00Z", "2026-04-03T00:30:00Z"],
         id="day-every-3-from-a-start-keeps-the-wall-clock",
     ),
     pytest.param(
-        {"frequency": "Week", "interval": 1, "week_days": ["Monday"], "time_of_day": "09:00",
-         "time_zone": TimeZone.UTC, "start_time": "2026-03-16T09:00:00"},
+        {
+            "frequency": "Week",
+            "interval": 1,
+            "week_days": ["Monday"],
+            "time_of_day": "09:00",
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-03-16T09:00:00",
+        },
         "cron",
         # v1: a start that is itself a scheduled time is not a run
         ["2026-03-23T09:00:00Z", "2026-03-30T09:00:00Z"],
         id="week-start-on-a-slot-is-skipped-cron",
     ),
     pytest.param(
-        {"frequency": "Week", "interval": 2, "week_days": ["Monday"], "time_of_day": "09:00",
-         "time_zone": TimeZone.UTC, "start_time": "2026-03-16T09:00:00"},
+        {
+            "frequency": "Week",
+            "interval": 2,
+            "week_days": ["Monday"],
+            "time_of_day": "09:00",
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-03-16T09:00:00",
+        },
         "custom",
         ["2026-03-30T09:00:00Z", "2026-04-13T09:00:00Z"],
         id="week-start-on-a-slot-is-skipped-custom",
     ),
     pytest.param(
-        {"frequency": "Week", "interval": 2, "hours": [8, 17], "minutes": [0, 30],
-         "time_zone": TimeZone.UTC, "start_time": "2026-03-11T12:00:00"},
+        {
+            "frequency": "Week",
+            "interval": 2,
+            "hours": [8, 17],
+            "minutes": [0, 30],
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-03-11T12:00:00",
+        },
         "custom",
         # no week_days: the start's (Wednesday); four times a day, after the start
-        ["2026-03-11T17:00:00Z", "2026-03-11T17:30:00Z", "2026-03-25T08:00:00Z",
-         "2026-03-25T08:30:00Z", "2026-03-25T17:00:00Z"],
+        [
+            "2026-03-11T17:00:00Z",
+            "2026-03-11T17:30:00Z",
+            "2026-03-25T08:00:00Z",
+            "2026-03-25T08:30:00Z",
+            "2026-03-25T17:00:00Z",
+        ],
         id="week-every-2-hours-and-minutes",
     ),
     pytest.param(
-        {"frequency": "Day", "interval": 4, "hours": [6], "time_zone": TimeZone.UTC,
-         "start_time": "2026-05-01T10:45:00"},
+        {
+            "frequency": "Day",
+            "interval": 4,
+            "hours": [6],
+            "time_zone": TimeZone.UTC,
+            "start_time": "2026-05-01T10:45:00",
+        },
         "custom",
         # minutes come from the start (45); 06:45 on 1 May is before the start
         ["2026-05-05T06:45:00Z", "2026-05-09T06:45:00Z"],
         id="day-every-4-hours-only",
     ),
     pytest.param(
-        {"frequency": "Week", "interval": 1, "time_zone": NEW_YORK,
-         "start_time": "2026-10-28T07:15:00"},
+        {
+            "frequency": "Week",
+            "interval": 1,
+            "time_zone": NEW_YORK,
+            "start_time": "2026-10-28T07:15:00",
+        },
         "cron",
         # every Wednesday at 07:15 local, across the autumn change
         ["2026-10-28T11:15:00Z", "2026-11-04T12:15:00Z"],
@@ -318,7 +432,11 @@ def test_bad_timetable_arguments_fail_validation_with_the_field():
     with pytest.raises(AirflowTimetableInvalid, match="timezone 'Mars/Olympus'"):
         bad.validate()
     bad = ScheduleRecurrenceTimetable(
-        frequency="Month", interval=1, start="2026-01-01T00:00:00", timezone="UTC", hours=[1],
+        frequency="Month",
+        interval=1,
+        start="2026-01-01T00:00:00",
+        timezone="UTC",
+        hours=[1],
         minutes=[0],
     )
     with pytest.raises(AirflowTimetableInvalid, match="only for Day and Week"):
