@@ -17,9 +17,11 @@ Pure date arithmetic (no Airflow), so the timetable, the compiler and the tests 
   ``start_runs`` adds the start as a run of its own: the "first workload runs instantly" of a
   recurrence that had no ``start_time`` (its start is then when the schedule was created).
 
-A wall-clock time the spring change skips runs when the clock has passed it (02:30 becomes 03:30);
-one the autumn change repeats runs once, at its second occurrence. Airflow's cron timetables do
-the same, so a recurrence behaves alike whichever timetable it compiles to.
+A wall-clock time the spring change skips runs when the clock has passed it (02:30 becomes 03:30;
+several times of one pattern skipped together run once); one the autumn change repeats runs once,
+at its second occurrence. Airflow's cron timetables do exactly the same (tests/test_v1_schedules.py
+compares the two over a year of changes), so a recurrence behaves alike whichever timetable it
+compiles to.
 """
 
 from __future__ import annotations
@@ -138,6 +140,20 @@ class Recurrence:
             return months // self.interval
         return (local.date() - self._base_date()).days // self._step().days
 
+    def _wall_times(self, k: int) -> list[dt.datetime]:
+        """A pattern's wall-clock times (naive, sorted) in period ``k`` >= 0."""
+        first = self._base_date() + k * self._step()
+        if self.frequency == "Day":
+            days = [first]
+        else:
+            days = [first + dt.timedelta(days=WEEK_DAYS.index(d)) for d in self.week_days or ()]
+        return sorted(
+            dt.datetime.combine(day, dt.time(h, m))
+            for day in days
+            for h in self.hours or ()
+            for m in self.minutes or ()
+        )
+
     def _period(self, k: int) -> list[dt.datetime]:
         """The runs (UTC) of period ``k`` >= 0, not sorted; duplicates possible at a DST gap."""
         if self.frequency in ("Minute", "Hour"):
@@ -146,19 +162,29 @@ class Recurrence:
             return [localize(add_months(self.start, k * self.interval), self.zone)]
         if not self.pattern:
             return [localize(self.start + k * self._step(), self.zone)]
-        first = self._base_date() + k * self._step()
-        if self.frequency == "Day":
-            days = [first]
-        else:
-            days = [first + dt.timedelta(days=WEEK_DAYS.index(d)) for d in self.week_days or ()]
         start = self.start_utc
-        runs = (
-            localize(dt.datetime.combine(day, dt.time(h, m)), self.zone)
-            for day in days
-            for h in self.hours or ()
-            for m in self.minutes or ()
-        )
+        runs = (localize(wall, self.zone) for wall in self._wall_times(k))
         return [r for r in runs if r > start]  # v1: a pattern never runs at the start itself
+
+    def _next_pattern_run(self, moment: dt.datetime) -> dt.datetime:
+        """The pattern's next run after ``moment``, found on the wall clock as cron finds it.
+
+        The next wall-clock time of the pattern after ``moment``'s own, made an instant: so two
+        times that one spring change skips (00:00 and 00:30 where midnight becomes 01:00) run
+        once, at 01:00, exactly as Airflow's ``CronTriggerTimetable`` runs them.
+        """
+        wall = moment.astimezone(self.zone).replace(tzinfo=None)
+        start = self.start_utc
+        k = max(0, (wall.date() - self._base_date()).days // self._step().days - 1)
+        while True:
+            for p in range(k, k + 3):
+                for time in self._wall_times(p):
+                    if time <= wall:
+                        continue
+                    run = localize(time, self.zone)
+                    if run > moment and run > start:
+                        return run
+            k += 3
 
     # --- queries ------------------------------------------------------------------------------------
     def next_after(self, moment: dt.datetime) -> dt.datetime:
@@ -167,6 +193,8 @@ class Recurrence:
         start = self.start_utc
         if self.start_runs and moment < start:
             return start
+        if self.pattern:
+            return self._next_pattern_run(moment)
         k = max(0, self._period_of(moment) - 1)
         while True:
             found = [r for p in range(k, k + 3) for r in self._period(p) if r > moment]

@@ -498,3 +498,36 @@ def test_schedule_dag_parses_and_the_scheduler_deserializes_it(ws, project):
         pendulum.datetime(2031, 1, 1, 21, 30),
         pendulum.datetime(2031, 1, 3, 21, 30),
     ]
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Havana"]
+)
+def test_every_1_agrees_with_airflows_cron_for_a_year_of_dst_changes(zone):
+    """An independent oracle: with interval 1 the custom timetable must fire exactly when
+    Airflow's own ``CronTriggerTimetable`` does (half-hour DST in Lord Howe, midnight changes in
+    Havana), so a recurrence means the same whichever timetable it compiles to."""
+    from zoneinfo import ZoneInfo
+
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    from mlpipe_provider.timetables import ScheduleRecurrenceTimetable
+
+    for hours, minutes, days in [([0, 2, 3], [0, 30], None), ([1, 23], [15], ["Sunday"])]:
+        cron = CronTriggerTimetable(
+            f"{','.join(map(str, minutes))} {','.join(map(str, hours))} * * {'0' if days else '*'}",
+            timezone=zone,
+        )
+        start = dt.datetime(2025, 12, 31, 0, 0, 0, 1, tzinfo=ZoneInfo(zone))
+        ours = ScheduleRecurrenceTimetable(
+            frequency="Week" if days else "Day",
+            interval=1,
+            start="2025-12-31T00:00:00",
+            timezone=zone,
+            hours=hours,
+            minutes=minutes,
+            week_days=days,
+        )
+        count = 60 if days else 370 * 6
+        theirs = first_runs({"schedule": cron, "start_date": pendulum.instance(start)}, count)
+        assert first_runs({"schedule": ours}, count) == theirs
