@@ -457,7 +457,7 @@ def test_what_v1_refused_is_still_refused(kwargs, message):
         ScheduleRecurrence(**kwargs).validate()
 
 
-def test_schedule_dag_parses_and_the_scheduler_deserializes_it(ws, project):
+def test_schedule_dag_parses_and_the_scheduler_deserializes_it(ws, project, airflow_db):
     """A schedule v1 accepted and mlpipe refused before: its DAG file, as the scheduler sees it."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.serialization.serialized_objects import DagSerialization
@@ -498,6 +498,21 @@ def test_schedule_dag_parses_and_the_scheduler_deserializes_it(ws, project):
         pendulum.datetime(2031, 1, 1, 21, 30),
         pendulum.datetime(2031, 1, 3, 21, 30),
     ]
+
+    # the DAG processor's write to the metadata DB plans the first run from the timetable
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if session.get(DagBundleModel, "v1-schedules") is None:
+            session.add(DagBundleModel(name="v1-schedules"))
+    sync_bag_to_db(bag, "v1-schedules", None)
+    with create_session() as session:
+        model = session.get(DagModel, schedule.dag_id)
+        assert model.timetable_summary.startswith("every 2 days at 22:30")
+        assert pendulum.instance(model.next_dagrun_create_after) == first.run_after
 
 
 @pytest.mark.parametrize(
