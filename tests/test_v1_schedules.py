@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pendulum
 import pytest
@@ -546,3 +547,61 @@ def test_every_1_agrees_with_airflows_cron_for_a_year_of_dst_changes(zone):
         count = 60 if days else 370 * 6
         theirs = first_runs({"schedule": cron, "start_date": pendulum.instance(start)}, count)
         assert first_runs({"schedule": ours}, count) == theirs
+
+
+def test_every_n_is_every_1_on_every_nth_day_or_week():
+    """Another oracle for interval > 1: its runs are exactly Airflow's cron runs (interval 1)
+    that fall on a day (a week, counted Sunday to Saturday) a multiple of n after the start's."""
+    from zoneinfo import ZoneInfo
+
+    from airflow.timetables.trigger import CronTriggerTimetable
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mlpipe_provider.recurrence import localize
+    from mlpipe_provider.timetables import ScheduleRecurrenceTimetable
+
+    zones = ["Europe/Berlin", "America/New_York", "America/Santiago", "UTC"]
+    days = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+
+    @settings(max_examples=int(os.environ.get("V1_SCHEDULE_EXAMPLES", "25")), deadline=None)
+    @given(
+        weekly=st.booleans(),
+        interval=st.integers(2, 5),
+        hours=st.sets(st.integers(0, 23), min_size=1, max_size=3),
+        minutes=st.sets(st.sampled_from([0, 15, 30, 59]), min_size=1, max_size=2),
+        week_days=st.sets(st.sampled_from(days), min_size=1, max_size=3),
+        zone=st.sampled_from(zones),
+        start=st.datetimes(dt.datetime(2026, 1, 1), dt.datetime(2026, 12, 31)),
+    )
+    def check(weekly, interval, hours, minutes, week_days, zone, start):
+        start = start.replace(microsecond=0)
+        ordered = [d for d in days if d in week_days] if weekly else None
+        ours = ScheduleRecurrenceTimetable(
+            frequency="Week" if weekly else "Day",
+            interval=interval,
+            start=start.isoformat(),
+            timezone=zone,
+            hours=sorted(hours),
+            minutes=sorted(minutes),
+            week_days=ordered,
+        )
+        dow = ",".join(str(days.index(d)) for d in ordered) if weekly else "*"
+        cron = CronTriggerTimetable(
+            f"{','.join(map(str, sorted(minutes)))} {','.join(map(str, sorted(hours)))} * * {dow}",
+            timezone=zone,
+        )
+        after = pendulum.instance(localize(start, ZoneInfo(zone)))  # as the table pins it
+        first = start.date()
+        if weekly:
+            first -= dt.timedelta(days=(first.weekday() + 1) % 7)  # that week's Sunday
+        every_1 = first_runs({"schedule": cron, "start_date": after.add(seconds=1)}, 400)
+        expected = []
+        for run in every_1:
+            local = pendulum.parse(run).in_timezone(zone).date()
+            if ((local - first).days // (7 if weekly else 1)) % interval == 0:
+                expected.append(run)
+        wanted = min(len(expected), 12)
+        assert first_runs({"schedule": ours}, wanted) == expected[:wanted]
+
+    check()
