@@ -267,6 +267,17 @@ def asset_schedule(uris: list[str]) -> dict[str, Any]:
 
 
 _DELTA_UNITS = ("minutes", "hours", "days", "weeks")
+# The keyword names of ScheduleRecurrenceTimetable, in the order the DAG file shows them.
+_RECURRENCE_ARGS = (
+    "frequency",
+    "interval",
+    "start",
+    "timezone",
+    "hours",
+    "minutes",
+    "week_days",
+    "run_immediately",
+)
 
 
 def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]]:
@@ -299,14 +310,11 @@ def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]
         lines = [
             f"    schedule=DeltaTriggerTimetable(datetime.timedelta({unit}={render(timetable['amount'])})),"
         ]
-    elif timetable["kind"] == "months":
-        imports += [
-            "from airflow.sdk import DeltaTriggerTimetable",
-            "from dateutil.relativedelta import relativedelta",
-        ]
-        lines = [
-            f"    schedule=DeltaTriggerTimetable(relativedelta(months={render(timetable['months'])})),"
-        ]
+    elif timetable["kind"] == "recurrence":  # no built-in fits (compiler/timetables.py)
+        imports.append("from mlpipe_provider.timetables import ScheduleRecurrenceTimetable")
+        lines = ["    schedule=ScheduleRecurrenceTimetable("]
+        lines += [f"        {key}={render(timetable[key])}," for key in _RECURRENCE_ARGS]
+        lines.append("    ),")
     else:
         raise ValueError(f"unknown timetable kind {timetable['kind']!r}")
     start = schedule.get("start_date")

@@ -1,18 +1,22 @@
 """A v1 ``ScheduleRecurrence`` as an Airflow 3 timetable (plain data for ``codegen``).
 
-The mapping, chosen so that every schedule fires exactly when v1 would have fired it:
+Every recurrence v1 accepts gets a timetable that fires exactly when v1 would have fired it
+(``mlpipe_provider.recurrence`` states the rules). A built-in timetable where one is exact:
 
-* ``Minute`` / ``Hour`` every *n*: ``DeltaTriggerTimetable(timedelta(minutes|hours=n))``.
-  Without ``start_time`` the first run is at once (v1: "the first workload is run instantly");
-  with one, the DAG starts at the first ``start_time + k*interval`` not in the past.
-* ``Day`` / ``Week`` with ``hours``/``minutes``/``week_days``/``time_of_day``, and ``Day``/``Week``
-  every 1 with a ``start_time``: ``CronTriggerTimetable("M H * * DOW", timezone=...)``, so the
-  wall-clock time holds across daylight-saving changes. Missing fields come from the start
-  (``start_time``, or the moment the schedule was created), as in v1. Every *n* > 1 together with
-  hours/minutes/week days has no exact Airflow timetable and is refused.
-* ``Day`` / ``Week`` every *n* without a time pattern: a delta of *n* days / weeks.
-* ``Month`` every *n*: a cron on the start's day and time when *n* divides 12 (months congruent
-  to the start month), else ``DeltaTriggerTimetable(relativedelta(months=n))``.
+* no ``start_time``, ``Minute``/``Hour``/``Day``/``Week`` every *n*, no time pattern:
+  ``DeltaTriggerTimetable(timedelta(...=n))``, first run at once, then every *n* after the last
+  run (v1: "runs future workloads based on the last run time"; the time zone applies only with a
+  start time);
+* a time pattern (``hours``/``minutes``/``week_days``/``time_of_day``) every 1, and ``Day``/``Week``
+  every 1 from a ``start_time`` on a whole minute: ``CronTriggerTimetable("M H * * DOW",
+  timezone=...)``, so the wall-clock time holds across daylight-saving changes; missing fields come
+  from the start (``start_time``, or the moment the schedule was created), as in v1;
+* ``Month`` every *n* dividing 12, on a day every month has (1-28), on a whole minute: a cron on the
+  start's day and time in the months congruent to the start month.
+
+Everything else (``Day`` every 2 at 22:30, ``Week`` every 3 on Monday and Friday, ``Hour`` every 5
+from a start, ``Month`` every 5 or on the 31st, a start on a non-zero second) compiles to
+``mlpipe_provider.timetables.ScheduleRecurrenceTimetable``, registered by the provider's plugin.
 
 Times are in the recurrence's time zone (an IANA name; the SDK maps v1's Windows names).
 """
@@ -20,11 +24,8 @@ Times are in the recurrence's time zone (an IANA name; the SDK maps v1's Windows
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from mlpipe_provider.errors import NotSupportedError
 
 _UNITS = {"Minute": "minutes", "Hour": "hours", "Day": "days", "Week": "weeks"}
 _CRON_DAY = {
@@ -36,6 +37,7 @@ _CRON_DAY = {
     "Friday": 5,
     "Saturday": 6,
 }
+_WEEK_ORDER = list(_CRON_DAY)  # Sunday first, as the recurrence's weeks run
 
 
 def _when(moment: dt.datetime, tz: str) -> dict[str, Any]:
@@ -68,13 +70,17 @@ def _cron_field(values: list[int]) -> str:
 def timetable_for(recurrence: dict[str, Any], created: dt.datetime) -> dict[str, Any]:
     """The ``schedule`` argument of ``codegen.render_dag`` for a validated recurrence.
 
-    ``created`` (aware) is when the schedule was created or its recurrence last changed: a start
-    in the past moves to the first time after it, and fields v1 takes from the start default to it.
+    ``created`` (aware) is when the schedule was created or its recurrence last changed: without
+    a ``start_time`` it is the start v1 counts from, and a start in the past moves a built-in
+    timetable's ``start_date`` to after it. The result depends only on its arguments, so a
+    schedule re-renders byte-identically.
     """
     tz = recurrence.get("time_zone") or "UTC"
     frequency, interval = recurrence["frequency"], int(recurrence["interval"])
+    if frequency not in ("Minute", "Hour", "Day", "Week", "Month"):
+        raise ValueError(f"unknown frequency {frequency!r}")
     start = _start_time(recurrence, tz)
-    anchor = (start or created).astimezone(ZoneInfo(tz))
+    anchor = (start or created).astimezone(ZoneInfo(tz)).replace(microsecond=0)
     hours, minutes, week_days = (
         recurrence.get("hours"),
         recurrence.get("minutes"),
@@ -83,52 +89,50 @@ def timetable_for(recurrence: dict[str, Any], created: dt.datetime) -> dict[str,
     pattern = hours is not None or minutes is not None or week_days is not None
     result: dict[str, Any] = {"start_date": None, "is_paused_upon_creation": False}
 
-    if frequency in ("Minute", "Hour") or (
-        frequency in ("Day", "Week") and not pattern and (interval > 1 or start is None)
-    ):
-        unit = _UNITS[frequency]
-        result["timetable"] = {"kind": "delta", "unit": unit, "amount": interval}
-        if start is not None:
-            step = dt.timedelta(**{unit: interval})  # elapsed time, as Airflow adds it (UTC)
-            behind = (created - start) / step
-            first = start.astimezone(dt.UTC) + step * max(0, math.ceil(behind))
-            result["start_date"] = _when(first, tz)
+    if not pattern and start is None and frequency != "Month":
+        result["timetable"] = {"kind": "delta", "unit": _UNITS[frequency], "amount": interval}
         return result
 
-    if frequency in ("Day", "Week"):
-        if interval != 1:
-            raise NotSupportedError(
-                f"ScheduleRecurrence(frequency={frequency!r}, interval={interval}) with hours, "
-                "minutes, week_days or time_of_day has no exact Airflow timetable; use interval=1 "
-                "(or one schedule per time of day without hours/minutes)"
-            )
+    if pattern:  # v1 fills what is missing from the start (or the creation time)
+        hours = sorted(set(hours if hours is not None else [anchor.hour]))
+        minutes = sorted(set(minutes if minutes is not None else [anchor.minute]))
+        if frequency == "Week":
+            days = set(week_days) if week_days else {_WEEK_ORDER[anchor.isoweekday() % 7]}
+            week_days = [d for d in _WEEK_ORDER if d in days]
+
+    on_the_minute = anchor.second == 0
+    if frequency in ("Day", "Week") and interval == 1 and (pattern or on_the_minute):
         day_field = "*"
         if frequency == "Week":
-            days = [_CRON_DAY[d] for d in week_days] if week_days else [anchor.isoweekday() % 7]
-            day_field = _cron_field(days)
+            day_field = _cron_field(
+                [_CRON_DAY[d] for d in week_days] if pattern else [anchor.isoweekday() % 7]
+            )
         expression = (
-            f"{_cron_field(minutes if minutes is not None else [anchor.minute])} "
-            f"{_cron_field(hours if hours is not None else [anchor.hour])} * * {day_field}"
+            f"{_cron_field(minutes if pattern else [anchor.minute])} "
+            f"{_cron_field(hours if pattern else [anchor.hour])} * * {day_field}"
         )
+        # v1: with a pattern, a run falling exactly on start_time is skipped
+        first = start + dt.timedelta(seconds=1) if start is not None and pattern else start
+        return _cron(result, expression, tz, first, created)
+
+    if frequency == "Month" and 12 % interval == 0 and anchor.day <= 28 and on_the_minute:
+        months = [m for m in range(1, 13) if (m - anchor.month) % interval == 0]
+        month_field = "*" if interval == 1 else _cron_field(months)
+        expression = f"{anchor.minute} {anchor.hour} {anchor.day} {month_field} *"
         return _cron(result, expression, tz, start, created)
 
-    if frequency == "Month":
-        if 12 % interval == 0:
-            months = [m for m in range(1, 13) if (m - anchor.month) % interval == 0]
-            month_field = "*" if interval == 1 else _cron_field(months)
-            expression = f"{anchor.minute} {anchor.hour} {anchor.day} {month_field} *"
-            return _cron(result, expression, tz, start, created)
-        result["timetable"] = {"kind": "months", "months": interval}
-        if start is not None:
-            from dateutil.relativedelta import relativedelta
-
-            first, k = start, 0
-            while first < created:
-                k += 1
-                first = start + relativedelta(months=interval * k)
-            result["start_date"] = _when(first, tz)
-        return result
-    raise ValueError(f"unknown frequency {frequency!r}")
+    result["timetable"] = {
+        "kind": "recurrence",
+        "frequency": frequency,
+        "interval": interval,
+        "start": anchor.replace(tzinfo=None).isoformat(),
+        "timezone": tz,
+        "hours": hours if pattern else None,
+        "minutes": minutes if pattern else None,
+        "week_days": week_days if pattern and frequency == "Week" else None,
+        "run_immediately": start is None,
+    }
+    return result
 
 
 def _cron(

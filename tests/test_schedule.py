@@ -20,7 +20,7 @@ from airflow_server import AirflowServer
 from conftest import write_script
 
 from compiler.timetables import timetable_for
-from mlpipe_provider.errors import NotSupportedError, UserErrorException
+from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.sdk import (
     DataPath,
     DataPathComputeBinding,
@@ -72,11 +72,11 @@ ALLOWED_IMPORTS = {
     "airflow.sdk",
     "airflow.providers.standard.operators.trigger_dagrun",
     "datetime",
-    "dateutil.relativedelta",
     "pendulum",
     "mlpipe_provider.operators.datastore_watch",
     "mlpipe_provider.operators.script",
     "mlpipe_provider.sensors.reuse",
+    "mlpipe_provider.timetables",
 }
 
 
@@ -126,17 +126,24 @@ def test_a_start_in_the_past_moves_to_the_next_slot_in_its_time_zone():
         ),
         CREATED,
     )
-    assert table["timetable"] == {"kind": "delta", "unit": "hours", "amount": 1}
-    # 08:17:45 UTC is 01:17:45 in Los Angeles (PDT on 10 March 2026): next xx:55 is 01:55
-    assert table["start_date"] == {
-        "year": 2026,
-        "month": 3,
-        "day": 10,
-        "hour": 1,
-        "minute": 55,
-        "second": 0,
+    # counted from the start in elapsed hours, not from when the scheduler first sees it
+    assert table["timetable"] == {
+        "kind": "recurrence",
+        "frequency": "Hour",
+        "interval": 1,
+        "start": "2020-01-13T12:55:00",
         "timezone": "America/Los_Angeles",
+        "hours": None,
+        "minutes": None,
+        "week_days": None,
+        "run_immediately": False,
     }
+    from mlpipe_provider.timetables import ScheduleRecurrenceTimetable
+
+    params = {k: v for k, v in table["timetable"].items() if k != "kind"}
+    rule = ScheduleRecurrenceTimetable(**params).rule
+    # 08:17:45 UTC is 01:17:45 in Los Angeles (PDT on 10 March 2026): next xx:55 is 01:55
+    assert rule.first_at_or_after(CREATED) == dt.datetime(2026, 3, 10, 8, 55, tzinfo=dt.UTC)
 
 
 def test_week_days_and_time_of_day_are_a_cron_in_the_time_zone():
@@ -175,12 +182,12 @@ def test_months_and_longer_days():
     quarterly = timetable_for(rec(frequency="Month", interval=3, **start), CREATED)
     assert quarterly["timetable"]["expression"] == "0 9 1 2,5,8,11 *"
     every_five = timetable_for(rec(frequency="Month", interval=5, **start), CREATED)
-    assert every_five["timetable"] == {"kind": "months", "months": 5}
-    assert (every_five["start_date"]["year"], every_five["start_date"]["month"]) == (2026, 7)
+    assert every_five["timetable"]["kind"] == "recurrence"  # tests/test_v1_schedules.py
+    assert every_five["timetable"]["start"] == "2019-11-01T09:00:00"
     every_two_days = timetable_for(rec(frequency="Day", interval=2), CREATED)
     assert every_two_days["timetable"] == {"kind": "delta", "unit": "days", "amount": 2}
-    with pytest.raises(NotSupportedError, match="no exact Airflow timetable"):
-        timetable_for(rec(frequency="Week", interval=2, week_days=["Monday"]), CREATED)
+    biweekly = timetable_for(rec(frequency="Week", interval=2, week_days=["Monday"]), CREATED)
+    assert biweekly["timetable"]["kind"] == "recurrence"
 
 
 @pytest.mark.parametrize(
@@ -301,10 +308,6 @@ def test_schedule_create_refuses_bad_combinations(ws, project):
     with pytest.raises(UserErrorException, match="parameter 'n' expects integer"):
         Schedule.create(
             ws, "s", published.id, "e", recurrence=minute, pipeline_parameters={"n": "x"}
-        )
-    with pytest.raises(NotSupportedError, match="no exact Airflow timetable"):
-        Schedule.create(
-            ws, "s", published.id, "e", recurrence=ScheduleRecurrence("Day", 2, hours=[3])
         )
     # a name reaches the DAG file's docstring: nothing that could close it is accepted
     with pytest.raises(UserErrorException, match="Schedule name"):

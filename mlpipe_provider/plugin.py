@@ -1,0 +1,19 @@
+"""The provider's Airflow plugin: what Airflow must find by name in every component.
+
+Registered through the ``airflow.plugins`` entry point (pyproject.toml), so installing the
+package is enough: no file in the plugins folder. Today it registers the timetable that v1
+recurrences without a built-in equivalent compile to; a serialized DAG that uses it can only be
+deserialized (by the scheduler, the DAG processor, the API server) where it is registered.
+Keep this module light: every Airflow process imports it at start-up.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from mlpipe_provider.timetables import ScheduleRecurrenceTimetable
+
+
+class MlpipePlugin(AirflowPlugin):
+    name = "mlpipe"
+    timetables = [ScheduleRecurrenceTimetable]
