@@ -248,3 +248,32 @@ def test_docker_ranks_beyond_the_gpus_share_them(tmp_path):
     )
     ranks = container_kwargs(launch, DockerSettings.of(launch.op), gpu_devices=["2", "3"])
     assert [k["device_requests"][0]["DeviceIDs"] for k in ranks] == [["2"], ["3"], ["2"]]
+
+
+CPU_GPU_PROGRAM = """
+from mlpipe_provider.sdk import Estimator, EstimatorStep, Pipeline, PythonScriptStep, Workspace
+
+ws = Workspace.from_config()
+estimator = Estimator("src", entry_script="train.py", compute_target="STANDARD_D2_V2", use_gpu=True)
+pipeline = Pipeline(ws, [
+    EstimatorStep(name="train", estimator=estimator, compute_target="STANDARD_D2_V2"),
+    PythonScriptStep("train.py", source_directory="src"),
+    PythonScriptStep("train.py", arguments=["again"], source_directory="src"),
+])
+"""
+
+
+def test_mlpipe_compile_prints_the_warning_as_one_line_and_succeeds(ws, project, capsys):
+    from compiler.cli import main
+
+    write_script(project / "src", "train.py", "print(1)\n")
+    write_script(project, "pipeline.py", CPU_GPU_PROGRAM)
+    assert main(["compile", "pipeline.py:pipeline", "-o", "out"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "mlpipe compile: warning: step 'train', field 'compute_target': use_gpu=True but compute "
+        "target 'STANDARD_D2_V2'" in err
+    ), err
+    assert "warnings.warn" not in err  # no source line
+    text = (project / "out" / "pipeline.py").read_text()
+    assert "task_id='train.py'," in text and "task_id='train.py_2'," in text
