@@ -7,8 +7,11 @@ errors into a one-paragraph message and exit code 1 (or 2 for usage), never a tr
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 from mlpipe_provider.errors import MlpipeError
 
@@ -277,11 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except MlpipeError as exc:
-        print(f"mlpipe {args.command}: {exc}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():  # restores the default display afterwards
+        shown = warnings.showwarning
+        warnings.showwarning = functools.partial(_show_warning, args.command, shown)
+        try:
+            return args.func(args)
+        except MlpipeError as exc:
+            print(f"mlpipe {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+
+def _show_warning(command: str, fallback: Any, message: Any, category: type, *rest: Any) -> None:
+    """A compile warning (a v1 ask bent to run) reads like an error line, without a source line."""
+    from compiler.lower import V1LenientWarning
+
+    if issubclass(category, V1LenientWarning):
+        print(f"mlpipe {command}: warning: {message}", file=sys.stderr)
+    else:
+        fallback(message, category, *rest)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ RESERVED_PARAM_PREFIX = "mlpipe_"
 RESERVED_ENV_PREFIXES = ("MLPIPE_", "AZUREML_", "AML_PARAMETER_")
 
 
+class V1LenientWarning(UserWarning):
+    """Something v1 accepted and ran, which runs here too but not as literally asked.
+
+    Invariant 8: a v1 program that ran on Azure is not refused; where mlpipe has to bend the ask
+    (GPU processes beyond a node's GPUs, ``use_gpu=True`` on a CPU-only target) it says so once
+    per compile, naming the step and field like a problem does, and compiles anyway.
+    """
+
+
 @dataclass
 class LoweredPipeline:
     """The compiler's view of a pipeline: specs keyed by task id, the graph, and problems."""
@@ -43,6 +53,7 @@ class LoweredPipeline:
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # V1LenientWarning messages
     description: str | None = None
     workspace_dir: Path | None = None
     workspace_name: str = "local"  # namespaces the lineage assets (docs/lineage.md)
@@ -62,14 +73,23 @@ class _Lowering:
         self.step_of: dict[str, PipelineStep] = {}
         self.producer_of: dict[int, tuple[PipelineStep, str]] = {}
         self._compute_cache: dict[Any, tuple[dict[str, Any], str | None]] = {}
+        self._name_counts: dict[str, int] = {}
+
+    def _where(self, step: PipelineStep | None, field_name: str) -> str:
+        if step is None:
+            return f"pipeline, field {field_name!r}"
+        task_id = self.task_ids.get(id(step))
+        if task_id is not None and self._name_counts.get(step.name, 0) > 1:
+            # v1 lets steps share a name; the task id says which of them is meant
+            return f"step {step.name!r} (task {task_id!r}), field {field_name!r}"
+        return f"step {step.name!r}, field {field_name!r}"
 
     def problem(self, step: PipelineStep | None, field_name: str, message: str) -> None:
-        where = (
-            f"step {step.name!r}, field {field_name!r}"
-            if step is not None
-            else f"pipeline, field {field_name!r}"
-        )
-        self.out.problems.append(f"{where}: {message}")
+        self.out.problems.append(f"{self._where(step, field_name)}: {message}")
+
+    def warning(self, step: PipelineStep | None, field_name: str, message: str) -> None:
+        """A v1 ask that compiles and runs, bent as ``message`` says (``V1LenientWarning``)."""
+        self.out.warnings.append(f"{self._where(step, field_name)}: {message}")
 
     # --- entry --------------------------------------------------------------------------
     def run(self) -> LoweredPipeline:
@@ -107,16 +127,18 @@ class _Lowering:
         return self.out
 
     def _assign_task_ids(self, steps: list[PipelineStep]) -> None:
-        by_name: dict[str, PipelineStep] = {}
+        """One distinct task id per step, in the pipeline's step order.
+
+        v1 accepts several steps of one name (a ModuleStep takes its module's name, a
+        PythonScriptStep its script's), so a repeated name is no error: the first step keeps
+        ``task_id_for(name)`` and later ones get ``_2``, ``_3``, ... The order is the pipeline's
+        (listed steps, then the steps they pull in), so compiling again gives the same ids; the
+        v1 name stays the task's display name and the run's ``StepRun.name``.
+        """
         used: dict[str, str] = {}
         for step in steps:
-            if step.name in by_name:
-                self.problem(
-                    step,
-                    "name",
-                    f"duplicate step name {step.name!r}: every step in a pipeline needs its own name",
-                )
-            by_name.setdefault(step.name, step)
+            self._name_counts[step.name] = self._name_counts.get(step.name, 0) + 1
+        for step in steps:
             task_id = task_id_for(step.name)
             base, n = task_id, 2
             while task_id in used:
@@ -562,4 +584,9 @@ def _is_data_path_param(item: Any) -> bool:
 
 
 def lower(pipeline: Any) -> LoweredPipeline:
-    return _Lowering(pipeline).run()
+    lowered = _Lowering(pipeline).run()
+    for message in lowered.warnings:
+        # attributed to this line, so Python's default filter shows each message once per process:
+        # validating and then submitting one pipeline does not repeat it
+        warnings.warn(message, V1LenientWarning, stacklevel=1)
+    return lowered

@@ -14,7 +14,6 @@ from conftest import write_script
 from mlpipe_provider.sdk import (
     AmlCompute,
     ComputeTarget,
-    Estimator,
     EstimatorStep,
     MpiStep,
     ParameterServer,
@@ -219,25 +218,6 @@ def test_a_failing_rank_fails_the_step_and_stops_the_others(ws, project, run_dag
             ),
             "node_count",
             "max_nodes=4",
-        ),
-        (
-            lambda ws, c: EstimatorStep(
-                name="s",
-                estimator=Estimator("src", entry_script="rank.py", compute_target=c, use_gpu=True),
-            ),
-            "compute_target",
-            "use_gpu=True but compute target 'cluster'",
-        ),
-        (
-            lambda ws, c: MpiStep(
-                name="s",
-                source_directory="src",
-                script_name="rank.py",
-                compute_target=ws.compute_targets["STANDARD_NC6"],
-                process_count_per_node=2,
-            ),
-            "process_count_per_node",
-            "has 1 GPUs",
         ),
         (
             lambda ws, c: PythonScriptStep(

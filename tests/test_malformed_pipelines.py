@@ -112,16 +112,6 @@ CASES: list[Case] = [
         ("step 'train', field 'inputs[0]'", "'data'", "output of the same step"),
     ),
     Case(
-        "duplicate-step-names",
-        "names",
-        """
-        a = PythonScriptStep("prep.py", name="step", source_directory="src")
-        b = PythonScriptStep("train.py", name="step", source_directory="src")
-        pipeline = Pipeline(ws, [a, b])
-        """,
-        ("step 'step', field 'name'", "duplicate step name"),
-    ),
-    Case(
         "blank-step-name",
         "names",
         """
@@ -430,21 +420,6 @@ CASES: list[Case] = [
     ),
     # --- capacity -------------------------------------------------------------------------------
     Case(
-        "gpu-processes-beyond-target",
-        "capacity",
-        """
-        ComputeTarget.create(ws, "gpu-cluster",
-                             AmlCompute.provisioning_configuration(vm_size="STANDARD_NC6", max_nodes=2))
-        runconfig = RunConfiguration(communicator="IntelMpi")
-        runconfig.mpi = MpiConfiguration()
-        runconfig.mpi.process_count_per_node = 4
-        train = PythonScriptStep("train.py", name="train", compute_target="gpu-cluster",
-                                 runconfig=runconfig, source_directory="src")
-        pipeline = Pipeline(ws, [train])
-        """,
-        ("step 'train', field 'process_count_per_node'", "4 GPU processes", "'gpu-cluster'"),
-    ),
-    Case(
         "nodes-beyond-target",
         "capacity",
         """
@@ -457,18 +432,6 @@ CASES: list[Case] = [
         pipeline = Pipeline(ws, [train])
         """,
         ("step 'train', field 'node_count'", "3 nodes", "max_nodes=2"),
-    ),
-    Case(
-        "use-gpu-on-cpu-target",
-        "capacity",
-        """
-        estimator = Estimator(source_directory="src", entry_script="train.py",
-                              compute_target="STANDARD_D2_V2", use_gpu=True)
-        train = EstimatorStep(name="train", estimator=estimator, estimator_entry_script_arguments=[],
-                              compute_target="STANDARD_D2_V2")
-        pipeline = Pipeline(ws, [train])
-        """,
-        ("step 'train', field 'compute_target'", "use_gpu=True", "no GPUs"),
     ),
     # --- the pipeline itself --------------------------------------------------------------------
     Case(

@@ -3,7 +3,7 @@
 A distributed step runs ``node_count`` x ``process_count_per_node`` processes. Counts may be
 PipelineParameters (v1's ``runconfig_pipeline_params``); their defaults are checked here and their
 run values by the operator. GPU steps ask one GPU per process (the usual data-parallel layout),
-so a step cannot ask for more GPUs than its compute target has.
+up to the GPUs of their nodes: more processes than that share the GPUs, as v1 let them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from compiler.kinds import StepKind, register
 from compiler.kinds.script import lower_script, lower_timeout, script_kwargs
+from mlpipe_provider.runtime.distributed import gpu_shape, gpus_held
 from mlpipe_provider.sdk.data import PipelineParameter
 
 # v1's runconfig_pipeline_params keys -> our distribution fields
@@ -86,13 +87,21 @@ def _default(lowering: Any, value: Any) -> int:
 
 
 def check_capacity(lowering: Any, step: Any, spec: dict[str, Any], use_gpu: bool) -> None:
-    """Refuse shapes the target cannot hold, and record the GPUs the step asks for (its pool slots)."""
+    """Refuse what no node of the target can hold; record the GPUs the step holds (its pool slots).
+
+    Only more nodes than the target has is refused. v1 ran the rest, so they run here with a
+    warning: processes beyond a node's GPUs share them round-robin (a step never asks its pool
+    for more slots than its nodes have GPUs), and ``use_gpu=True`` on a CPU-only target (v1
+    only picked a GPU image for it) runs without a GPU.
+    """
     compute = spec["compute"]
     distribution = spec.get("distribution") or {}
-    nodes = _default(lowering, distribution.get("node_count", 1))
-    per_node = _default(lowering, distribution.get("process_count_per_node", 1))
+    counts = {
+        key: _default(lowering, value) for key, value in distribution.items() if key != "framework"
+    }
+    counts["framework"] = distribution.get("framework", "none")
+    nodes = counts.get("node_count", 1)
     max_nodes = compute.get("max_nodes", 1)
-    field = "compute_target"
     if isinstance(nodes, int) and nodes > max_nodes:
         lowering.problem(
             step,
@@ -101,20 +110,26 @@ def check_capacity(lowering: Any, step: Any, spec: dict[str, Any], use_gpu: bool
         )
     gpus = compute.get("gpus", 0)
     if use_gpu and gpus == 0:
-        lowering.problem(
+        lowering.warning(
+            step,
+            "compute_target",
+            f"use_gpu=True but compute target {compute['name']!r} ({compute.get('vm_size')}) has "
+            "no GPUs; as on v1 (where use_gpu only chose a GPU image) the step runs, without a GPU",
+        )
+    if not all(isinstance(v, int) for k, v in counts.items() if k != "framework"):
+        spec["gpus"] = 0
+        return
+    nodes, per_node = gpu_shape(counts)
+    if gpus and per_node > gpus:
+        field = "worker_count" if counts["framework"] == "tensorflow" else "process_count_per_node"
+        lowering.warning(
             step,
             field,
-            f"use_gpu=True but compute target {compute['name']!r} ({compute.get('vm_size')}) has no GPUs",
+            f"{per_node} GPU processes per node but a {compute.get('vm_size')} node of "
+            f"{compute['name']!r} has {gpus} GPUs; as on v1 the step runs, its processes sharing "
+            f"each node's {gpus} GPU(s) round-robin (CUDA_VISIBLE_DEVICES)",
         )
-    if gpus and isinstance(per_node, int) and per_node > gpus:
-        lowering.problem(
-            step,
-            "process_count_per_node",
-            f"{per_node} GPU processes per node but a {compute.get('vm_size')} node of {compute['name']!r} has {gpus} GPUs",
-        )
-    spec["gpus"] = (
-        nodes * per_node if gpus and isinstance(nodes, int) and isinstance(per_node, int) else 0
-    )
+    spec["gpus"] = gpus_held(nodes, per_node, gpus)
 
 
 def _lower_estimator(lowering: Any, step: Any, spec: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ On the local backend every "node" is this machine, so ``node_count`` x ``process
 processes start here. Each gets what torch.distributed, Horovod/MPI-style code and TensorFlow
 read: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, NODE_RANK, MASTER_ADDR, MASTER_PORT, the
 OMPI_COMM_WORLD_* names, and TF_CONFIG for parameter-server jobs. With GPUs, each process sees
-its own device through CUDA_VISIBLE_DEVICES.
+one device through CUDA_VISIBLE_DEVICES: its own, or, when a node runs more processes than it has
+GPUs (v1 ran that), one it shares with other processes of that node, round-robin.
 """
 
 from __future__ import annotations
@@ -46,6 +47,37 @@ def world_size(counts: dict[str, Any]) -> int:
     if counts["framework"] == "tensorflow":
         return counts.get("worker_count", 1) + counts.get("parameter_server_count", 0)
     return counts.get("node_count", 1) * counts.get("process_count_per_node", 1)
+
+
+def gpu_shape(counts: dict[str, Any]) -> tuple[int, int]:
+    """(nodes, processes per node) as ``build_commands`` lays them out: a TF job is one node."""
+    if counts.get("framework") == "tensorflow":
+        return 1, world_size(counts)
+    return counts.get("node_count", 1), counts.get("process_count_per_node", 1)
+
+
+def gpus_held(nodes: int, per_node: int, gpus_per_node: int) -> int:
+    """GPUs a step holds: one per process, but never more than its nodes have.
+
+    v1 ran ``process_count_per_node`` above a VM's GPU count; the extra processes share the
+    node's GPUs instead of asking for GPUs no node has (a pool slot that can never be granted).
+    """
+    return max(nodes, 1) * min(per_node, gpus_per_node) if gpus_per_node > 0 else 0
+
+
+def device_for_rank(devices: list[str], nodes: int, node_rank: int, local_rank: int) -> str:
+    """The device a rank sees: its node's share of ``devices``, assigned round-robin.
+
+    ``devices`` holds each node's devices in node order (``gpus_held`` of them), so a node's
+    processes only ever share that node's GPUs, as they would on separate machines.
+    """
+    if not devices:
+        return ""
+    nodes = max(nodes, 1)
+    if len(devices) % nodes:
+        return devices[(node_rank + local_rank) % len(devices)]
+    per_node = len(devices) // nodes
+    return devices[(node_rank % nodes) * per_node + local_rank % per_node]
 
 
 def build_commands(
@@ -102,6 +134,8 @@ def build_commands(
                 {"cluster": tf_cluster, "task": {"type": role, "index": index}}
             )
         if devices is not None:
-            rank_env["CUDA_VISIBLE_DEVICES"] = devices[rank % len(devices)] if devices else ""
+            rank_env["CUDA_VISIBLE_DEVICES"] = device_for_rank(
+                devices, nodes, node_rank, local_rank
+            )
         commands.append(Command(argv, rank_env, prefix=f"[rank {rank}] "))
     return commands

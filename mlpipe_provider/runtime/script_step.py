@@ -28,7 +28,12 @@ from mlpipe_provider.runtime.datasets import (
     prune_outputs,
 )
 from mlpipe_provider.runtime.devices import DeviceLease
-from mlpipe_provider.runtime.distributed import build_commands, resolve_counts, world_size
+from mlpipe_provider.runtime.distributed import (
+    build_commands,
+    gpu_shape,
+    gpus_held,
+    resolve_counts,
+)
 from mlpipe_provider.runtime.environments import python_for
 from mlpipe_provider.runtime.reuse import upstream_record
 from mlpipe_provider.runtime.staging import StepData
@@ -215,9 +220,21 @@ def _run_staged(
     gpus_per_node = int(op.compute.get("gpus") or 0)
     lease = None
     if gpus_per_node and op.compute.get("backend", "local") == "local":
-        configured = gpus_per_node * counts.get("node_count", 1)
-        lease = DeviceLease.acquire(world_size(counts), configured, step_name=op.step_name)
+        nodes, per_node = gpu_shape(counts)
+        lease = DeviceLease.acquire(
+            gpus_held(nodes, per_node, gpus_per_node),
+            gpus_per_node * nodes,
+            step_name=op.step_name,
+        )
         op.log.info("mlpipe: step %r holds GPU device(s) %s", op.step_name, ",".join(lease.devices))
+        if per_node > gpus_per_node:
+            op.log.warning(
+                "mlpipe: step %r runs %d processes per node on %d GPU(s) per node: they share "
+                "the GPUs round-robin (CUDA_VISIBLE_DEVICES)",
+                op.step_name,
+                per_node,
+                gpus_per_node,
+            )
     try:
         devices = lease.devices if lease else None
         result = run_launch(

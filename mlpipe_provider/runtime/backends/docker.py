@@ -22,7 +22,8 @@ What a container gets (see docs/backends.md):
   distributed step share one network namespace (a holder container's), so MASTER_ADDR=127.0.0.1
   works between them;
 * for a GPU target, one leased GPU per process as a ``DeviceRequest`` (device ids from the same
-  per-machine lease the local backend uses, so concurrent steps get distinct GPUs);
+  per-machine lease the local backend uses, so concurrent steps get distinct GPUs); processes
+  beyond a node's GPUs share that node's leased GPUs round-robin;
 * the worker's uid:gid (the target's ``user`` overrides), so outputs belong to the worker.
 
 A non-zero exit raises ``StepFailedError`` naming the step with the tail of the container's
@@ -52,6 +53,7 @@ from mlpipe_provider.runtime.backends.images import (
     pull_policy,
 )
 from mlpipe_provider.runtime.cancel import stoppable
+from mlpipe_provider.runtime.distributed import device_for_rank, gpus_held
 from mlpipe_provider.runtime.process import STDERR_TAIL_LINES, ProcessResult
 
 CONTAINER_ROOT = "/opt/mlpipe"
@@ -261,6 +263,13 @@ def _gpu_request(device_ids: list[str] | None) -> list[Any] | None:
     return [DeviceRequest(device_ids=list(device_ids), capabilities=[["gpu"]])]
 
 
+def _rank_device(devices: list[str], env: dict[str, str], rank: int) -> str:
+    nodes = int(env.get("NODE_COUNT") or 1)
+    node_rank = int(env.get("NODE_RANK") or 0)
+    local_rank = int(env.get("LOCAL_RANK") or rank)
+    return device_for_rank(devices, nodes, node_rank, local_rank)
+
+
 def container_kwargs(
     launch: Launch,
     settings: DockerSettings,
@@ -270,7 +279,8 @@ def container_kwargs(
     """``DockerOperator`` keyword arguments, one dict per command (rank) of the launch.
 
     Pure: builds nothing and talks to no engine, so it can be checked without Docker or GPUs.
-    ``gpu_devices`` are the leased device ids; rank ``i`` gets ``gpu_devices[i % len]``.
+    ``gpu_devices`` are the leased device ids, each node's in turn; a rank gets one of its node's,
+    round-robin, so ranks beyond the node's GPUs share them (``distributed.device_for_rank``).
     """
     op = launch.op
     declared = (getattr(op, "environment", None) or {}).get("environment_variables") or {}
@@ -290,7 +300,7 @@ def container_kwargs(
             python_path.append(str(declared["PYTHONPATH"]))
         env["PYTHONPATH"] = os.pathsep.join(python_path)
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # source and package are read-only
-        devices = [gpu_devices[rank % len(gpu_devices)]] if gpu_devices else None
+        devices = [_rank_device(gpu_devices, command.env, rank)] if gpu_devices else None
         out.append(
             {
                 "task_id": f"{op.task_id}.container{rank}",
@@ -614,8 +624,9 @@ def run(launch: Launch) -> ProcessResult:
     lease = None
     if settings.gpus:
         nodes = int(launch.commands[0].env.get("NODE_COUNT") or 1)
+        per_node = -(-len(launch.commands) // nodes)
         lease = DeviceLease.acquire(
-            len(launch.commands), settings.gpus * nodes, step_name=op.step_name
+            gpus_held(nodes, per_node, settings.gpus), settings.gpus * nodes, step_name=op.step_name
         )
         op.log.info("mlpipe: step %r holds GPU device(s) %s", op.step_name, ",".join(lease.devices))
     op.log.info(
