@@ -352,3 +352,31 @@ def test_stored_procedures_use_each_dialects_call_syntax():
     assert statement(mysql.dialect(), sql)[0] == "CALL dbo.`GetOrders`(:p0, :p1)"
     table = SqlDataReference("db", "t", sql_table='sales."Order Lines"')._statement()
     assert statement(postgresql.dialect(), table)[0] == 'SELECT * FROM sales."Order Lines"'
+
+
+def test_a_sql_transfer_dag_is_stable_and_holds_no_secret(ws, project):
+    password = "pw-" + secrets.token_hex(8)
+    sales = Datastore.register_azure_postgre_sql(
+        ws, "sales", "pg.example.com", "sales", "reader", password, skip_validation=True
+    )
+    with pytest.raises(DatastoreError, match="holds no files"):
+        sales.set_as_default()
+    step = DataTransferStep(
+        name="extract",
+        source_data_reference=SqlDataReference(
+            sales,
+            "proc",
+            sql_stored_procedure="recent_orders",
+            sql_stored_procedure_params=[
+                StoredProcedureParameter("since", "2024-01-01", StoredProcedureParameterType.Date)
+            ],
+        ),
+        destination_data_reference=PipelineData("rows"),
+    )
+    texts = []
+    for folder in ("a", "b"):
+        compiled = compile_pipeline(Pipeline(ws, [step]), "sql_dag", project / folder)
+        compiled.write()
+        texts.append(compiled.path.read_bytes())
+    assert texts[0] == texts[1]
+    assert password.encode() not in texts[0] and b"recent_orders" in texts[0]
