@@ -106,11 +106,20 @@ def test_adls_gen2_upload_download_and_a_step_reading_it(
         inputs=[DataReference(lake, "raw_orders", "raw/orders.csv")],
         outputs=[counted],
     )
-    records = _quiet_run(run_dag, Pipeline(ws, [step]), "gen2_read")
+    archive = Datastore.register_local(ws, "archive", "datastores/archive")
+    copy = DataTransferStep(
+        name="land",
+        source_data_reference=DataReference(lake, "raw", "raw"),
+        destination_data_reference=DataReference(archive, "landed", "landed/raw"),
+    )
+    records = _quiet_run(run_dag, Pipeline(ws, [step, copy]), "gen2_read")
     output = records["count"][1]["outputs"]["counted"]
     folder = ws._dir / "datastores" / "workspaceblobstore" / output["path"]
     assert (folder / "count.txt").read_text() == "1 rows; last 1,apple"
     assert calls.read_text() == "count\n"
+    landed = ws._dir / "datastores" / "archive" / "landed" / "raw"
+    assert (landed / "sub" / "more.csv").read_text() == "id,item\n2,pear\n"
+    assert (landed / "orders.csv").read_text() == "id,item\n1,apple\n"
 
 
 def test_adls_gen2_service_principal_secret_stays_out_of_the_config(ws):
@@ -187,6 +196,8 @@ def test_postgres_registration_keeps_credentials_out_of_the_config(ws, postgres)
     assert postgres.password not in config_text
     entry = json.loads(config_text)["datastores"]["salesdb"]
     assert entry["datastore_type"] == "AzurePostgreSql" == store.datastore_type
+    assert (store.server_name, store.database_name) == ("127.0.0.1", "sales")
+    assert (store.port_number, store.enforce_ssl) == (str(postgres.port), False)
     assert (entry["host"], entry["port"], entry["database_name"]) == (
         "127.0.0.1",
         postgres.port,

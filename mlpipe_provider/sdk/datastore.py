@@ -288,6 +288,40 @@ class Datastore:
     def account_name(self) -> str | None:
         return self._config.account_name
 
+    def _field(self, key: str) -> Any:
+        return (self._config.model_extra or {}).get(key)
+
+    # v1's attributes of ADLS Gen2 and SQL datastores (None where they do not apply); secrets
+    # (client_secret, passwords) are never attributes here: they live in the credential file
+    @property
+    def tenant_id(self) -> str | None:
+        return self._field("tenant_id")
+
+    @property
+    def client_id(self) -> str | None:
+        return self._field("client_id")
+
+    @property
+    def server_name(self) -> str | None:
+        return self._field("server_name")
+
+    @property
+    def database_name(self) -> str | None:
+        return self._field("database_name")
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._field("endpoint")
+
+    @property
+    def port_number(self) -> str | None:
+        port = self._field("port")
+        return None if port is None else str(port)
+
+    @property
+    def enforce_ssl(self) -> bool | None:
+        return self._field("enforce_ssl")
+
     def _access(self) -> DatastoreAccess:
         return open_datastore(self.workspace._dir, self.workspace._config, self.name)
 
