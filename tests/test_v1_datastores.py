@@ -361,6 +361,14 @@ def test_stored_procedures_use_each_dialects_call_syntax():
     assert pg_params["p1"] == 5 and pg_params["p0"].year == 2024
     assert statement(mssql.dialect(), sql)[0] == "EXEC dbo.[GetOrders] @since = :p0, @top = :p1"
     assert statement(mysql.dialect(), sql)[0] == "CALL dbo.`GetOrders`(:p0, :p1)"
+    not_a_date = SqlDataReference(
+        "db",
+        "bad",
+        sql_stored_procedure="p",
+        sql_stored_procedure_params=[StoredProcedureParameter("d", "soon", "Date")],
+    )
+    with pytest.raises(Exception, match="'d': 'soon' is not a valid Date"):
+        not_a_date._statement()
     table = SqlDataReference("db", "t", sql_table='sales."Order Lines"')._statement()
     assert statement(postgresql.dialect(), table)[0] == 'SELECT * FROM sales."Order Lines"'
 

@@ -66,10 +66,28 @@ class StoredProcedureParameter:
                 f"StoredProcedureParameter {self.name!r}: value {value!r} is not a string, number, "
                 "boolean, date or UUID"
             )
+        check = _CHECKS.get(self.type)
+        if value is not None and check is not None:
+            try:
+                check(value)
+            except (ValueError, TypeError, decimal.InvalidOperation):
+                raise UserErrorException(
+                    f"StoredProcedureParameter {self.name!r}: {value!r} is not a valid "
+                    f"{self.type.value}"
+                ) from None
         return {"name": self.name.lstrip("@"), "value": value, "type": self.type.value}
 
     def __repr__(self) -> str:
         return f"StoredProcedureParameter(name={self.name!r}, type={self.type.value})"
+
+
+# what the runtime will convert each typed value with, checked when compiling (runtime/sql_source)
+_CHECKS = {
+    StoredProcedureParameterType.Int: int,
+    StoredProcedureParameterType.Decimal: lambda v: decimal.Decimal(str(v)),
+    StoredProcedureParameterType.Guid: lambda v: uuid.UUID(str(v)),
+    StoredProcedureParameterType.Date: lambda v: dt.datetime.fromisoformat(str(v)),
+}
 
 
 class SqlDataReference:
