@@ -2,7 +2,9 @@
 
 The config file is meant to be committed, mounted into containers and printed in bug reports, so
 it holds only where the data is. A key or SAS token given to ``register_azure_blob_container``
-is written to ``credentials/<datastore>.json`` (mode 0600) beside it and referenced by name.
+(or a service principal's secret given to ``register_azure_data_lake_gen2``, which is the same
+Blob service to adlfs) is written to ``credentials/<datastore>.json`` (mode 0600) beside it and
+referenced by name. SQL datastores register in ``sql_datastores.py`` the same way.
 """
 
 from __future__ import annotations
