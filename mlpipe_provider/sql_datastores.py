@@ -131,7 +131,7 @@ def register_sql(
     connection_id = options.pop("connection_id", None)
     required = [("datastore_name", datastore_name), ("server_name", server_name)]
     required.append(("database_name", database_name))
-    if datastore_type != "AzureSqlDatabase":
+    if datastore_type != "AzureSqlDatabase" and connection_id is None:
         required += [("user_id", user), ("user_password", password)]
     for field, value in required:
         if not isinstance(value, str) or not value:

@@ -399,3 +399,42 @@ def test_a_sql_transfer_dag_is_stable_and_holds_no_secret(ws, project):
         texts.append(compiled.path.read_bytes())
     assert texts[0] == texts[1]
     assert password.encode() not in texts[0] and b"recent_orders" in texts[0]
+
+
+def test_postgres_credentials_from_an_airflow_connection(ws, postgres, monkeypatch):
+    """``connection_id=`` (an mlpipe addition): login and password come from the connection, read
+    where the database is used, and nothing secret is written in the workspace."""
+    from sqlalchemy import text
+
+    from mlpipe_provider.sql_datastores import open_engine
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SALES_PG",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "login": "postgres",
+                "password": postgres.password,
+                "host": "127.0.0.1",
+                "port": postgres.port,
+            }
+        ),
+    )
+    Datastore.register_azure_postgre_sql(
+        ws,
+        "viaconn",
+        "db.example.com",
+        postgres.database,
+        None,
+        None,
+        enforce_ssl=False,
+        connection_id="sales_pg",
+    )
+    assert not (ws._dir / "credentials" / "viaconn.json").exists()
+    assert postgres.password not in (ws._dir / "config.json").read_text()
+    engine = open_engine(ws._dir, "viaconn", ws._config.datastores["viaconn"])
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT current_database()")).scalar() == "sales"
+    finally:
+        engine.dispose()

@@ -161,7 +161,9 @@ def _lower_sql_source(lowering: Any, step: Any, spec: dict[str, Any], source: An
             "path_on_compute": None,
         }
     )
-    if (step.source_reference_type or "file").lower() != "file":
+    if isinstance(step.source_reference_type, str) and step.source_reference_type.lower() == (
+        "directory"
+    ):
         lowering.problem(
             step,
             "source_reference_type",
