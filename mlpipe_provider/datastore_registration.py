@@ -2,7 +2,9 @@
 
 The config file is meant to be committed, mounted into containers and printed in bug reports, so
 it holds only where the data is. A key or SAS token given to ``register_azure_blob_container``
-is written to ``credentials/<datastore>.json`` (mode 0600) beside it and referenced by name.
+(or a service principal's secret given to ``register_azure_data_lake_gen2``, which is the same
+Blob service to adlfs) is written to ``credentials/<datastore>.json`` (mode 0600) beside it and
+referenced by name. SQL datastores register in ``sql_datastores.py`` the same way.
 """
 
 from __future__ import annotations
@@ -114,17 +116,109 @@ def register_azure_blob(
     skip_validation: bool,
     connection_id: str | None = None,
 ) -> Any:
+    return _register_azure_storage(
+        workspace,
+        method="register_azure_blob_container",
+        datastore_type="AzureBlob",
+        scheme="az",
+        container_field="container_name",
+        datastore_name=datastore_name,
+        container_name=container_name,
+        account_name=account_name,
+        secret={"account_key": account_key, "sas_token": sas_token},
+        public={},
+        protocol=protocol,
+        endpoint=endpoint,
+        overwrite=overwrite,
+        create_if_not_exists=create_if_not_exists,
+        skip_validation=skip_validation,
+        connection_id=connection_id,
+    )
+
+
+def register_azure_data_lake_gen2(
+    workspace: Any,
+    *,
+    datastore_name: str,
+    filesystem: str,
+    account_name: str,
+    tenant_id: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    resource_url: str | None,
+    authority_url: str | None,
+    protocol: str | None,
+    endpoint: str | None,
+    overwrite: bool,
+    account_key: str | None = None,
+    sas_token: str | None = None,
+    connection_id: str | None = None,
+    skip_validation: bool = False,
+) -> Any:
+    """ADLS Gen2 through adlfs (``abfs://``), which speaks the Blob API to a Gen2 account: the
+    same service, so a hierarchical-namespace account and an emulator's blob endpoint both work.
+    The service principal's ``client_secret`` goes to the 0600 credential file; its tenant and
+    client ids are not secrets and stay in the config, where ``hooks/datastore.py`` reads them."""
+    principal = [v for v in (tenant_id, client_id, client_secret) if v]
+    if principal and len(principal) != 3:
+        raise DatastoreError(
+            f"register_azure_data_lake_gen2: datastore {datastore_name!r}: a service principal "
+            "needs tenant_id, client_id and client_secret together"
+        )
+    public = {
+        "tenant_id": tenant_id,
+        "client_id": client_id,
+        "resource_url": resource_url,
+        "authority_url": authority_url,
+    }
+    return _register_azure_storage(
+        workspace,
+        method="register_azure_data_lake_gen2",
+        datastore_type="AzureDataLakeGen2",
+        scheme="abfs",
+        container_field="filesystem",
+        datastore_name=datastore_name,
+        container_name=filesystem,
+        account_name=account_name,
+        secret={"client_secret": client_secret, "account_key": account_key, "sas_token": sas_token},
+        public={k: v for k, v in public.items() if v},
+        protocol=protocol,
+        endpoint=endpoint,
+        overwrite=overwrite,
+        create_if_not_exists=False,
+        skip_validation=skip_validation,
+        connection_id=connection_id,
+    )
+
+
+def _register_azure_storage(
+    workspace: Any,
+    *,
+    method: str,
+    datastore_type: str,
+    scheme: str,
+    container_field: str,
+    datastore_name: str,
+    container_name: str,
+    account_name: str,
+    secret: dict[str, str | None],
+    public: dict[str, Any],
+    protocol: str | None,
+    endpoint: str | None,
+    overwrite: bool,
+    create_if_not_exists: bool,
+    skip_validation: bool,
+    connection_id: str | None,
+) -> Any:
     from mlpipe_provider.sdk.datastore import Datastore
 
     for field, value in (
         ("datastore_name", datastore_name),
-        ("container_name", container_name),
+        (container_field, container_name),
         ("account_name", account_name),
     ):
         if not isinstance(value, str) or not value:
-            raise DatastoreError(
-                f"register_azure_blob_container: {field} must be a non-empty string"
-            )
+            raise DatastoreError(f"{method}: {field} must be a non-empty string")
     config = workspace._config
     if datastore_name in config.datastores and not overwrite:
         existing = config.datastores[datastore_name]
@@ -134,19 +228,18 @@ def register_azure_blob(
                 "pass overwrite=True to replace it"
             )
     fields: dict[str, Any] = {
-        "url": f"az://{container_name}",
-        "datastore_type": "AzureBlob",
+        "url": f"{scheme}://{container_name}",
+        "datastore_type": datastore_type,
         "container_name": container_name,
         "account_name": account_name,
         "account_url": blob_account_url(account_name, protocol, endpoint),
+        **public,
     }
     if connection_id is not None:
         if not isinstance(connection_id, str) or not connection_id:
-            raise DatastoreError(
-                "register_azure_blob_container: connection_id must be a non-empty string"
-            )
+            raise DatastoreError(f"{method}: connection_id must be a non-empty string")
         fields["connection_id"] = connection_id
-    secret = {k: v for k, v in (("account_key", account_key), ("sas_token", sas_token)) if v}
+    secret = {k: v for k, v in secret.items() if v}
     pending = None
     if secret:
         # Under a temporary name until the container answered: a failed registration must not

@@ -298,6 +298,10 @@ def open_datastore(workspace_dir: Path, config: WorkspaceConfig, name: str) -> D
 
 
 def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -> DatastoreAccess:
+    from mlpipe_provider.sql_datastores import is_sql_datastore, not_a_file_store
+
+    if is_sql_datastore(ds):
+        raise not_a_file_store(name, ds)
     url = ds.url
     protocol, _, rest = url.partition("://")
     if not rest:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import pwd
 import secrets
 import shutil
 import signal
@@ -29,35 +28,14 @@ from pathlib import Path
 import pytest
 from airflow_server import AirflowServer, _free_port
 from conftest import write_script
+from postgres_server import AVAILABLE as POSTGRES_AVAILABLE
+from postgres_server import PostgresCluster
 
-
-def _pg_binary(name: str) -> str | None:
-    """Debian keeps initdb/pg_ctl in /usr/lib/postgresql/VERSION/bin, off PATH."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
-        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
-    )
-    return str(candidates[-1]) if candidates else None
-
-
-def _postgres_user() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
-
-
-INITDB = _pg_binary("initdb")
-PG_CTL = _pg_binary("pg_ctl")
 REDIS = shutil.which("redis-server")
 
 MISSING = (
     None
-    if INITDB and PG_CTL and REDIS and (os.geteuid() != 0 or _postgres_user())
+    if POSTGRES_AVAILABLE and REDIS
     else "needs PostgreSQL (initdb, pg_ctl; as root also a postgres OS user) and redis-server "
     "(apt-get install postgresql redis-server; .ci/run installs them)"
 )
@@ -91,71 +69,6 @@ STEP = """
     json.dump({"worker": os.environ.get("MLPIPE_TEST_WORKER"), "tag": tag, "start": start,
                "end": time.time()}, open(os.path.join(out, "span.json"), "w"))
 """
-
-
-def _as_postgres() -> dict:
-    """Run a PostgreSQL binary as the ``postgres`` OS user when we are root (initdb refuses root)."""
-    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
-
-
-class PostgresCluster:
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="mlpipe-pg-"))
-        self.data = self.root / "data"
-        self.sock = self.root / "sock"
-        self.sock.mkdir()
-        if os.geteuid() == 0:
-            for path in (self.root, self.sock):
-                shutil.chown(path, "postgres", "postgres")
-        self.port = _free_port()
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/airflow"
-        self.started = False
-
-    def _run(self, *args: str) -> None:
-        result = subprocess.run(  # noqa: S603
-            args, cwd=self.root, capture_output=True, text=True, timeout=60, **_as_postgres()
-        )
-        if result.returncode:
-            log = self.root / "postgres.log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{tail}")
-
-    def start(self) -> None:
-        self._run(
-            INITDB, "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"
-        )
-        options = (
-            f"-p {self.port} -k {self.sock} -h 127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        self._run(
-            PG_CTL,
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.root / "postgres.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
-        self.started = True
-        import psycopg2
-
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres"
-        )
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE airflow")
-        conn.close()
-
-    def stop(self) -> None:
-        if self.started:
-            self._run(PG_CTL, "-D", str(self.data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class RedisServer:

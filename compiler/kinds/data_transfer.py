@@ -119,18 +119,93 @@ def _lower_destination(
     }
 
 
+def _sql_datastore_type(lowering: Any, name: str | None) -> str | None:
+    from mlpipe_provider.sql_datastores import SQL_KINDS
+
+    entry = lowering.config.datastores.get(name or lowering.default_datastore)
+    if entry is not None and entry.datastore_type in SQL_KINDS:
+        return entry.datastore_type
+    return None
+
+
+def _lower_sql_source(lowering: Any, step: Any, spec: dict[str, Any], source: Any) -> None:
+    """A ``SqlDataReference`` becomes the step's one input, of kind ``sql``: the runtime runs its
+    statement and the CSV it writes is what the step copies (runtime/sql_source.py)."""
+    field_name = "source_data_reference"
+    name = source.datastore_name
+    if name is None or name not in lowering.config.datastores:
+        known = ", ".join(sorted(lowering.config.datastores)) or "none"
+        lowering.problem(step, field_name, f"unknown datastore {name!r} (workspace has: {known})")
+        return
+    if _sql_datastore_type(lowering, name) is None:
+        lowering.problem(
+            step,
+            field_name,
+            f"SqlDataReference {source.data_reference_name!r} names datastore {name!r}, which is "
+            "not a SQL database (register it with register_azure_sql_database, "
+            "register_azure_postgre_sql or register_azure_my_sql)",
+        )
+        return
+    try:
+        statement = source._statement()
+    except Exception as exc:  # noqa: BLE001 - a parameter value that cannot be a literal
+        lowering.problem(step, field_name, str(exc))
+        return
+    spec["inputs"].append(
+        {
+            "name": source.data_reference_name,
+            "kind": "sql",
+            "datastore": name,
+            "sql": statement,
+            "mode": None,
+            "path_on_compute": None,
+        }
+    )
+    if isinstance(step.source_reference_type, str) and step.source_reference_type.lower() == (
+        "directory"
+    ):
+        lowering.problem(
+            step,
+            "source_reference_type",
+            "a SqlDataReference is read as one CSV file; leave source_reference_type unset or 'file'",
+        )
+
+
 def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
     from mlpipe_provider.sdk.data import DataReference, InputPortBinding, PipelineData
+    from mlpipe_provider.sdk.sql_data import SqlDataReference
 
     _name_v1_fields(lowering, step)
     source = step.source_data_reference
+    destination = step.destination_data_reference
+    if isinstance(destination, SqlDataReference) or (
+        isinstance(destination, DataReference)
+        and _sql_datastore_type(lowering, destination.datastore_name)
+    ):
+        lowering.problem(
+            step,
+            "destination_data_reference",
+            "writing into a SQL database is not supported by mlpipe; transfer to a file "
+            "datastore and load the CSV into the database from a PythonScriptStep",
+        )
+        spec["destination"] = None
+        return
+    if isinstance(source, SqlDataReference):
+        _lower_sql_source(lowering, step, spec, source)
+    elif isinstance(source, DataReference) and _sql_datastore_type(lowering, source.datastore_name):
+        lowering.problem(
+            step,
+            "source_data_reference",
+            f"datastore {source.datastore_name!r} is a SQL database: read it with a "
+            "SqlDataReference(datastore, sql_table=... / sql_query=...)",
+        )
     if source is None:
         lowering.problem(
             step,
             "source_data_reference",
             "is required: the DataReference or PipelineData to copy",
         )
-    elif not isinstance(source, (DataReference, PipelineData, InputPortBinding)):
+    elif not isinstance(source, (DataReference, PipelineData, InputPortBinding, SqlDataReference)):
         lowering.problem(
             step,
             "source_data_reference",

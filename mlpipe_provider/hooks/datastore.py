@@ -137,6 +137,10 @@ def azure_storage_options(fields: dict[str, Any]) -> dict[str, Any]:
         return {"connection_string": fields["connection_string"]}
     account_name = fields.get("account_name")
     account_url = fields.get("account_url")
+    if not (fields.get("account_key") or fields.get("sas_token")) and all(
+        fields.get(k) for k in ("tenant_id", "client_id", "client_secret")
+    ):
+        return _service_principal_options(fields)
     if account_url and account_name and (fields.get("account_key") or fields.get("sas_token")):
         parts = [f"BlobEndpoint={account_url.rstrip('/')}"]
         if fields.get("account_key"):
@@ -154,6 +158,27 @@ def azure_storage_options(fields: dict[str, Any]) -> dict[str, Any]:
     for key in ("account_name", "account_key", "sas_token"):
         if fields.get(key):
             options[key] = fields[key]
+    if account_url and "://" in account_url:
+        options["account_host"] = account_url.split("://", 1)[1].rstrip("/")
+    return options
+
+
+def _service_principal_options(fields: dict[str, Any]) -> dict[str, Any]:
+    """A service principal (v1's ADLS Gen2 registration): an azure-identity credential object, so
+    ``authority_url`` (a sovereign cloud's login host) is honoured, which adlfs's own
+    ``tenant_id``/``client_id``/``client_secret`` options would ignore."""
+    from azure.identity.aio import ClientSecretCredential
+
+    kwargs: dict[str, Any] = {}
+    if fields.get("authority_url"):
+        kwargs["authority"] = fields["authority_url"]
+    options: dict[str, Any] = {
+        "account_name": fields.get("account_name"),
+        "credential": ClientSecretCredential(
+            fields["tenant_id"], fields["client_id"], fields["client_secret"], **kwargs
+        ),
+    }
+    account_url = fields.get("account_url")
     if account_url and "://" in account_url:
         options["account_host"] = account_url.split("://", 1)[1].rstrip("/")
     return options
@@ -177,6 +202,8 @@ def storage_options(workspace_dir: Path, name: str, config: Any, protocol: str) 
         fields: dict[str, Any] = {
             "account_name": config.account_name,
             "account_url": extra.get("account_url"),
+            # a service principal's ids (ADLS Gen2); its secret is in the credential file
+            **{k: extra.get(k) for k in ("tenant_id", "client_id", "authority_url")},
         }
         if conn_id:
             fields.update(

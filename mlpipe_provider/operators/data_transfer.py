@@ -52,12 +52,16 @@ class DataTransferStepOperator(MlpipeStepOperator):
         self.destination_reference_type = destination_reference_type
 
     def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
+        settings = {
             "scheme": TRANSFER_SCHEME,
             "source_reference_type": self.source_reference_type,
             "destination_reference_type": self.destination_reference_type,
             "destination": dict(sorted(self.destination.items())),
         }
+        source = self.inputs[0] if self.inputs else {}
+        if source.get("kind") == "sql":  # the statement; its result's digest is the input's
+            settings["sql"] = {"datastore": source["datastore"], **source["sql"]}
+        return settings
 
     def execute(self, context: Any) -> dict[str, Any]:
         if self.destination.get("kind") == "data_reference":

@@ -322,9 +322,30 @@ def _server_copy(fs: Any, src: str, dst: str, *, expected: str, size: int, what:
 # --- what to copy ----------------------------------------------------------------------------
 
 
-def _resolve_source(op: Any, ws: StepWorkspace, ti: Any) -> tuple[DatastoreAccess, str]:
+def _staged_sql_source(reuse: Any, spec: dict[str, Any]) -> tuple[DatastoreAccess, str]:
+    """The CSV the fingerprint was computed from, as a file in a one-file local "datastore"
+    named after the SQL datastore (so messages and the record name it)."""
+    import fsspec
+
+    from mlpipe_provider.runtime.sql_source import staged_result
+
+    staged = staged_result(reuse, spec)
+    store = DatastoreAccess(
+        name=spec["datastore"],
+        url=str(staged.folder),
+        fs=fsspec.filesystem("file"),
+        root=str(staged.folder),
+    )
+    return store, staged.path.name
+
+
+def _resolve_source(
+    op: Any, ws: StepWorkspace, ti: Any, reuse: Any = None
+) -> tuple[DatastoreAccess, str]:
     spec = op.inputs[0]
     name = spec["name"]
+    if spec["kind"] == "sql":
+        return _staged_sql_source(reuse, spec)
     if spec["kind"] == "data_reference":
         return ws.datastore(spec["datastore"]), spec["path_on_datastore"]
     record = upstream_record(ti, spec["producer"])
@@ -580,7 +601,7 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
     step_run_id = str(uuid.uuid4())
     default_store = ws.datastore(ws.config.default_datastore)
 
-    source_store, source_rel = _resolve_source(op, ws, context["ti"])
+    source_store, source_rel = _resolve_source(op, ws, context["ti"], reuse)
     spec = op.outputs[0]
     output_store = ws.datastore(spec["datastore"])
     bound_sdk_retries(default_store, source_store, output_store)
@@ -599,6 +620,9 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
         lambda: source_store.fs.isdir(source_full), what=field_what, stores=(source_store,)
     )
     destination_type = _check_types(op, source_is_dir, label)
+    sql_source = op.inputs[0]["kind"] == "sql"
+    if sql_source and not op.destination_reference_type:
+        destination_type = "directory"  # v1: no source type to follow, so a folder of one CSV
 
     port = spec.get("output_name") or spec["name"]
     output_rel = layout.output_path(step_run_id, port)
@@ -662,6 +686,8 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
         "files": len(plan),
         "bytes": total,
     }
+    if sql_source:
+        transfer["source"]["sql"] = op.inputs[0]["sql"]
     _remember_quietly(op, output_store, output_rel, digests, reuse)
     if op.destination.get("kind") == "data_reference":
         destination_store = ws.datastore(op.destination["datastore"])

@@ -73,6 +73,7 @@ class StepReuse:
         self.store = OutputStore(self.ws.datastore(self.ws.config.default_datastore))
         self._remote_cache: remote_digest.RemoteDigestCache | None = None
         self._retriers: dict[str, Retrier] = {}
+        self.sql_results: dict[str, Any] = {}  # SqlDataReference results staged as CSV
 
     @property
     def source_dir(self) -> Path | None:
@@ -84,6 +85,10 @@ class StepReuse:
             from mlpipe_provider.runtime.datasets import dataset_input_digest
 
             return dataset_input_digest(self, spec)
+        if spec["kind"] == "sql":  # the result's CSV, run once per task (runtime/sql_source.py)
+            from mlpipe_provider.runtime.sql_source import staged_result
+
+            return staged_result(self, spec).digest
         if spec["kind"] == "data_path":  # content at this run's path, like a DataReference
             spec = {**spec, **data_path_of_run(spec, self.params, self.op.step_name)}
         if spec["kind"] in ("data_reference", "data_path"):
@@ -211,6 +216,8 @@ class StepReuse:
         return tree
 
     def close(self) -> None:
+        for staged in self.sql_results.values():
+            staged.discard()
         self.cache.close()
         if self._remote_cache is not None:
             self._remote_cache.close()

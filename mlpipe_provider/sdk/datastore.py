@@ -87,6 +87,187 @@ class Datastore:
             connection_id=connection_id,
         )
 
+    @staticmethod
+    def register_azure_data_lake_gen2(
+        workspace: Any,
+        datastore_name: str,
+        filesystem: str,
+        account_name: str,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        resource_url: str | None = None,
+        authority_url: str | None = None,
+        protocol: str | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        grant_workspace_access: bool = False,
+        *,
+        account_key: str | None = None,
+        sas_token: str | None = None,
+        connection_id: str | None = None,
+        skip_validation: bool = False,
+    ) -> Datastore:
+        """v1's ADLS Gen2 registration, read and written through adlfs (``abfs://``). The service
+        principal's secret goes to the 0600 credential file, never the config. mlpipe additions
+        (keyword-only): ``account_key``/``sas_token`` (shared-key access, e.g. an emulator),
+        ``connection_id`` (an Airflow ``wasb`` connection) and ``skip_validation``."""
+        from mlpipe_provider.datastore_registration import register_azure_data_lake_gen2
+
+        return register_azure_data_lake_gen2(
+            workspace,
+            datastore_name=datastore_name,
+            filesystem=filesystem,
+            account_name=account_name,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            resource_url=resource_url,
+            authority_url=authority_url,
+            protocol=protocol,
+            endpoint=endpoint,
+            overwrite=overwrite,
+            account_key=account_key,
+            sas_token=sas_token,
+            connection_id=connection_id,
+            skip_validation=skip_validation,
+        )
+
+    @staticmethod
+    def register_azure_file_share(
+        workspace: Any,
+        datastore_name: str,
+        file_share_name: str,
+        account_name: str,
+        sas_token: str | None = None,
+        account_key: str | None = None,
+        protocol: str | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        create_if_not_exists: bool = False,
+        skip_validation: bool = False,
+    ) -> Datastore:
+        """Not supported: no fsspec backend mlpipe ships reads Azure Files, and no emulator runs
+        one to test against, so a share registered here could not be trusted to work."""
+        from mlpipe_provider.errors import NotSupportedError
+
+        raise NotSupportedError(
+            f"Datastore.register_azure_file_share ({datastore_name!r}, share "
+            f"{file_share_name!r}) is not supported by mlpipe: mount the share on every worker "
+            "(SMB or NFS) and register the mount point with Datastore.register_local(ws, "
+            f"{datastore_name!r}, '/mnt/{file_share_name}'), or copy the data into a blob "
+            "container (azcopy) and use Datastore.register_azure_blob_container"
+        )
+
+    @staticmethod
+    def register_azure_sql_database(
+        workspace: Any,
+        datastore_name: str,
+        server_name: str,
+        database_name: str,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        resource_url: str | None = None,
+        authority_url: str | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        grant_workspace_access: bool = False,
+        **kwargs: Any,
+    ) -> Datastore:
+        """v1's Azure SQL Database registration: a source for ``SqlDataReference`` in a
+        ``DataTransferStep`` (docs/steps/data_transfer.md). Secrets go to the credential file."""
+        from mlpipe_provider.sql_datastores import register_sql
+
+        return register_sql(
+            workspace,
+            "AzureSqlDatabase",
+            datastore_name=datastore_name,
+            server_name=server_name,
+            database_name=database_name,
+            user=username,
+            password=password,
+            port_number=None,
+            endpoint=endpoint,
+            overwrite=overwrite,
+            principal={
+                "tenant_id": tenant_id,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "authority_url": authority_url,
+                "resource_url": resource_url,
+            },
+            options=kwargs,
+        )
+
+    @staticmethod
+    def register_azure_postgre_sql(
+        workspace: Any,
+        datastore_name: str,
+        server_name: str,
+        database_name: str,
+        user_id: str,
+        user_password: str,
+        port_number: str | int | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        enforce_ssl: bool = True,
+        **kwargs: Any,
+    ) -> Datastore:
+        """v1's Azure Database for PostgreSQL registration (any PostgreSQL server works)."""
+        from mlpipe_provider.sql_datastores import register_sql
+
+        return register_sql(
+            workspace,
+            "AzurePostgreSql",
+            datastore_name=datastore_name,
+            server_name=server_name,
+            database_name=database_name,
+            user=user_id,
+            password=user_password,
+            port_number=port_number,
+            endpoint=endpoint,
+            overwrite=overwrite,
+            enforce_ssl=enforce_ssl,
+            options=kwargs,
+        )
+
+    @staticmethod
+    def register_azure_my_sql(
+        workspace: Any,
+        datastore_name: str,
+        server_name: str,
+        database_name: str,
+        user_id: str,
+        user_password: str,
+        port_number: str | int | None = None,
+        endpoint: str | None = None,
+        overwrite: bool = False,
+        **kwargs: Any,
+    ) -> Datastore:
+        """v1's Azure Database for MySQL registration (any MySQL server; needs PyMySQL)."""
+        from mlpipe_provider.sql_datastores import register_sql
+
+        return register_sql(
+            workspace,
+            "AzureMySql",
+            datastore_name=datastore_name,
+            server_name=server_name,
+            database_name=database_name,
+            user=user_id,
+            password=user_password,
+            port_number=port_number,
+            endpoint=endpoint,
+            overwrite=overwrite,
+            options=kwargs,
+        )
+
     def set_as_default(self) -> None:
         self.workspace.set_default_datastore(self.name)
 
@@ -106,6 +287,40 @@ class Datastore:
     @property
     def account_name(self) -> str | None:
         return self._config.account_name
+
+    def _field(self, key: str) -> Any:
+        return (self._config.model_extra or {}).get(key)
+
+    # v1's attributes of ADLS Gen2 and SQL datastores (None where they do not apply); secrets
+    # (client_secret, passwords) are never attributes here: they live in the credential file
+    @property
+    def tenant_id(self) -> str | None:
+        return self._field("tenant_id")
+
+    @property
+    def client_id(self) -> str | None:
+        return self._field("client_id")
+
+    @property
+    def server_name(self) -> str | None:
+        return self._field("server_name")
+
+    @property
+    def database_name(self) -> str | None:
+        return self._field("database_name")
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._field("endpoint")
+
+    @property
+    def port_number(self) -> str | None:
+        port = self._field("port")
+        return None if port is None else str(port)
+
+    @property
+    def enforce_ssl(self) -> bool | None:
+        return self._field("enforce_ssl")
 
     def _access(self) -> DatastoreAccess:
         return open_datastore(self.workspace._dir, self.workspace._config, self.name)

@@ -245,6 +245,10 @@ class Workspace:
         config = self._config
         if name not in config.datastores:
             raise UserErrorException(f"unknown datastore {name!r}")
+        from mlpipe_provider.sql_datastores import is_sql_datastore, not_a_file_store
+
+        if is_sql_datastore(config.datastores[name]):  # the output store needs files
+            raise not_a_file_store(name, config.datastores[name])
         config.default_datastore = name
         self._save(config)
 
