@@ -21,7 +21,7 @@ from mlpipe_provider.sdk.unsupported import UNSUPPORTED_NAMES
 _LAZY: dict[str, tuple[str, str]] = {
     "AbstractDataset": ("mlpipe_provider.sdk.dataset", "AbstractDataset"),
     "AbstractDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
-    "ActivityFailedException": ("mlpipe_provider.errors", "MlpipeError"),
+    "ActivityFailedException": ("mlpipe_provider.errors", "ActivityFailedException"),
     "AmlCompute": ("mlpipe_provider.sdk.compute", "AmlCompute"),
     "AmlComputeProvisioningConfiguration": (
         "mlpipe_provider.sdk.compute",
@@ -87,12 +87,14 @@ _LAZY: dict[str, tuple[str, str]] = {
     "PyTorchConfiguration": ("mlpipe_provider.sdk.environment", "PyTorchConfiguration"),
     "PythonScriptStep": ("mlpipe_provider.sdk.steps", "PythonScriptStep"),
     "Run": ("mlpipe_provider.sdk.run", "Run"),
+    "RunDetails": ("mlpipe_provider.sdk.widgets", "RunDetails"),
     "RunConfiguration": ("mlpipe_provider.sdk.environment", "RunConfiguration"),
     "SKLearn": ("mlpipe_provider.sdk.estimator", "SKLearn"),
     "Schedule": ("mlpipe_provider.sdk.schedule", "Schedule"),
     "ScheduleRecurrence": ("mlpipe_provider.sdk.schedule", "ScheduleRecurrence"),
     "StepRun": ("mlpipe_provider.sdk.experiment", "StepRun"),
     "StepRunException": ("mlpipe_provider.errors", "MlpipeError"),
+    "StepRunOutput": ("mlpipe_provider.sdk.experiment", "StepRunOutput"),
     "StepSequence": ("mlpipe_provider.sdk.pipeline", "StepSequence"),
     "TabularDataset": ("mlpipe_provider.sdk.dataset", "TabularDataset"),
     "TabularDatasetFactory": ("mlpipe_provider.sdk.dataset", "TabularDatasetFactory"),
