@@ -82,5 +82,8 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
             entry["error"] = sensor_error.get("error")
             if entry.get("state") in (None, "upstream_failed"):
                 entry["status"] = "Canceled" if sensor_error.get("kind") == "stopped" else "Failed"
+        elif entry.get("state") == "upstream_failed" or sensor.get("state") == "upstream_failed":
+            entry["status"] = "Canceled"
+            entry["error"] = "not run: a step it depends on failed or did not run"
         steps[task_id] = entry
     return steps

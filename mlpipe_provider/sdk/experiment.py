@@ -124,8 +124,44 @@ class Experiment:
     def id(self) -> str:
         return self.name
 
+    @property
+    def archived_time(self) -> None:
+        return None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {}
+
+    def get_runs_by_id(self, run_id: str) -> PipelineRun:
+        return PipelineRun(self, run_id)
+
     def __repr__(self) -> str:
         return f"Experiment(Name: {self.name}, Workspace: {self.workspace.name})"
+
+
+def _experiment_not_supported() -> None:
+    from mlpipe_provider.sdk.run_details import not_supported
+
+    instead = {
+        "start_logging": "log from inside a step with Run.get_context().log(...); an experiment "
+        "runs pipelines here (Experiment.submit)",
+        "archive": "an experiment is its runs' records in the workspace (runs/); delete those to "
+        "remove it",
+        "reactivate": "experiments are never archived here",
+        "delete": "an experiment is its runs' records in the workspace (runs/); delete those to "
+        "remove it",
+        "from_directory": "use Experiment(workspace, name)",
+        "tag": "tag runs instead (run.tag(key, value))",
+        "set_tags": "tag runs instead (run.set_tags({...}))",
+        "remove_tags": "tag runs instead",
+        "delete_tags": "tag runs instead",
+        "refresh": "an experiment holds no state to refresh here",
+    }
+    for method, text in instead.items():
+        setattr(Experiment, method, not_supported("Experiment", method, text))
+
+
+_experiment_not_supported()
 
 
 def _check_parameters(lowered_params: dict[str, Any], given: dict | None) -> dict[str, Any]:
