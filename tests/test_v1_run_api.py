@@ -157,6 +157,11 @@ def test_outputs_are_step_run_outputs_with_a_port_data_reference(finished, tmp_p
     where = Path(reference.download(str(tmp_path)))
     assert (where / "rows.txt").read_text() == "1,2,3"
     assert run.get_pipeline_output("prepared").path_on_datastore == reference.path_on_datastore
+    again = reference.as_mount()  # an input of a later pipeline, at the same path
+    assert (again.datastore_name, again.path_on_datastore) == (
+        reference.datastore_name,
+        reference.path_on_datastore,
+    )
     with pytest.raises(UserErrorException, match="no output 'nope'"):
         prep.get_output("nope")
 
@@ -247,6 +252,8 @@ def test_a_failed_step_reaches_the_program(finished, capsys):
     assert "broken input 42" in train.get_details()["error"]["error"]["message"]
     assert "about to fail" in train.get_job_log()
     assert run.wait_for_completion(show_output=False, raise_on_error=False) == "Failed"
+    assert "broken input 42" in run.get_details()["error"]["error"]["message"]
+    assert "broken input 42" in caught.value.run_details["error"]["error"]["message"]
     with pytest.raises(ActivityFailedException, match="broken input 42"):
         train.wait_for_completion(show_output=False)
     table = RunDetails(run)
@@ -270,3 +277,47 @@ def test_a_failure_before_any_step_names_the_cause(finished):
     assert "DAG import failed" in caught.value.message
     assert "missing module foo" in caught.value.message
     assert [s.get_status() for s in run.get_steps()] == []  # none shows NotStarted
+
+
+def test_a_bad_conf_fails_the_first_step_with_its_cause_and_cancels_the_rest(finished):
+    """Airflow accepts a conf key the DAG lacks; the reuse sensors refuse it before any step
+    starts. The program sees which step refused and why; the step after it is Canceled."""
+    from mlpipe_provider.sdk.experiment import start_run
+
+    ws, experiment, run, _ = finished
+    request = run._request
+    bad = start_run(experiment, request["dag_id"], Path(request["dag_file"]), None, {"epochz": 3})
+    with pytest.raises(ActivityFailedException) as caught:
+        bad.wait_for_completion(show_output=False, timeout_seconds=300)
+    assert "step 'prep' failed" in caught.value.message
+    assert "unknown parameter(s) 'epochz'" in caught.value.message
+    statuses = {s.name: s.get_status() for s in bad.get_steps()}
+    assert statuses == {"prep": "Failed", "train": "Canceled"}
+    assert "depends on failed" in bad.find_step_run("train")[0].error
+
+
+def test_step_entries_fold_their_sensors_errors():
+    """The folding rules on their own: a step's own error, a failed check standing for a step
+    that never started, a stop after another step failed, and a step cut off upstream."""
+    from mlpipe_provider.embedded.status import merge_reuse_decisions
+
+    def sensor(state, error=None, kind="failed"):
+        xcom = {"mlpipe_error": {"error": error, "kind": kind}} if error else {}
+        return {"operator": "StepReuseSensor", "state": state, "xcom": xcom}
+
+    tasks = {
+        "a": {"state": "failed", "status": "Failed", "xcom": {"mlpipe_error": {"error": "boom"}}},
+        "a.reuse": sensor("success"),
+        "b": {"state": "upstream_failed", "status": "NotStarted"},
+        "b.reuse": sensor("failed", "bad parameter"),
+        "c": {"state": "upstream_failed", "status": "NotStarted"},
+        "c.reuse": sensor("failed", "pipeline stops after step 'a' failed", kind="stopped"),
+        "d": {"state": "upstream_failed", "status": "NotStarted"},
+        "d.reuse": sensor("upstream_failed"),
+    }
+    steps = merge_reuse_decisions(tasks)
+    assert sorted(steps) == ["a", "b", "c", "d"]
+    assert (steps["a"]["status"], steps["a"]["error"]) == ("Failed", "boom")
+    assert (steps["b"]["status"], steps["b"]["error"]) == ("Failed", "bad parameter")
+    assert steps["c"]["status"] == "Canceled" and "stops after" in steps["c"]["error"]
+    assert steps["d"]["status"] == "Canceled" and "depends on" in steps["d"]["error"]

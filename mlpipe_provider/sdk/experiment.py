@@ -793,7 +793,7 @@ class PipelineRun:
             and dt.datetime.fromtimestamp(status["updated"], dt.UTC).isoformat(),
             self.get_properties(),
             {"logs/azureml/executionlogs.txt": self._source.where()},
-            status.get("error"),
+            self._failure_text(status) if status.get("status") in ("Failed", "Canceled") else None,
         )
         details.update(
             {
@@ -802,8 +802,6 @@ class PipelineRun:
                 "airflowRunId": status.get("airflow_run_id"),
                 "parameters": request.get("conf", {}),
                 "tags": request.get("tags", {}),
-                "error": details.get("error") and status.get("error"),
-                "errorDetails": details.get("error"),
             }
         )
         return details
