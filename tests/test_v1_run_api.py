@@ -28,6 +28,7 @@ from mlpipe_provider.sdk import (
     PipelineEndpoint,
     PublishedPipeline,
     PythonScriptStep,
+    Run,
     RunDetails,
     StepRun,
     StepRunOutput,
@@ -190,11 +191,14 @@ def test_publish_pipeline_from_the_run_and_endpoint_versions(finished):
     endpoint = PipelineEndpoint.publish(ws, "runapi_endpoint", "versions", published)
     versions = endpoint.list_versions()
     assert [(v.version, v.pipeline.id) for v in versions] == [("0", published.id)]
+    assert [e.name for e in PipelineEndpoint.get_all(ws)] == ["runapi_endpoint"]
 
 
 def test_workspace_get_run_and_unsupported_methods(finished):
     ws, experiment, run, _ = finished
     assert ws.get_run(run.id).id == run.id
+    assert Run.get(ws, run.id).id == run.id
+    assert run.id in [r.id for r in Run.list(experiment)]
     with pytest.raises(UserErrorException):
         ws.get_run("../../etc")
     with pytest.raises(NotSupportedError, match="get_file_names"):

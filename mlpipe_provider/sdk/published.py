@@ -477,6 +477,16 @@ class PipelineEndpoint:
         ]
         return found[:max_results]
 
+    @staticmethod
+    def get_all(
+        workspace: Any,
+        active_only: bool = True,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> list[PipelineEndpoint]:
+        """Deprecated in v1 in favour of ``list``."""
+        return PipelineEndpoint.list(workspace, active_only=active_only)
+
     # --- v1 attributes --------------------------------------------------------------------------
     @property
     def id(self) -> str:
