@@ -127,10 +127,10 @@ def test_star_import():
 
 
 def test_unmappable_only_line_is_left_alone():
-    before = "from azureml.widgets import RunDetails\n"
+    before = "from azureml.train.hyperdrive import BayesianParameterSampling\n"
     after, findings = migrate_source(before)
     assert after == before
-    assert findings == [Finding("RunDetails", 1, mapped=False)]
+    assert findings == [Finding("BayesianParameterSampling", 1, mapped=False)]
 
 
 def test_mixed_line_is_split_keeping_comments_and_indentation():
@@ -247,7 +247,7 @@ def test_report_and_exit_code_for_unmappable_names(tmp_path, capsys):
         tmp_path / "p.py",
         """\
         from azureml.core import Workspace, Keyvault
-        from azureml.widgets import RunDetails
+        from azureml.train.hyperdrive import BayesianParameterSampling
         from azureml.train.hyperdrive import HyperDriveStep
         """,
     )
@@ -256,14 +256,14 @@ def test_report_and_exit_code_for_unmappable_names(tmp_path, capsys):
         """\
         from mlpipe_provider.sdk import Workspace
         from azureml.core import Keyvault
-        from azureml.widgets import RunDetails
+        from azureml.train.hyperdrive import BayesianParameterSampling
         from mlpipe_provider.sdk import HyperDriveStep
         """
     )
     out = capsys.readouterr().out
     assert f"migrated {path}" in out
     assert f"cannot map: Keyvault ({path}:1)" in out
-    assert f"cannot map: RunDetails ({path}:2)" in out
+    assert f"cannot map: BayesianParameterSampling ({path}:2)" in out
     assert f"maps, but not supported yet: HyperDriveStep ({path}:3)" in out
 
 
