@@ -26,6 +26,7 @@ from mlpipe_provider.sdk import (
     Pipeline,
     PipelineData,
     PipelineEndpoint,
+    PipelineRun,
     PublishedPipeline,
     PythonScriptStep,
     Run,
@@ -198,6 +199,7 @@ def test_workspace_get_run_and_unsupported_methods(finished):
     ws, experiment, run, _ = finished
     assert ws.get_run(run.id).id == run.id
     assert Run.get(ws, run.id).id == run.id
+    assert PipelineRun.get(ws, run.id).get_status() == "Finished"
     assert run.id in [r.id for r in Run.list(experiment)]
     with pytest.raises(UserErrorException):
         ws.get_run("../../etc")

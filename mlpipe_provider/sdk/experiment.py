@@ -901,6 +901,11 @@ class PipelineRun:
         )
 
     @staticmethod
+    def get(workspace: Any, run_id: str, _service_endpoint: Any = None) -> PipelineRun:
+        """A pipeline run by id, whichever experiment it belongs to (v1's ``PipelineRun.get``)."""
+        return workspace.get_run(run_id)
+
+    @staticmethod
     def get_pipeline_runs(workspace: Any, pipeline_id: str) -> list[PipelineRun]:
         """Runs of a published pipeline, newest first."""
         runs = []
