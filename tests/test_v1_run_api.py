@@ -193,6 +193,8 @@ def test_publish_pipeline_from_the_run_and_endpoint_versions(finished):
     versions = endpoint.list_versions()
     assert [(v.version, v.pipeline.id) for v in versions] == [("0", published.id)]
     assert [e.name for e in PipelineEndpoint.get_all(ws)] == ["runapi_endpoint"]
+    with pytest.raises(NotSupportedError, match="DAG file"):
+        published.save("pipeline.yaml")
 
 
 def test_workspace_get_run_and_unsupported_methods(finished):

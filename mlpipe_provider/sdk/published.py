@@ -259,6 +259,22 @@ class PublishedPipeline:
         """Refuse new submits (v1); runs already started go on."""
         self._set_status(DISABLED)
 
+    def get_graph(self, _workflow_provider: Any = None) -> Any:
+        from mlpipe_provider.errors import NotSupportedError
+
+        raise NotSupportedError(
+            "PublishedPipeline.get_graph is not supported by mlpipe: the pipeline's graph is its "
+            f"Airflow DAG {self.dag_id!r} (file {self._record['dag_file']!r}); see the Airflow UI"
+        )
+
+    def save(self, path: str | None = None, _workflow_provider: Any = None) -> None:
+        from mlpipe_provider.errors import NotSupportedError
+
+        raise NotSupportedError(
+            "PublishedPipeline.save (pipeline YAML) is not supported by mlpipe: its DAG file "
+            f"{self._record['dag_file']!r} in the workspace is the saved form"
+        )
+
     # --- running ----------------------------------------------------------------------------------
     def submit(
         self,
