@@ -224,6 +224,8 @@ def test_run_details_prints_the_step_table_outside_jupyter(finished, capsys):
     assert lines[1].split() == ["Step", "Status", "Reused", "from", "Duration"]
     rows = {line.split()[0]: line.split() for line in lines[3:]}
     assert rows["prep"][1] == "Finished" and rows["train"][1] == "Finished"
+    page = RunDetails(run).html()  # what Jupyter shows, refreshed until the run ends
+    assert "<td>prep</td><td>Finished</td>" in page
     data = RunDetails(run).get_widget_data()
     assert data["status"] == "Finished"
     assert sorted(c["name"] for c in data["child_runs"]) == ["prep", "train"]
