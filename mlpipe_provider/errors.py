@@ -10,6 +10,11 @@ from __future__ import annotations
 class MlpipeError(Exception):
     """Base class: every error mlpipe raises on purpose derives from it."""
 
+    @property
+    def message(self) -> str:
+        """v1's exceptions (``AzureMLException`` and its subclasses) carry their text here."""
+        return str(self)
+
 
 class UserErrorException(MlpipeError):
     """Azure ML v1 name for an error caused by the caller's input."""
@@ -38,3 +43,15 @@ class NotSupportedError(MlpipeError, NotImplementedError):
 
 class StepFailedError(MlpipeError):
     """A step's script exited non-zero; the message carries the tail of its stderr."""
+
+
+class ActivityFailedException(MlpipeError):
+    """v1's error from ``wait_for_completion`` when a run ends Failed or Canceled.
+
+    ``run_details`` holds the run's ``get_details()`` so a program can show which step failed and
+    why without reading any log file.
+    """
+
+    def __init__(self, message: str, run_details: dict | None = None):
+        super().__init__(message)
+        self.run_details = dict(run_details or {})

@@ -112,11 +112,28 @@ def snapshot(dag_id: str, logical_date: dt.datetime) -> dict[str, Any] | None:
         }
 
 
+def step_targets(dag: Any) -> dict[str, str]:
+    """Each step task's compute target name (v1's ``get_details()["target"]``)."""
+    targets = {}
+    for task_id, task in dag.task_dict.items():
+        compute = getattr(task, "compute", None)
+        if isinstance(compute, dict) and compute.get("name"):
+            targets[task_id] = str(compute["name"])
+    return targets
+
+
 class StatusWriter:
-    def __init__(self, run_dir: Path, request: dict[str, Any], logical_date: dt.datetime):
+    def __init__(
+        self,
+        run_dir: Path,
+        request: dict[str, Any],
+        logical_date: dt.datetime,
+        targets: dict[str, str] | None = None,
+    ):
         self.run_dir = run_dir
         self.request = request
         self.logical_date = logical_date
+        self.targets = dict(targets or {})
         self.stop = threading.Event()
         self.last: dict[str, Any] = {}
 
@@ -126,6 +143,11 @@ class StatusWriter:
         except Exception:  # noqa: BLE001 - a busy SQLite must not kill the run; next tick retries
             snap = self.last
         self.last = snap
+        for task_id, entry in (snap.get("steps") or {}).items():
+            if task_id in self.targets:
+                entry["target"] = self.targets[task_id]
+        if status in ("Failed", "Canceled") and error is None:
+            error = failure_summary(snap.get("steps") or {})
         write_json(
             self.run_dir / STATUS_FILE,
             {"status": status, "error": error, "updated": time.time(), **snap},
@@ -136,7 +158,37 @@ class StatusWriter:
             self.write("Running")
 
 
+def failure_summary(steps: dict[str, Any]) -> str | None:
+    """Which steps failed and why, for the run's ``error`` (what ``wait_for_completion`` raises)."""
+    lines = []
+    for task_id, entry in sorted(steps.items()):
+        if entry.get("status") == "Failed":
+            name = (
+                (entry.get("record") or {}).get("step_name") or entry.get("display_name") or task_id
+            )
+            lines.append(f"step {name!r} failed: {entry.get('error') or '(no error recorded)'}")
+    return "\n".join(lines) or None
+
+
 def run(run_dir: Path) -> int:
+    """Run the request; whatever goes wrong before a step starts still ends in ``Failed`` with
+    its cause in ``status.json``, so a program following the run never waits on a dead runner."""
+    try:
+        return _run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - recorded for the program, then the process fails
+        write_json(
+            run_dir / STATUS_FILE,
+            {
+                "status": "Failed",
+                "error": "the run could not start: " + "".join(traceback.format_exception(exc)),
+                "updated": time.time(),
+                "steps": {},
+            },
+        )
+        return 1
+
+
+def _run(run_dir: Path) -> int:
     request = read_json(run_dir / REQUEST_FILE)
     assert request is not None, f"no {REQUEST_FILE} in {run_dir}"
     write_json(run_dir / STATUS_FILE, {"status": "Preparing", "updated": time.time(), "steps": {}})
@@ -144,17 +196,23 @@ def run(run_dir: Path) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=request["dag_file"])
-    if bag.import_errors:
+    dag = None if bag.import_errors else bag.get_dag(request["dag_id"])
+    if dag is None:
         errors = "\n".join(f"{k}: {v}" for k, v in bag.import_errors.items())
+        errors = errors or f"{request['dag_file']} defines no DAG {request['dag_id']!r}"
         write_json(
             run_dir / STATUS_FILE,
-            {"status": "Failed", "error": f"DAG import failed:\n{errors}", "steps": {}},
+            {
+                "status": "Failed",
+                "error": f"DAG import failed, no step started:\n{errors}",
+                "updated": time.time(),
+                "steps": {},
+            },
         )
         return 1
-    dag = bag.get_dag(request["dag_id"])
     ensure_pools(Path(request["pools_file"]) if request.get("pools_file") else None)
     logical_date = dt.datetime.fromisoformat(request["logical_date"])
-    writer = StatusWriter(run_dir, request, logical_date)
+    writer = StatusWriter(run_dir, request, logical_date, step_targets(dag))
     thread = threading.Thread(target=writer.loop, daemon=True)
     thread.start()
     try:

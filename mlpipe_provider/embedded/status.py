@@ -51,8 +51,14 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
     A reused step's task is skipped in Airflow; for v1 callers it is a finished step whose record
     (outputs, metrics, ``azureml.reusedrunid``) is the one the sensor found.
+
+    Why a step failed (``runtime/step_failure.publish_error``) becomes the entry's ``error``. A
+    sensor that failed stands for its step: the step never started, but it is Failed with the
+    sensor's cause (a bad parameter, a missing input path), or Canceled when it was only stopped
+    because another step failed; it never shows NotStarted with no reason.
     """
     from mlpipe_provider.runtime.reuse import REUSE_SUFFIX
+    from mlpipe_provider.runtime.step_failure import ERROR_XCOM
 
     steps: dict[str, dict[str, Any]] = {}
     for task_id, info in tasks.items():
@@ -68,5 +74,16 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
                 entry["status"] = "Finished"
         if entry.get("state") is None and sensor.get("state") in ("running", "up_for_reschedule"):
             entry["status"] = "Running"
+        own_error = (info.get("xcom") or {}).get(ERROR_XCOM)
+        sensor_error = (sensor.get("xcom") or {}).get(ERROR_XCOM)
+        if isinstance(own_error, dict) and entry.get("state") == "failed":
+            entry["error"] = own_error.get("error")
+        elif isinstance(sensor_error, dict) and sensor.get("state") == "failed":
+            entry["error"] = sensor_error.get("error")
+            if entry.get("state") in (None, "upstream_failed"):
+                entry["status"] = "Canceled" if sensor_error.get("kind") == "stopped" else "Failed"
+        elif entry.get("state") == "upstream_failed" or sensor.get("state") == "upstream_failed":
+            entry["status"] = "Canceled"
+            entry["error"] = "not run: a step it depends on failed or did not run"
         steps[task_id] = entry
     return steps

@@ -58,9 +58,14 @@ class MlpipeStepOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from mlpipe_provider.runtime.step_failure import publish_error
         from mlpipe_provider.runtime.step_protocol import run_step
 
-        record = run_step(self, context)
+        try:
+            record = run_step(self, context)
+        except BaseException as exc:
+            publish_error(context, exc)
+            raise
         if self.outlets:
             self._describe_asset_events(context, record)
         return record

@@ -14,6 +14,7 @@ it refuses trigger rules other than ``all_success``, which the reuse sensors nee
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 CONTINUE_PARAM = "mlpipe_continue_on_step_failure"
@@ -66,3 +67,31 @@ def stop_reason(dag: Any, context: Any, step_name: str) -> str | None:
         f"pipeline stops after step {names} failed (continue_on_step_failure=False): "
         f"step {step_name!r} does not run"
     )
+
+
+#: XCom key under which a failing step (or its reuse sensor) leaves why it failed
+ERROR_XCOM = "mlpipe_error"
+#: the last characters of an error kept for the program (a step's stderr tail is in the message)
+ERROR_TAIL_CHARS = 4000
+# Airflow's control-flow exceptions: a skip, a sensor's reschedule or a deferral is no failure
+_CONTROL_FLOW = {"AirflowSkipException", "AirflowRescheduleException", "TaskDeferred"}
+
+
+def publish_error(context: Any, exc: BaseException, *, stopped: bool = False) -> None:
+    """Leave ``exc`` where the program following the run reads it (``wait_for_completion``).
+
+    Today's alternative was a pointer to a log file; the XCom travels with the task instance, so
+    the embedded runner and the REST run source both see it. ``stopped`` marks a step that did
+    not start because another failed (continue_on_step_failure=False), which is not its fault.
+    Never raises: reporting must not hide the original error.
+    """
+    if type(exc).__name__ in _CONTROL_FLOW:
+        return
+    text = f"{type(exc).__name__}: {exc}" if not stopped else str(exc)
+    if len(text) > ERROR_TAIL_CHARS:
+        text = "..." + text[-ERROR_TAIL_CHARS:]
+    # best effort: the task fails with exc either way
+    with contextlib.suppress(Exception):
+        context["ti"].xcom_push(
+            key=ERROR_XCOM, value={"error": text, "kind": "stopped" if stopped else "failed"}
+        )

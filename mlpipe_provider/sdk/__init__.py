@@ -21,7 +21,7 @@ from mlpipe_provider.sdk.unsupported import UNSUPPORTED_NAMES
 _LAZY: dict[str, tuple[str, str]] = {
     "AbstractDataset": ("mlpipe_provider.sdk.dataset", "AbstractDataset"),
     "AbstractDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
-    "ActivityFailedException": ("mlpipe_provider.errors", "MlpipeError"),
+    "ActivityFailedException": ("mlpipe_provider.errors", "ActivityFailedException"),
     "AmlCompute": ("mlpipe_provider.sdk.compute", "AmlCompute"),
     "AmlComputeProvisioningConfiguration": (
         "mlpipe_provider.sdk.compute",
@@ -103,6 +103,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "SqlDataReference": ("mlpipe_provider.sdk.sql_data", "SqlDataReference"),
     "StepRun": ("mlpipe_provider.sdk.experiment", "StepRun"),
     "StepRunException": ("mlpipe_provider.errors", "MlpipeError"),
+    "StepRunOutput": ("mlpipe_provider.sdk.experiment", "StepRunOutput"),
     "StepSequence": ("mlpipe_provider.sdk.pipeline", "StepSequence"),
     "StoredProcedureParameter": ("mlpipe_provider.sdk.sql_data", "StoredProcedureParameter"),
     "StoredProcedureParameterType": (

@@ -116,8 +116,49 @@ class ComputeTarget:
         if show_output:
             print(f"Compute target {self.name!r} is ready ({self.vm_size}, backend {self.backend})")
 
-    def get_status(self) -> str:
-        return "Succeeded"
+    def get_status(self) -> AmlComputeStatus:
+        """v1's ``AmlComputeStatus``: always provisioned and steady here; the node counts are the
+        target's ``min_nodes`` (idle), since Airflow workers, not a cluster, run the steps."""
+        return AmlComputeStatus.for_target(self)
+
+    @property
+    def status(self) -> AmlComputeStatus:
+        return self.get_status()
+
+    def refresh_state(self) -> None:
+        """Re-read the target from the workspace config (v1 re-read it from Azure)."""
+        self._target = _resolve_target(self.workspace, self.name)
+
+    def update(
+        self,
+        min_nodes: int | None = None,
+        max_nodes: int | None = None,
+        idle_seconds_before_scaledown: int | None = None,
+    ) -> None:
+        """Change the node counts kept for a registered target (v1's ``AmlCompute.update``)."""
+        config = self.workspace._config
+        if self.name not in config.compute_targets:
+            raise ComputeTargetException(
+                f"compute target {self.name!r} is not registered in the workspace; "
+                "create it with ComputeTarget.create(...) before updating it"
+            )
+        target = config.compute_targets[self.name]
+        low = target.min_nodes if min_nodes is None else min_nodes
+        high = target.max_nodes if max_nodes is None else max_nodes
+        if not 0 <= low <= high or high < 1:
+            raise ComputeTargetException(
+                f"compute target {self.name!r}: need 0 <= min_nodes <= max_nodes and "
+                f"max_nodes >= 1, got min_nodes={low!r}, max_nodes={high!r}"
+            )
+        config.compute_targets[self.name] = target.model_copy(
+            update={"min_nodes": low, "max_nodes": high}
+        )
+        self.workspace._save(config)
+        self._target = config.compute_targets[self.name]
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """No nodes are provisioned for a target here; Airflow's workers run its steps."""
+        return []
 
     @property
     def provisioning_state(self) -> str:
@@ -275,3 +316,114 @@ class ComputeTargets(dict):
             return AmlCompute(self._workspace, name)
         except ComputeTargetException as exc:
             raise KeyError(name) from exc
+
+
+class AmlComputeNodeStateCounts:
+    """v1's node state counts of a cluster."""
+
+    def __init__(
+        self,
+        idle_node_count: int = 0,
+        leaving_node_count: int = 0,
+        preempted_node_count: int = 0,
+        preparing_node_count: int = 0,
+        running_node_count: int = 0,
+        unusable_node_count: int = 0,
+    ):
+        self.idle_node_count = idle_node_count
+        self.leaving_node_count = leaving_node_count
+        self.preempted_node_count = preempted_node_count
+        self.preparing_node_count = preparing_node_count
+        self.running_node_count = running_node_count
+        self.unusable_node_count = unusable_node_count
+
+    def serialize(self) -> dict[str, int]:
+        return {
+            "idleNodeCount": self.idle_node_count,
+            "leavingNodeCount": self.leaving_node_count,
+            "preemptedNodeCount": self.preempted_node_count,
+            "preparingNodeCount": self.preparing_node_count,
+            "runningNodeCount": self.running_node_count,
+            "unusableNodeCount": self.unusable_node_count,
+        }
+
+    def __repr__(self) -> str:
+        return f"AmlComputeNodeStateCounts({self.serialize()})"
+
+
+class AmlComputeStatus:
+    """v1's ``AmlComputeStatus`` (what ``get_status()`` returns), with its fields and ``serialize``."""
+
+    def __init__(
+        self,
+        allocation_state: str,
+        allocation_state_transition_time: str | None,
+        creation_time: str | None,
+        current_node_count: int,
+        errors: list | None,
+        modified_time: str | None,
+        node_state_counts: AmlComputeNodeStateCounts,
+        provisioning_state: str,
+        provisioning_state_transition_time: str | None,
+        scale_settings: dict[str, Any],
+        target_node_count: int,
+        vm_priority: str,
+        vm_size: str,
+    ):
+        self.allocation_state = allocation_state
+        self.allocation_state_transition_time = allocation_state_transition_time
+        self.creation_time = creation_time
+        self.current_node_count = current_node_count
+        self.errors = errors
+        self.modified_time = modified_time
+        self.node_state_counts = node_state_counts
+        self.provisioning_state = provisioning_state
+        self.provisioning_state_transition_time = provisioning_state_transition_time
+        self.scale_settings = scale_settings
+        self.target_node_count = target_node_count
+        self.vm_priority = vm_priority
+        self.vm_size = vm_size
+
+    @classmethod
+    def for_target(cls, target: ComputeTarget) -> AmlComputeStatus:
+        config = target._target
+        nodes = int(config.min_nodes or 0)
+        return cls(
+            allocation_state="Steady",
+            allocation_state_transition_time=None,
+            creation_time=None,
+            current_node_count=nodes,
+            errors=None,
+            modified_time=None,
+            node_state_counts=AmlComputeNodeStateCounts(idle_node_count=nodes),
+            provisioning_state="Succeeded",
+            provisioning_state_transition_time=None,
+            scale_settings={
+                "minNodeCount": nodes,
+                "maxNodeCount": int(config.max_nodes or 1),
+                "nodeIdleTimeBeforeScaleDown": None,
+            },
+            target_node_count=nodes,
+            vm_priority=str(config.vm_priority or "dedicated").capitalize(),
+            vm_size=config.vm_size,
+        )
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "currentNodeCount": self.current_node_count,
+            "targetNodeCount": self.target_node_count,
+            "nodeStateCounts": self.node_state_counts.serialize(),
+            "allocationState": self.allocation_state,
+            "allocationStateTransitionTime": self.allocation_state_transition_time,
+            "errors": self.errors,
+            "creationTime": self.creation_time,
+            "modifiedTime": self.modified_time,
+            "provisioningState": self.provisioning_state,
+            "provisioningStateTransitionTime": self.provisioning_state_transition_time,
+            "scaleSettings": dict(self.scale_settings),
+            "vmPriority": self.vm_priority,
+            "vmSize": self.vm_size,
+        }
+
+    def __repr__(self) -> str:
+        return f"AmlComputeStatus({self.serialize()})"

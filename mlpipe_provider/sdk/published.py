@@ -79,10 +79,7 @@ def publish_pipeline(
     version: str | None,
     continue_on_step_failure: bool | None,
 ) -> PublishedPipeline:
-    from compiler.compile import CompiledDag
     from compiler.lower import lower
-    from compiler.publish import lowered_to_json, published_dag_id, render_published
-    from compiler.timetables import unscheduled
 
     name = _check_name(name or pipeline._name or "published_pipeline", "published pipeline")
     if version is not None and not isinstance(version, str):
@@ -90,7 +87,30 @@ def publish_pipeline(
     lowered = lower(pipeline)
     if lowered.problems:
         raise PipelineValidationError(lowered.problems)
-    ws = pipeline._workspace
+    if description is None:
+        description = pipeline.description
+    return publish_lowered(
+        pipeline._workspace, lowered, name, description, version, continue_on_step_failure
+    )
+
+
+def publish_lowered(
+    ws: Any,
+    lowered: Any,
+    name: str,
+    description: str | None,
+    version: str | None,
+    continue_on_step_failure: bool | None,
+) -> PublishedPipeline:
+    """Publish an already lowered pipeline: ``Pipeline.publish`` and ``PipelineRun.publish_pipeline``
+    (which publishes the graph its run ran, kept with the run) both end here."""
+    from compiler.compile import CompiledDag
+    from compiler.publish import lowered_to_json, published_dag_id, render_published
+    from compiler.timetables import unscheduled
+
+    name = _check_name(name, "published pipeline")
+    if version is not None and not isinstance(version, str):
+        raise UserErrorException(f"publish: version must be a string, got {version!r}")
     dags_dir = ws.dags_dir.resolve()
     dag_id, graph_id = published_dag_id(lowered, name, dags_dir)
     text, pools_text = render_published(lowered, name, dag_id, dags_dir, unscheduled())
@@ -108,7 +128,7 @@ def publish_pipeline(
     record = {
         "id": str(uuid.uuid4()),
         "name": name,
-        "description": description if description is not None else pipeline.description,
+        "description": description,
         "version": version,
         "status": ACTIVE,
         "graph_id": graph_id,
@@ -239,6 +259,22 @@ class PublishedPipeline:
         """Refuse new submits (v1); runs already started go on."""
         self._set_status(DISABLED)
 
+    def get_graph(self, _workflow_provider: Any = None) -> Any:
+        from mlpipe_provider.errors import NotSupportedError
+
+        raise NotSupportedError(
+            "PublishedPipeline.get_graph is not supported by mlpipe: the pipeline's graph is its "
+            f"Airflow DAG {self.dag_id!r} (file {self._record['dag_file']!r}); see the Airflow UI"
+        )
+
+    def save(self, path: str | None = None, _workflow_provider: Any = None) -> None:
+        from mlpipe_provider.errors import NotSupportedError
+
+        raise NotSupportedError(
+            "PublishedPipeline.save (pipeline YAML) is not supported by mlpipe: its DAG file "
+            f"{self._record['dag_file']!r} in the workspace is the saved form"
+        )
+
     # --- running ----------------------------------------------------------------------------------
     def submit(
         self,
@@ -326,11 +362,25 @@ class PublishedPipeline:
 
 # --- endpoints ------------------------------------------------------------------------------------
 class PipelineIdVersion:
-    """One version of a pipeline endpoint: a published pipeline id and its version string."""
+    """One version of a pipeline endpoint: a published pipeline id and its version string.
 
-    def __init__(self, pipeline_id: str, version: str):
+    ``pipeline`` is that version's ``PublishedPipeline`` (read when asked for), so
+    ``[(v.version, v.pipeline.name) for v in endpoint.list_versions()]`` works as in v1.
+    """
+
+    def __init__(self, pipeline_id: str, version: str, workspace: Any = None):
         self.pipeline_id = pipeline_id
         self.version = version
+        self._workspace = workspace
+
+    @property
+    def pipeline(self) -> PublishedPipeline:
+        if self._workspace is None:
+            raise UserErrorException(
+                f"PipelineIdVersion {self.version!r}: no workspace to look up pipeline "
+                f"{self.pipeline_id} in; use PublishedPipeline.get(ws, pipeline_id)"
+            )
+        return PublishedPipeline.get(self._workspace, self.pipeline_id)
 
     def __repr__(self) -> str:
         return f"PipelineIdVersion(pipeline_id={self.pipeline_id!r}, version={self.version!r})"
@@ -443,6 +493,16 @@ class PipelineEndpoint:
         ]
         return found[:max_results]
 
+    @staticmethod
+    def get_all(
+        workspace: Any,
+        active_only: bool = True,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> list[PipelineEndpoint]:
+        """Deprecated in v1 in favour of ``list``."""
+        return PipelineEndpoint.list(workspace, active_only=active_only)
+
     # --- v1 attributes --------------------------------------------------------------------------
     @property
     def id(self) -> str:
@@ -481,7 +541,10 @@ class PipelineEndpoint:
     # --- versions ---------------------------------------------------------------------------------
     def list_versions(self) -> list[PipelineIdVersion]:
         self._reload()
-        return [PipelineIdVersion(v["pipeline_id"], v["version"]) for v in self._record["versions"]]
+        return [
+            PipelineIdVersion(v["pipeline_id"], v["version"], self._workspace)
+            for v in self._record["versions"]
+        ]
 
     def get_default_version(self) -> str:
         self._reload()

@@ -84,6 +84,16 @@ class Run:
             raise UserErrorException("Run.get_context(allow_offline=False) outside a pipeline step")
         return cls(experiment=_ExperimentRef("offline"), _offline=True)
 
+    @staticmethod
+    def get(workspace: Any, run_id: str) -> Any:
+        """A submitted run by id (v1's ``Run.get``): the ``PipelineRun`` it is here."""
+        return workspace.get_run(run_id)
+
+    @staticmethod
+    def list(experiment: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        """The experiment's runs, newest first (v1's ``Run.list``)."""
+        return list(experiment.get_runs(*args, **kwargs))
+
     # --- logging ---------------------------------------------------------------------------
     def _record(
         self, kind: str, name: str, value: Any, description: str = "", **extra: Any

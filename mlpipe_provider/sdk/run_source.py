@@ -27,6 +27,7 @@ from mlpipe_provider.embedded.status import (
     read_json,
     write_json,
 )
+from mlpipe_provider.runtime.step_failure import ERROR_XCOM
 
 # Airflow DAG run states -> v1 pipeline run statuses
 RUN_STATUS = {
@@ -50,6 +51,10 @@ class RunSource(Protocol):
         """Where a person looks for details (a log file, the Airflow UI)."""
         ...
 
+    def task_log(self, task_id: str, try_number: int | None = None) -> str:
+        """The log of one task of the run ("" when there is none yet)."""
+        ...
+
 
 class EmbeddedRunSource:
     poll_interval = 0.3
@@ -65,6 +70,15 @@ class EmbeddedRunSource:
 
     def where(self) -> str:
         return str(self.run_dir / LOG_FILE)
+
+    def task_log(self, task_id: str, try_number: int | None = None) -> str:
+        """The task's part of ``runner.log``: ``dag.test()`` runs one task at a time and marks
+        where each starts and ends, so the slice between the marks is that task's log."""
+        try:
+            text = (self.run_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return task_section(text, task_id)
 
 
 class ServerRunSource:
@@ -143,6 +157,14 @@ class ServerRunSource:
                     )
                 if self._records[key] is not None:
                     entry["record"] = self._records[key]
+            elif state == "failed":  # why it failed (runtime/step_failure.publish_error)
+                key = (f"{ti['task_id']}:{ERROR_XCOM}", int(ti.get("try_number") or 0))
+                if key not in self._records:
+                    self._records[key] = client.xcom(
+                        self.dag_id, self.airflow_run_id, ti["task_id"], key=ERROR_XCOM
+                    )
+                if self._records[key] is not None:
+                    entry["xcom"] = {ERROR_XCOM: self._records[key]}
             tasks[ti["task_id"]] = entry
         state = run.get("state")
         failed = sorted(t for t, info in tasks.items() if info["state"] == "failed")
@@ -170,6 +192,44 @@ class ServerRunSource:
         from urllib.parse import quote
 
         return f"{self.url}/dags/{quote(self.dag_id, safe='')}/runs/{quote(self.airflow_run_id, safe='')}"
+
+    def task_log(self, task_id: str, try_number: int | None = None) -> str:
+        """The task's log through the REST API (every line of its last try)."""
+        from mlpipe_provider.airflow_api import AirflowApiError, _q
+
+        if try_number is None:
+            try_number = int(self.status().get("steps", {}).get(task_id, {}).get("try_number") or 1)
+        path = (
+            f"/api/v2/dags/{_q(self.dag_id)}/dagRuns/{_q(self.airflow_run_id)}/taskInstances/"
+            f"{_q(task_id)}/logs/{int(try_number)}"
+        )
+        try:
+            answer = self.client.get(path, full_content="true")
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return ""
+            raise
+        content = answer.get("content") if isinstance(answer, dict) else answer
+        if isinstance(content, list):
+            return "\n".join(
+                str(c.get("event", c)) if isinstance(c, dict) else str(c) for c in content
+            )
+        return str(content or "")
+
+
+_START_MARK = "[DAG TEST] starting task_id={} "
+_END_MARK = "[DAG TEST] end task task_id={} "
+
+
+def task_section(text: str, task_id: str) -> str:
+    """Lines of ``runner.log`` between a task's start and end marks (the last try's)."""
+    start = text.rfind(_START_MARK.format(task_id))
+    if start < 0:
+        return ""
+    start = text.rfind("\n", 0, start) + 1
+    end = text.find(_END_MARK.format(task_id), start)
+    end = len(text) if end < 0 else text.find("\n", end)
+    return text[start : len(text) if end < 0 else end + 1]
 
 
 def run_source(workspace_dir: Path, run_dir: Path, request: dict[str, Any]) -> RunSource:

@@ -236,6 +236,25 @@ class Workspace:
 
         return {name: Experiment(self, name) for name in Experiment._recorded_names(self)}
 
+    def get_run(self, run_id: str) -> Any:
+        """The pipeline run with this id, whichever experiment it belongs to (v1's ``get_run``)."""
+        from mlpipe_provider.embedded.status import REQUEST_FILE, read_json
+        from mlpipe_provider.errors import UserErrorException
+        from mlpipe_provider.sdk.experiment import Experiment, PipelineRun
+
+        request = None
+        if (
+            isinstance(run_id, str)
+            and run_id.strip(".")
+            and "/" not in run_id
+            and "\\" not in run_id
+        ):
+            request = read_json(self.runs_dir / run_id / REQUEST_FILE)
+        if request is None:
+            raise UserErrorException(f"no run {run_id!r} in workspace {self.name!r}")
+        experiment = Experiment(self, request["experiment"], _skip_name_validation=True)
+        return PipelineRun(experiment, str(run_id))
+
     def get_default_datastore(self) -> Any:
         from mlpipe_provider.sdk.datastore import Datastore
 

@@ -53,6 +53,15 @@ class StepReuseSensor(BaseSensorOperator):
         return self.verify or os.environ.get("MLPIPE_REUSE_VERIFY", "sizes")
 
     def execute(self, context: Any) -> Any:
+        from mlpipe_provider.runtime.step_failure import publish_error
+
+        try:
+            return self._execute(context)
+        except BaseException as exc:
+            publish_error(context, exc, stopped=bool(getattr(exc, "mlpipe_stopped", False)))
+            raise
+
+    def _execute(self, context: Any) -> Any:
         unknown = unknown_conf_keys(self.dag, context)
         if unknown:
             from airflow.sdk.exceptions import AirflowFailException
@@ -75,7 +84,9 @@ class StepReuseSensor(BaseSensorOperator):
             from airflow.sdk.exceptions import AirflowFailException
 
             self.log.error("mlpipe: %s", reason)
-            raise AirflowFailException(reason)
+            stop = AirflowFailException(reason)
+            stop.mlpipe_stopped = True  # type: ignore[attr-defined] - read by execute()
+            raise stop
         decision = decide(self, context)
         if decision is None:
             return False
