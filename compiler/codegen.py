@@ -223,7 +223,7 @@ def step_assets(
             )
         elif item["kind"] == "pipeline_data":
             inlets.append(lineage.output_asset(workspace, dag_id, item["producer"], item["output"]))
-        elif item["kind"] == "dataset":
+        elif item["kind"] == "dataset" and not item.get("parameter"):  # a parameter: per run
             inlets += [
                 lineage.datastore_asset(workspace, p["datastore"], p["path"]) for p in item["paths"]
             ]

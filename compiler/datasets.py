@@ -23,6 +23,7 @@ from typing import Any
 from mlpipe_provider import dataset_registry
 from mlpipe_provider.dataset_files import RESERVED_TOP_FOLDERS
 from mlpipe_provider.errors import MlpipeError
+from mlpipe_provider.sdk.data import PipelineParameter
 from mlpipe_provider.sdk.dataset import AbstractDataset, DatasetConsumptionConfig
 from mlpipe_provider.sdk.output_dataset import DESTINATION_PLACEHOLDERS, OutputDatasetConfig
 
@@ -31,7 +32,14 @@ _PLACEHOLDER_RE = re.compile(r"\{[^{}]*\}")
 
 
 def is_dataset_item(item: Any) -> bool:
-    return isinstance(item, (AbstractDataset, DatasetConsumptionConfig, OutputDatasetConfig))
+    return isinstance(
+        item, (AbstractDataset, DatasetConsumptionConfig, OutputDatasetConfig)
+    ) or is_dataset_parameter(item)
+
+
+def is_dataset_parameter(item: Any) -> bool:
+    """A ``PipelineParameter`` whose default is a dataset: the dataset is chosen per run."""
+    return isinstance(item, PipelineParameter) and isinstance(item.default_value, AbstractDataset)
 
 
 def is_output_config(item: Any) -> bool:
@@ -104,6 +112,7 @@ def add_outputs(lowering: Any, step: Any, outputs: dict[str, dict[str, Any]]) ->
             "datastore": datastore,
             "mode": "upload" if upload is not None else "mount",
             "path_on_compute": _setting(sites, lambda s: s.source),
+            "is_directory": True,  # v1 gives an OutputFileDatasetConfig a folder
         }
         globs = _setting(sites, lambda s: s._source_globs)
         if globs:
@@ -166,6 +175,8 @@ def add_input(
     """Add a dataset-shaped input; returns its name (None after filing a problem)."""
     if isinstance(item, AbstractDataset):
         item = DatasetConsumptionConfig(item._default_input_name(), item)
+    elif is_dataset_parameter(item):  # consumed directly, under the parameter's name
+        item = DatasetConsumptionConfig(_IDENTIFIER_BAD.sub("_", item.name), item)
     elif isinstance(item, OutputDatasetConfig):
         item = item.as_input()
     dataset = item.dataset
@@ -229,7 +240,8 @@ def _output_input(
 def _dataset_input(
     lowering: Any, step: Any, field_name: str, item: DatasetConsumptionConfig
 ) -> dict[str, Any] | None:
-    dataset: AbstractDataset = item.dataset
+    parameter = item.dataset if is_dataset_parameter(item.dataset) else None
+    dataset: AbstractDataset = parameter.default_value if parameter else item.dataset
     definition = dataset._definition
     ok = True
     if dataset._registration is not None:
@@ -274,6 +286,10 @@ def _dataset_input(
             "version": dataset.version,
             "id": dataset.id,
         }
+    if parameter is not None:  # the default above; a run's value replaces it (dataset_param.py)
+        if not lowering._register_parameter(step, field_name, parameter):
+            return None
+        spec["parameter"] = parameter.name
     return spec
 
 

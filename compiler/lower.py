@@ -20,6 +20,7 @@ from compiler import datasets
 from compiler.naming import task_id_for
 from mlpipe_provider.errors import ComputeTargetException, DatastoreError
 from mlpipe_provider.runtime.data_path import DATA_PATH_JSON_TYPE
+from mlpipe_provider.runtime.dataset_param import DATASET_JSON_TYPE, dataset_to_value
 from mlpipe_provider.runtime.step_context import TOKEN_RE
 from mlpipe_provider.sdk.compute import LOCAL_TARGET, ComputeTarget
 from mlpipe_provider.sdk.data import (
@@ -261,6 +262,8 @@ class _Lowering:
             "mode": out._output_mode,
             "path_on_compute": out._output_path_on_compute,
         }
+        if out.is_directory:  # an existing empty folder; else a path the script creates
+            outputs[out.name]["is_directory"] = True
         self.check_compute_path(step, field_name, outputs[out.name])
 
     def _add_input(
@@ -389,6 +392,8 @@ class _Lowering:
             if not math.isfinite(arg):
                 self.problem(step, field_name, f"{arg!r} is not a finite number")
             return arg
+        if datasets.is_dataset_parameter(arg):
+            return datasets.lower_argument(self, step, field_name, arg, inputs, outputs)
         if _is_data_path_binding(arg) or isinstance(arg, DataPath) or _is_data_path_param(arg):
             name = self._add_input(step, field_name, arg, inputs, explicit=False)
             return {"input": name} if name else None
@@ -425,7 +430,10 @@ class _Lowering:
                 f"{RESERVED_PARAM_PREFIX!r} belong to mlpipe's own DAG params",
             )
             return False
-        if isinstance(default, DataPath):
+        if datasets.is_dataset_parameter(param):  # a serialized dataset, never code
+            json_type = DATASET_JSON_TYPE
+            default = dataset_to_value(default)
+        elif isinstance(default, DataPath):
             json_type = DATA_PATH_JSON_TYPE
             default = default._to_value(self.default_datastore)
             self._datastore_for(step, field_name, default["datastore"])
@@ -449,7 +457,7 @@ class _Lowering:
             self.problem(
                 step,
                 field_name,
-                f"PipelineParameter {param.name!r}: default_value must be str, int, float, bool or DataPath, got {type(default).__name__}",
+                f"PipelineParameter {param.name!r}: default_value must be str, int, float, bool, DataPath or a dataset, got {type(default).__name__}",
             )
             return False
         existing = self.out.parameters.get(param.name)

@@ -98,6 +98,8 @@ def step_material(
                 "path_on_compute": s.get("path_on_compute"),
                 # OutputFileDatasetConfig.as_upload(source_globs=...) decides what the output keeps
                 **({"source_globs": s["source_globs"]} if s.get("source_globs") else {}),
+                # a folder made for the script, or a path it creates (PipelineData.is_directory)
+                **({"is_directory": True} if s.get("is_directory") else {}),
             }
             for s in sorted(op.outputs, key=lambda s: s["name"])
         ],

@@ -24,6 +24,7 @@ A = """
     import os, sys
     open(os.environ["MLPIPE_TEST_CALLS"], "a").write("a\\n")
     src, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
     data = open(src).read()
     open(os.path.join(out, "upper.txt"), "w").write(data.upper())
     os.makedirs(os.path.join(out, "sub"), exist_ok=True)
@@ -35,6 +36,7 @@ B = """
     open(os.environ["MLPIPE_TEST_CALLS"], "a").write("b\\n")
     src, out = sys.argv[1], sys.argv[2]
     text = open(os.path.join(src, "upper.txt")).read()
+    os.makedirs(out, exist_ok=True)
     open(os.path.join(out, "twice.txt"), "w").write(text * 2)
     Run.get_context().log("length", len(text))
 """
@@ -184,6 +186,7 @@ def failing(ws, project, run_dag, monkeypatch, blob):
         "f.py",
         """
         import os, sys
+        os.makedirs(sys.argv[1], exist_ok=True)
         open(os.path.join(sys.argv[1], "partial.txt"), "w").write("half")
         sys.exit(3)
         """,

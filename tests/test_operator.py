@@ -59,6 +59,7 @@ ECHO = """
     outs = [v for k, v in os.environ.items()
             if k.startswith("AZUREML_DATAREFERENCE_") and k.endswith("_echo")]
     assert len(outs) == 1, outs
+    os.makedirs(outs[0], exist_ok=True)  # PipelineData(): a path the script creates (v1)
     with open(os.path.join(outs[0], "echo.json"), "w", encoding="utf-8") as handle:
         json.dump({"argv": sys.argv[1:], "env": dict(os.environ)}, handle)
 """

@@ -62,3 +62,18 @@ def data_path_of_run(spec: dict[str, Any], params: Any, step_name: str) -> dict[
     return normalize_data_path(
         value, spec["datastore"], what=f"step {step_name!r}, input {spec['name']!r} ({name})"
     )
+
+
+def missing_data_message(step_name: str, spec: dict[str, Any]) -> str:
+    """The error for a DataReference/DataPath input with nothing at its path: the step, the
+    input, the datastore and the path, and where the path came from (the user fixes one of them)."""
+    where = (
+        f"the value of DataPath parameter {spec['parameter']!r} in this run"
+        if spec["kind"] == "data_path"
+        else "its DataReference path_on_datastore"
+    )
+    return (
+        f"step {step_name!r}, input {spec['name']!r}: {spec['path_on_datastore']!r} does not "
+        f"exist in datastore {spec['datastore']!r} (the path is {where}; upload the data there "
+        "first, e.g. with Datastore.upload, or point the input at data that exists)"
+    )

@@ -151,12 +151,29 @@ def _remote_digests(
     return out
 
 
+def single_file(spec: dict[str, Any], view: dict[str, Any]) -> Any:
+    """The one file of a file dataset made from the path of a single file (no glob), else None.
+
+    v1 gives such a dataset to the script as that file's path, mounted or downloaded ("the path
+    of the single mounted/downloaded file"); any other dataset, even a glob or folder that
+    matches one file, is the folder enclosing its files."""
+    if spec.get("dataset_type") != "file" or len(spec["paths"]) != 1 or len(view) != 1:
+        return None
+    base, glob = dataset_files.split_pattern(spec["paths"][0]["path"])
+    file = next(iter(view.values()))
+    return file if glob is None and base and file.path == base else None
+
+
 def dataset_digest(
     ws: StepWorkspace, spec: dict[str, Any], cache: StatCache, step_name: str
 ) -> str:
     """The content digest of a ``dataset`` input: ``hashing.digest_path``'s folder scheme over
     the view, so a one-folder dataset hashes like a DataReference to that folder, on any store."""
     view = matched_view(ws, spec, step_name)
+    return _view_digest(ws, view, cache)
+
+
+def _view_digest(ws: StepWorkspace, view: dict[str, Any], cache: StatCache) -> str:
     rcache = remote_digest.RemoteDigestCache(ws.directory / "cache" / "stat-cache.sqlite")
     try:
         remote = _remote_digests(ws, view, rcache)
@@ -176,8 +193,11 @@ def dataset_digest(
 def dataset_input_digest(reuse: Any, spec: dict[str, Any]) -> str:
     """What the fingerprint records for an input consumed as a dataset: the content, and how
     the step reads it (file or tabular, separator, header, ...)."""
+    one_file = False
     if spec["kind"] == "dataset":
-        content = dataset_digest(reuse.ws, spec, reuse.cache, reuse.op.step_name)
+        view = matched_view(reuse.ws, spec, reuse.op.step_name)
+        content = _view_digest(reuse.ws, view, reuse.cache)
+        one_file = single_file(spec, view) is not None
     else:  # an OutputFileDatasetConfig consumed with as_input(): the producer's output
         content = reuse.input_digest({k: v for k, v in spec.items() if k not in DATASET_KEYS})
     material = {
@@ -186,6 +206,8 @@ def dataset_input_digest(reuse: Any, spec: dict[str, Any]) -> str:
         "type": spec.get("dataset_type"),
         "tabular": spec.get("tabular"),
     }
+    if one_file:  # the step sees a file path, not a folder: a different input to it
+        material["single_file"] = True
     return hash_bytes(json.dumps(material, sort_keys=True).encode("utf-8"))
 
 
@@ -198,9 +220,10 @@ def materialize(
     place: Path | None = None,
     data: Any = None,
 ) -> str:
-    """The local folder a step reads a ``dataset`` input from: the dataset's own folder when it
-    is one local folder, else a copy of the matched files (downloaded from object stores) in
-    ``staging`` or at ``place`` (its path_on_compute)."""
+    """The local path a step reads a ``dataset`` input from: the dataset's own folder when it
+    is one local folder, its own file when it is a dataset of one file (``single_file``), else
+    a copy of the matched files (downloaded from object stores) in ``staging`` or at ``place``
+    (its path_on_compute); a remote single file is downloaded under its own name."""
     folder = direct_folder(ws, spec)
     if folder is not None:
         matched_view(ws, spec, step_name)  # the same "matches no files" check as the fingerprint
@@ -209,12 +232,26 @@ def materialize(
         place.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(folder, place)
         return str(place)
+    view = matched_view(ws, spec, step_name, data)
+    one = single_file(spec, view)
+    if one is not None and getattr(one, "remote", None) is None:
+        if place is None:
+            return one.local  # the datastore's own file, as a local mount would show it
+        place.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(one.local, place)
+        return str(place)
     target = place or staging / spec["name"]
     if target.exists():
         shutil.rmtree(target)
+    if one is not None:  # one object: downloaded as that file, named as on the datastore
+        if place is None:
+            target.mkdir(parents=True, exist_ok=True)
+            file_target = target / posixpath.basename(one.path)
+        else:
+            file_target = target
     remote: dict[str, list[tuple[str, str]]] = {}
-    for rel, file in matched_view(ws, spec, step_name, data).items():
-        dest = target / rel
+    for rel, file in view.items():
+        dest = file_target if one is not None else target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if getattr(file, "remote", None) is not None:
             remote.setdefault(file.datastore, []).append((file.remote.path, os.fspath(dest)))
@@ -233,16 +270,24 @@ def materialize(
             data.call(name)(f"download of dataset input {spec['name']!r}", "", fetch)
         else:
             fetch()
+    if one is not None:
+        return str(file_target)
     target.mkdir(parents=True, exist_ok=True)
     return str(target)
 
 
-def dataset_environment(op: Any, input_paths: dict[str, str]) -> dict[str, str]:
+def dataset_environment(
+    op: Any, input_paths: dict[str, str], params: Any = None, ws: Any = None
+) -> dict[str, str]:
     """``$MLPIPE_INPUT_DATASETS`` for ``Run.input_datasets`` (empty when no input is a dataset)."""
+    from mlpipe_provider.runtime.dataset_param import dataset_of_run
+
     described = {}
     for spec in op.inputs:
         if not spec.get("dataset_type"):
             continue
+        if spec.get("parameter") and ws is not None:  # this run's dataset, not the default
+            spec = dataset_of_run(spec, params or {}, op.step_name, ws)
         described[spec["name"]] = {
             "path": input_paths[spec["name"]],
             "mode": spec.get("mode") or "mount",

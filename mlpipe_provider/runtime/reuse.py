@@ -13,7 +13,7 @@ from mlpipe_provider import remote_digest
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
 from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
-from mlpipe_provider.runtime.data_path import data_path_of_run
+from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
 from mlpipe_provider.runtime.datastore_retry import Retrier
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
@@ -82,8 +82,10 @@ class StepReuse:
 
     def input_digest(self, spec: dict[str, Any]) -> str:
         if spec.get("dataset_type"):  # a dataset (datasets.md): matched files + how it is read
+            from mlpipe_provider.runtime.dataset_param import dataset_of_run
             from mlpipe_provider.runtime.datasets import dataset_input_digest
 
+            spec = dataset_of_run(spec, self.params, self.op.step_name, self.ws)
             return dataset_input_digest(self, spec)
         if spec["kind"] == "sql":  # the result's CSV, run once per task (runtime/sql_source.py)
             from mlpipe_provider.runtime.sql_source import staged_result
@@ -98,10 +100,7 @@ class StepReuse:
                 what=f"input {spec['name']!r} path_on_datastore",
             )
             if tree is None:
-                raise UserErrorException(
-                    f"step {self.op.step_name!r}, input {spec['name']!r}: {spec['path_on_datastore']!r} does not "
-                    f"exist in datastore {spec['datastore']!r}"
-                )
+                raise UserErrorException(missing_data_message(self.op.step_name, spec))
             return tree.digest
         record = upstream_record(self.ti, spec["producer"])
         output = (record or {}).get("outputs", {}).get(spec["output"])

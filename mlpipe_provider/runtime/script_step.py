@@ -20,7 +20,8 @@ from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.backends import Launch, run_launch
-from mlpipe_provider.runtime.data_path import data_path_of_run
+from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
+from mlpipe_provider.runtime.dataset_param import dataset_of_run
 from mlpipe_provider.runtime.datasets import (
     dataset_environment,
     finish_outputs,
@@ -49,7 +50,8 @@ def _resolve_inputs(op: Any, data: StepData, ti: Any, params: Any = None) -> dic
     paths: dict[str, str] = {}
     for spec in op.inputs:
         name = spec["name"]
-        if spec["kind"] == "dataset":  # one local folder of the matched files (datasets.md)
+        if spec["kind"] == "dataset":  # its folder, its one file, or a copy (datasets.md)
+            spec = dataset_of_run(spec, params or {}, op.step_name, data.ws)
             place = data.working_place(spec.get("path_on_compute"), f"input {name!r}")
             paths[name] = materialize(
                 data.ws, spec, data.area / "inputs", op.step_name, place=place, data=data
@@ -59,10 +61,7 @@ def _resolve_inputs(op: Any, data: StepData, ti: Any, params: Any = None) -> dic
             spec = {**spec, **data_path_of_run(spec, params or {}, op.step_name)}
         if spec["kind"] in ("data_reference", "data_path"):
             datastore, rel = spec["datastore"], spec["path_on_datastore"]
-            missing = (
-                f"step {op.step_name!r}, input {name!r}: {rel!r} does not exist "
-                f"in datastore {datastore!r}"
-            )
+            missing = missing_data_message(op.step_name, spec)
         else:
             record = upstream_record(ti, spec["producer"])
             if not record or spec["output"] not in record.get("outputs", {}):
@@ -91,7 +90,11 @@ def _prepare_outputs(
         port = spec.get("output_name") or spec["name"]
         rel = layout.output_path(step_run_id, port)
         paths[spec["name"]] = data.output_path(
-            port, spec["datastore"], rel, spec.get("path_on_compute")
+            port,
+            spec["datastore"],
+            rel,
+            spec.get("path_on_compute"),
+            is_directory=bool(spec.get("is_directory")),
         )
         locations[port] = {"datastore": spec["datastore"], "path": rel}
     return paths, locations
@@ -190,7 +193,7 @@ def _run_staged(
     env = _environment(
         op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
     )
-    env.update(dataset_environment(op, input_paths))
+    env.update(dataset_environment(op, input_paths, context["params"], ws))
     run_dir = source_dir
     if data.placed:
         env["MLPIPE_WORKING_DIR"] = str(data.work_dir)
@@ -253,6 +256,7 @@ def _run_staged(
     finally:
         if lease is not None:
             lease.release()
+    _settle_outputs(output_paths)
     prune_outputs(op, {**_local_output_folders(ws, output_locations), **data.staged_folders()})
     uploaded = data.publish_outputs()  # only now does anything reach an object store
     for port, digested in uploaded.items():
@@ -299,3 +303,11 @@ def _local_output_folders(
         if store.is_local:
             folders[port] = store.local_path(location["path"], what=f"output {port!r}")
     return folders
+
+
+def _settle_outputs(output_paths: dict[str, str]) -> None:
+    """An output the script left nothing at is an empty folder, as an unwritten v1 output was; a
+    file or folder the script created there is the output as it stands."""
+    for path in output_paths.values():
+        if not os.path.lexists(path):
+            os.makedirs(path, exist_ok=True)

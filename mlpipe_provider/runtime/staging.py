@@ -182,19 +182,31 @@ class StepData:
             )
 
     # --- outputs ---------------------------------------------------------------------------
-    def output_path(self, port: str, datastore: str, rel: str, path_on_compute: str | None) -> str:
-        """The local folder a step writes output ``port`` into (staged unless it is the local
-        datastore's own folder)."""
+    def output_path(
+        self,
+        port: str,
+        datastore: str,
+        rel: str,
+        path_on_compute: str | None,
+        *,
+        is_directory: bool = True,
+    ) -> str:
+        """The local path a step writes output ``port`` at (staged unless it is the local
+        datastore's own path). ``is_directory``: an existing empty folder; otherwise (v1's
+        ``PipelineData(is_directory=False)``, the default) a path that does not exist yet under a
+        folder that does, so the script may create a file or a folder there."""
         store = self.store(datastore)
         place = self.working_place(path_on_compute, f"output {port!r}")
         if store.is_local and place is None:
             path = store.local_path(rel, what=f"output {port!r}")
+        else:
+            path = place or self.area / "outputs" / port
+            self.pending.append(_PendingOutput(port, path, datastore, rel))
+        if is_directory:
             path.mkdir(parents=True, exist_ok=True)
-            return str(path)
-        staged = place or self.area / "outputs" / port
-        staged.mkdir(parents=True, exist_ok=True)
-        self.pending.append(_PendingOutput(port, staged, datastore, rel))
-        return str(staged)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
 
     def staged_folders(self) -> dict[str, Path]:
         return {p.port: p.staged for p in self.pending}
@@ -217,11 +229,14 @@ class StepData:
     def _upload(self, item: _PendingOutput, store: DatastoreAccess) -> dict[str, Any]:
         call = self.call(item.datastore)
         cache = StatCache(None)
-        local_files = {rel: entry.path for rel, entry in iter_tree(item.staged, False)}
+        if item.staged.is_dir():
+            local_files = {rel: entry.path for rel, entry in iter_tree(item.staged, False)}
+        else:  # the script left one file at the output path: the output is that one object
+            local_files = {"": os.fspath(item.staged)}
         tree = digest_path(item.staged, cache)
         per_file = {rel: cache.digest(path) for rel, path in local_files.items()}
         full = store.full_path(item.rel, what=f"output {item.port!r}")
-        remote = [posixpath.join(full, rel) for rel in sorted(local_files)]
+        remote = [posixpath.join(full, rel) if rel else full for rel in sorted(local_files)]
         for parent in sorted({posixpath.dirname(p) for p in remote}):
             call("mkdir", parent, lambda p=parent: store.fs.makedirs(p, exist_ok=True))
         if remote:

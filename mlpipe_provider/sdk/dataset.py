@@ -860,10 +860,13 @@ class DatasetConsumptionConfig:
                 f"dataset input name {name!r} must start with a letter or '_' and contain only "
                 "letters, digits and '_'"
             )
-        if not isinstance(dataset, (AbstractDataset, OutputDatasetConfig)):
+        if not isinstance(dataset, (AbstractDataset, OutputDatasetConfig)) and not (
+            _is_dataset_parameter(dataset)
+        ):
             raise UserErrorException(
                 f"DatasetConsumptionConfig {name!r}: dataset must be a FileDataset, "
-                f"TabularDataset or OutputFileDatasetConfig, got {type(dataset).__name__}"
+                "TabularDataset, OutputFileDatasetConfig or a PipelineParameter whose "
+                f"default_value is a dataset, got {type(dataset).__name__}"
             )
         if mode not in CONSUMPTION_MODES:
             raise UserErrorException(
@@ -925,7 +928,17 @@ class DatasetConsumptionConfig:
         )
 
 
+def _is_dataset_parameter(value: Any) -> bool:
+    """v1's dataset-valued ``PipelineParameter`` (its default is the dataset a run consumes
+    unless the submit names another)."""
+    from mlpipe_provider.sdk.data import PipelineParameter
+
+    return isinstance(value, PipelineParameter) and isinstance(value.default_value, AbstractDataset)
+
+
 def _dataset_type(dataset: Any) -> str:
+    if _is_dataset_parameter(dataset):
+        dataset = dataset.default_value
     if isinstance(dataset, AbstractDataset):
         return dataset._dataset_type
     return getattr(dataset, "_dataset_type", "file")
@@ -946,11 +959,16 @@ def input_datasets_from_env() -> dict[str, Any]:
             out[name] = info["path"]
             continue
         tabular = info.get("tabular")
-        definition = dataset_files.definition(
-            info["type"], [{"local": info["path"], "path": ""}], tabular
-        )
+        definition = dataset_files.definition(info["type"], [_local_entry(info["path"])], tabular)
         out[name] = AbstractDataset._create(definition, None, info.get("registered"))
     return out
+
+
+def _local_entry(path: str) -> dict[str, str]:
+    """A step's local input as a dataset path: a folder, or one file (a single-file dataset)."""
+    if os.path.isfile(path):
+        return {"local": os.path.dirname(path), "path": os.path.basename(path)}
+    return {"local": path, "path": ""}
 
 
 def _input_dataset_by_value(value: Any) -> AbstractDataset | None:
@@ -962,7 +980,7 @@ def _input_dataset_by_value(value: Any) -> AbstractDataset | None:
         if value in (info["path"], registered.get("id")):
             dataset = input_datasets_from_env()[name]
             if isinstance(dataset, str):  # a mounted file dataset: get_by_id gives the dataset
-                definition = dataset_files.definition("file", [{"local": dataset, "path": ""}])
+                definition = dataset_files.definition("file", [_local_entry(dataset)])
                 dataset = AbstractDataset._create(definition, None, info.get("registered"))
             return dataset
     return None

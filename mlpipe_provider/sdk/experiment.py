@@ -164,8 +164,11 @@ def _experiment_not_supported() -> None:
 _experiment_not_supported()
 
 
-def _check_parameters(lowered_params: dict[str, Any], given: dict | None) -> dict[str, Any]:
+def _check_parameters(
+    lowered_params: dict[str, Any], given: dict | None, workspace: Any = None
+) -> dict[str, Any]:
     from mlpipe_provider.runtime.data_path import is_data_path_type, normalize_data_path
+    from mlpipe_provider.runtime.dataset_param import is_dataset_type, normalize_dataset_value
 
     if given is None:
         return {}
@@ -183,6 +186,15 @@ def _check_parameters(lowered_params: dict[str, Any], given: dict | None) -> dic
             default_store = lowered_params[name]["default"]["datastore"]
             conf[name] = normalize_data_path(
                 value, default_store, what=f"pipeline_parameters: parameter {name!r}"
+            )
+            continue
+        if is_dataset_type(expected):  # a dataset parameter: travels as a serialized dataset
+            conf[name] = normalize_dataset_value(
+                value,
+                lowered_params[name]["default"]["dataset_type"],
+                what=f"pipeline_parameters: parameter {name!r}",
+                workspace_dir=getattr(workspace, "_dir", None),
+                datastores=getattr(getattr(workspace, "_config", None), "datastores", None),
             )
             continue
         ok = {
@@ -241,7 +253,7 @@ def _submit_pipeline(
     )
     compiled.write()
     lowered = lower(pipeline)
-    conf = _check_parameters(lowered.parameters, pipeline_parameters)
+    conf = _check_parameters(lowered.parameters, pipeline_parameters, ws)
     run = start_run(
         experiment,
         compiled.dag_id,

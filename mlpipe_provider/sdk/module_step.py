@@ -100,6 +100,7 @@ class ModuleStep(PipelineStep):
         bindings: dict[str, InputPortBinding] = {}
         for port, data in inputs_map.items():
             bindings[port] = _bind_input(step_name, port, data, in_ports.get(port))
+        out_ports = {p.name: p for p in resolved.output_port_defs}
         for port, data in outputs_map.items():
             if not isinstance(data, PipelineData):
                 field = f"outputs_map[{port!r}]"
@@ -107,6 +108,8 @@ class ModuleStep(PipelineStep):
                     f"step {step_name!r}, field {field!r}: must be PipelineData, got "
                     f"{type(data).__name__}"
                 )
+            if data.is_directory is None and getattr(out_ports.get(port), "is_directory", False):
+                data._is_directory = True  # the port says a folder; the data did not say
         if arguments is not None and not isinstance(arguments, (list, tuple)):
             raise UserErrorException(
                 f"step {step_name!r}: arguments must be a list, got {type(arguments).__name__}"

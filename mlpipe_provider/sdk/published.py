@@ -297,7 +297,7 @@ class PublishedPipeline:
     def _check_conf(self, pipeline_parameters: dict | None) -> dict[str, Any]:
         from mlpipe_provider.sdk.experiment import _check_parameters
 
-        conf = _check_parameters(self._record["parameters"], pipeline_parameters)
+        conf = _check_parameters(self._record["parameters"], pipeline_parameters, self._workspace)
         _check_data_paths(self._workspace, self._record["parameters"], conf)
         return conf
 

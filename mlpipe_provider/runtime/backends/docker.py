@@ -241,7 +241,9 @@ def container_mounts(launch: Launch, settings: DockerSettings) -> tuple[list[Any
     if launch.run_folder is not None:
         add(launch.run_folder, read_only=False)
     for path in launch.output_paths.values():
-        add(path, read_only=False)
+        # a not-yet-existing output path (PipelineData is_directory=False): its folder is bound,
+        # so the script can create a file or a folder there
+        add(path if os.path.isdir(path) else os.path.dirname(path), read_only=False)
     add(launch.source_dir, read_only=True)
     for path in launch.input_paths.values():
         add(path, read_only=True)
