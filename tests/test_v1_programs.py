@@ -28,20 +28,23 @@ RUN_TIMEOUT = 600
 
 
 def _import_roots(tree: ast.AST) -> set[str]:
-    """Names bound to a module by ``import a.b`` / ``import a.b as c`` (what attribute chains
-    that name a module start with)."""
+    """Names any import binds (``import a.b`` binds ``a``; ``from a import b as c`` binds ``c``):
+    the roots of the attribute chains that migrate may legitimately spell differently."""
     roots = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 roots.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            roots.update(alias.asname or alias.name for alias in node.names)
     return roots
 
 
 class _Normalise(ast.NodeTransformer):
     """Drop import statements and collapse a dotted chain that starts at an imported module
     (``azureml.core.VERSION``, or whatever migrate made of it) to ``MODULE.<last attribute>``:
-    migrate may rename modules, it may not touch the program's own code."""
+    migrate may rename modules, it may not touch the program's own code. Both sides are
+    collapsed the same way, so ``Workspace.from_config`` still has to stay ``from_config``."""
 
     def __init__(self, roots: set[str]):
         self.roots = roots

@@ -6,7 +6,7 @@ import os
 
 import azureml.core
 from azureml.core import Datastore, Experiment, Workspace
-from azureml.core.compute import ComputeTarget, DataFactoryCompute
+from azureml.core.compute import AmlCompute, ComputeTarget, DataFactoryCompute
 from azureml.core.compute_target import ComputeTargetException
 from azureml.data.data_reference import DataReference
 from azureml.pipeline.core import Pipeline, PipelineData
@@ -46,6 +46,16 @@ blob_datastore.upload(
     src_dir="to_transfer", target_path="sales", overwrite=True, show_progress=True
 )
 
+try:
+    cpu_cluster = ComputeTarget(workspace=ws, name="cpu-cluster")
+except ComputeTargetException:
+    cpu_cluster = ComputeTarget.create(
+        ws,
+        "cpu-cluster",
+        AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=1),
+    )
+    cpu_cluster.wait_for_completion(show_output=True)
+
 data_factory_name = "adf-compute"
 try:
     data_factory_compute = DataFactoryCompute(ws, data_factory_name)
@@ -76,7 +86,7 @@ summarize = PythonScriptStep(
     arguments=["--sales", copied, "--summary", summary],
     inputs=[copied],
     outputs=[summary],
-    compute_target="cpu-cluster",
+    compute_target=cpu_cluster,
     source_directory="src",
 )
 

@@ -6,7 +6,7 @@ import os
 
 import azureml.core
 from azureml.core import Datastore, Experiment, Workspace
-from azureml.core.compute import ComputeTarget, DataFactoryCompute
+from azureml.core.compute import AmlCompute, ComputeTarget, DataFactoryCompute
 from azureml.core.compute_target import ComputeTargetException
 from azureml.data.sql_data_reference import SqlDataReference
 from azureml.pipeline.core import Pipeline, PipelineData
@@ -31,6 +31,16 @@ except Exception:
         endpoint=os.getenv("PSQL_ENDPOINT", "postgres.database.azure.com"),
         enforce_ssl=False,
     )
+
+try:
+    cpu_cluster = ComputeTarget(workspace=ws, name="cpu-cluster")
+except ComputeTargetException:
+    cpu_cluster = ComputeTarget.create(
+        ws,
+        "cpu-cluster",
+        AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=1),
+    )
+    cpu_cluster.wait_for_completion(show_output=True)
 
 try:
     data_factory_compute = DataFactoryCompute(ws, "adf-compute")
@@ -60,7 +70,7 @@ report_step = PythonScriptStep(
     script_name="report.py",
     arguments=["--sales", sales_csv],
     inputs=[sales_csv],
-    compute_target="cpu-cluster",
+    compute_target=cpu_cluster,
     source_directory="src",
 )
 
