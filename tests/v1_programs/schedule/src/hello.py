@@ -1,0 +1,4 @@
+from azureml.core import Run
+
+print("Hello from a scheduled pipeline")
+Run.get_context().log("hello", 1)
