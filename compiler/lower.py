@@ -542,6 +542,13 @@ class _Lowering:
             self.problem(step, "runconfig.environment", "must be an Environment")
             return {}
         spec = env.to_spec()
+        if getattr(getattr(env, "spark", None), "packages", None):
+            self.problem(
+                step,
+                "runconfig.environment.spark.packages",
+                "Spark packages are not supported by mlpipe (no step runs on Spark); add the "
+                "Python packages the script needs to environment.python.conda_dependencies",
+            )
         for key, value in spec.get("environment_variables", {}).items():
             if not isinstance(key, str) or not key or "=" in key or "\x00" in key + value:
                 self.problem(

@@ -19,6 +19,9 @@ CONFIG_DIR_NAME = ".mlpipe"
 CONFIG_FILE_NAME = "config.json"
 DEFAULT_DATASTORE = "workspaceblobstore"
 WORKSPACE_ENV = "MLPIPE_WORKSPACE"
+# The workspace a running step belongs to, for ``Run.get_context().experiment.workspace``
+# (a path on the worker; a step in a container does not see it).
+STEP_WORKSPACE_ENV = "MLPIPE_STEP_WORKSPACE"
 
 
 class DatastoreConfig(BaseModel):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider import layout
-from mlpipe_provider.config import atomic_write_text
+from mlpipe_provider.config import STEP_WORKSPACE_ENV, atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.backends import Launch, run_launch
@@ -103,6 +103,7 @@ def _prepare_outputs(
 def _environment(
     op: Any,
     context: Any,
+    ws: StepWorkspace,
     step_run_id: str,
     paths: dict[str, str],
     metrics_file: Path,
@@ -128,6 +129,7 @@ def _environment(
             "MLPIPE_PARENT_RUN_ID": str(dag_run.run_id),
             "MLPIPE_STEP_NAME": op.step_name,
             "MLPIPE_EXPERIMENT": str(dag_run.dag_id),
+            STEP_WORKSPACE_ENV: str(ws.directory),
             METRICS_FILE_ENV: str(metrics_file),
             "MLPIPE_ARTIFACTS_DIR": str(artifacts_dir),
             "PYTHONUNBUFFERED": "1",
@@ -191,7 +193,7 @@ def _run_staged(
         step_name=op.step_name,
     )
     env = _environment(
-        op, context, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
+        op, context, ws, step_run_id, {**input_paths, **output_paths}, metrics_file, artifacts_dir
     )
     env.update(dataset_environment(op, input_paths, context["params"], ws))
     run_dir = source_dir

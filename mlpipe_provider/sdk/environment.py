@@ -7,11 +7,14 @@ into the DAG file and hashed into each step's fingerprint, so changing a package
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.errors import NotSupportedError, UserErrorException
+
+module_logger = logging.getLogger("azureml.core.environment")
 
 DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
 _PIP_COMMENT_RE = re.compile(r"(^|\s)#.*$")
@@ -352,6 +355,12 @@ class PythonSection:
         self._user_managed = bool(value)
 
 
+_GPU_SUPPORT_NOTICE = (
+    "'gpu_support' is no longer necessary; AzureML now automatically detects and uses nvidia "
+    "docker extension when it is available. It will be removed in a future release."
+)
+
+
 class DockerSection:
     def __init__(self) -> None:
         self.enabled = False
@@ -359,6 +368,35 @@ class DockerSection:
         self.base_dockerfile: str | None = None
         self.shm_size: str | None = None
         self.arguments: list[str] = []
+
+    @property
+    def gpu_support(self) -> bool:
+        """Deprecated in v1: GPUs are found where they exist; reads as True, with v1's notice."""
+        module_logger.warning(_GPU_SUPPORT_NOTICE)
+        return True
+
+    @gpu_support.setter
+    def gpu_support(self, _value: Any) -> None:
+        module_logger.warning(_GPU_SUPPORT_NOTICE)
+
+
+class SparkSection:
+    """v1's ``environment.spark``: Maven repositories and packages for a Spark run.
+
+    Kept as data, so programs that set it (``spark.precache_packages = False`` is common) run
+    unchanged; no step runs Spark here, so a step whose environment names packages is refused
+    when the pipeline compiles.
+    """
+
+    def __init__(
+        self,
+        repositories: list | None = None,
+        packages: list | None = None,
+        precache_packages: bool = True,
+    ) -> None:
+        self.repositories = list(repositories or [])
+        self.packages = list(packages or [])
+        self.precache_packages = precache_packages
 
 
 class Environment:
@@ -371,6 +409,7 @@ class Environment:
         self.version: str | None = None
         self.python = PythonSection()
         self.docker = DockerSection()
+        self.spark = SparkSection()
         self.environment_variables: dict[str, str] = {}
 
     @staticmethod

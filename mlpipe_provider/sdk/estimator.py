@@ -304,9 +304,30 @@ class MpiStep(EstimatorStep):
             "max_run_duration_seconds",
             "shm_size",
         }
-        unknown = sorted(set(kwargs) - known)
+        unknown = sorted(set(kwargs) - known - {"runconfig"})
         if unknown:
             raise UserErrorException(f"MpiStep {name!r}: unexpected arguments {', '.join(unknown)}")
+        runconfig = kwargs.pop("runconfig", None)
+        if runconfig is not None:
+            # v1 notebooks pass the RunConfiguration they built for the other steps; the MPI
+            # step's own package and image keywords still say what it installs.
+            env = getattr(runconfig, "environment", None)
+            if env is None or not hasattr(env, "to_spec"):
+                raise UserErrorException(
+                    f"MpiStep {name!r}: runconfig must be a RunConfiguration, got "
+                    f"{type(runconfig).__name__}"
+                )
+            own_environment = {
+                "pip_packages",
+                "conda_packages",
+                "environment_definition",
+                "custom_docker_image",
+                "custom_docker_base_image",
+                "pip_requirements_file_path",
+                "conda_dependencies_file_path",
+            }
+            if not own_environment & set(kwargs):
+                kwargs["environment_definition"] = env
         logging.disable(logging.WARNING)  # the estimator's deprecation notice is not MpiStep's
         try:
             estimator = Estimator(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import subprocess
@@ -43,6 +44,7 @@ from mlpipe_provider.sdk.run_details import (
 )
 
 GRAPH_FILE = "graph.json"
+_logger = logging.getLogger("azureml.pipeline.core")
 _EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 
 
@@ -94,13 +96,22 @@ class Experiment:
         from mlpipe_provider.sdk.pipeline import Pipeline
         from mlpipe_provider.sdk.published import PipelineEndpoint, PublishedPipeline
 
-        if isinstance(config, (PublishedPipeline, PipelineEndpoint)):
+        if isinstance(config, PipelineEndpoint):
+            kwargs = submit_keywords(
+                kwargs, _ENDPOINT_KEYWORDS, "Experiment.submit(PipelineEndpoint)"
+            )
+            return config._submit_to(self, tags=tags, **kwargs)
+        if isinstance(config, PublishedPipeline):
+            kwargs = submit_keywords(
+                kwargs, _PUBLISHED_KEYWORDS, "Experiment.submit(PublishedPipeline)"
+            )
             return config._submit_to(self, tags=tags, **kwargs)
         if not isinstance(config, Pipeline):
             raise UserErrorException(
                 "Experiment.submit: mlpipe submits Pipeline, PublishedPipeline or PipelineEndpoint "
                 f"objects, got {type(config).__name__}"
             )
+        kwargs = submit_keywords(kwargs, PIPELINE_SUBMIT_KEYWORDS, "Experiment.submit(Pipeline)")
         return _submit_pipeline(self, config, tags=tags, **kwargs)
 
     def get_runs(
@@ -162,6 +173,47 @@ def _experiment_not_supported() -> None:
 
 
 _experiment_not_supported()
+
+
+PIPELINE_SUBMIT_KEYWORDS = frozenset(
+    {
+        "pipeline_parameters",
+        "continue_on_step_failure",
+        "regenerate_outputs",
+        "parent_run_id",
+        "credential_passthrough",
+    }
+)
+_PUBLISHED_KEYWORDS = frozenset(
+    {"pipeline_parameters", "continue_on_step_failure", "parent_run_id"}
+)
+_ENDPOINT_KEYWORDS = _PUBLISHED_KEYWORDS | {"pipeline_version"}
+
+
+def submit_keywords(kwargs: dict[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
+    """The submit options, with v1's deprecated ``pipeline_params`` read as ``pipeline_parameters``.
+
+    v1 routed ``Experiment.submit``'s ``**kwargs`` to the pipeline's submit function, which read
+    the names it knew and ignored the rest, so a misspelt option ran the pipeline with its defaults.
+    Here an unknown name is refused instead, as Python refuses an unknown keyword argument.
+    """
+    kwargs = dict(kwargs)
+    if "pipeline_params" in kwargs:
+        if kwargs.get("pipeline_parameters") is not None:
+            raise TypeError(
+                f"{what}: give pipeline_parameters or its deprecated alias pipeline_params, not both"
+            )
+        _logger.warning(
+            "The 'pipeline_params' argument is deprecated. Please use 'pipeline_parameters' instead."
+        )
+        kwargs["pipeline_parameters"] = kwargs.pop("pipeline_params")
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise TypeError(
+            f"{what} got unexpected keyword argument(s) {', '.join(map(repr, unknown))} "
+            f"(it takes: {', '.join(sorted(allowed | {'tags'}))})"
+        )
+    return kwargs
 
 
 def _check_parameters(
@@ -726,11 +778,18 @@ class PipelineRun:
         return self.get_status()
 
     # --- steps ----------------------------------------------------------------------------------
+    def _steps_in_start_order(self) -> list[StepRun]:
+        return [
+            StepRun(self, task_id, info)
+            for task_id, info in sorted(
+                self._status.get("steps", {}).items(), key=lambda kv: kv[1].get("start") or "~"
+            )
+        ]
+
     def get_steps(self) -> Iterator[StepRun]:
-        for task_id, info in sorted(
-            self._status.get("steps", {}).items(), key=lambda kv: kv[1].get("start") or "~"
-        ):
-            yield StepRun(self, task_id, info)
+        """The step runs, newest first as v1 lists a run's children (programs take the first
+        as the latest step)."""
+        yield from reversed(self._steps_in_start_order())
 
     def get_children(
         self,

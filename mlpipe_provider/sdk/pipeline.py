@@ -149,6 +149,7 @@ class Pipeline:
             pipeline_parameters=pipeline_parameters,
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
+            **kwargs,
         )
 
     def publish(

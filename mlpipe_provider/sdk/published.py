@@ -546,6 +546,12 @@ class PipelineEndpoint:
             for v in self._record["versions"]
         ]
 
+    def get_all_versions(
+        self, _workflow_provider: Any = None, _service_endpoint: Any = None
+    ) -> list[PipelineIdVersion]:
+        """Deprecated in v1 in favour of ``list_versions``."""
+        return self.list_versions()
+
     def get_default_version(self) -> str:
         self._reload()
         return self.default_version
@@ -611,6 +617,15 @@ class PipelineEndpoint:
     def list_pipelines(self, active_only: bool = True) -> list[PublishedPipeline]:
         pipelines = [self.get_pipeline(v.version) for v in self.list_versions()]
         return [p for p in pipelines if not active_only or p.status == ACTIVE]
+
+    def get_all_pipelines(
+        self,
+        active_only: bool = True,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> list[PublishedPipeline]:
+        """Deprecated in v1 in favour of ``list_pipelines``."""
+        return self.list_pipelines(active_only=active_only)
 
     # --- status ---------------------------------------------------------------------------------
     def _set_status(self, status: str) -> None:

@@ -30,8 +30,34 @@ def _safe_file_stem(name: str) -> str:
 
 
 class _ExperimentRef:
+    """The experiment of the step run a script runs in (v1's ``run.experiment``)."""
+
     def __init__(self, name: str):
         self.name = name
+
+    @property
+    def workspace(self) -> Any:
+        """The workspace the step runs against, as v1 scripts reach it (``run.experiment.workspace``).
+
+        The worker tells the step where that workspace is; where the step cannot see it (an
+        offline run, a step inside a container), this says so rather than open an empty one.
+        """
+        from mlpipe_provider.config import CONFIG_FILE_NAME, STEP_WORKSPACE_ENV
+        from mlpipe_provider.errors import UserErrorException
+        from mlpipe_provider.sdk.workspace import Workspace
+
+        folder = os.environ.get(STEP_WORKSPACE_ENV)
+        if not folder:
+            raise UserErrorException(
+                "run.experiment.workspace: this run is not a pipeline step run (an offline run "
+                "has no workspace); use Workspace.from_config()"
+            )
+        if not (Path(folder) / CONFIG_FILE_NAME).is_file():
+            raise UserErrorException(
+                f"run.experiment.workspace: the step's workspace {folder!r} is not visible where "
+                "this step runs (a container step sees only its inputs and outputs)"
+            )
+        return Workspace(_workspace_dir=folder)
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r})"

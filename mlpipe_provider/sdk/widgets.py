@@ -36,8 +36,8 @@ class RunDetails:
     # --- data -----------------------------------------------------------------------------------
     def _steps(self) -> list[Any]:
         run = self.run_instance
-        if hasattr(run, "get_steps"):
-            return list(run.get_steps())
+        if hasattr(run, "_steps_in_start_order"):  # a table reads top-down in run order
+            return run._steps_in_start_order()
         return [run]
 
     def rows(self) -> list[tuple[str, str, str, str]]:

@@ -255,6 +255,16 @@ class Workspace:
         experiment = Experiment(self, request["experiment"], _skip_name_validation=True)
         return PipelineRun(experiment, str(run_id))
 
+    def get_default_compute_target(self, type: str) -> Any:
+        """v1's workspace default CPU or GPU target: None, as for a v1 workspace created without
+        one (``default_cpu_compute_target``); notebooks then create or look up a cluster by name
+        (``ws.compute_targets``), which works here."""
+        if not isinstance(type, str) or type.upper() not in ("CPU", "GPU"):
+            raise UserErrorException(
+                f"get_default_compute_target: type must be 'CPU' or 'GPU', got {type!r}"
+            )
+        return None
+
     def get_default_datastore(self) -> Any:
         from mlpipe_provider.sdk.datastore import Datastore
 
