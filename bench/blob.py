@@ -71,6 +71,7 @@ STEP_A = """
         for name in files:
             count += 1
             total += os.path.getsize(os.path.join(folder, name))
+    os.makedirs(out, exist_ok=True)  # v1: a PipelineData path does not exist until written
     open(os.path.join(out, "summary.txt"), "w").write(f"{count} files, {total} bytes\\n")
 """
 STEP_B = """
@@ -78,6 +79,7 @@ STEP_B = """
     open(os.environ["MLPIPE_BENCH_CALLS"], "a").write("b\\n")
     src, out = sys.argv[1], sys.argv[2]
     text = open(os.path.join(src, "summary.txt")).read()
+    os.makedirs(out, exist_ok=True)
     open(os.path.join(out, "report.txt"), "w").write("report: " + text)
 """
 

@@ -65,14 +65,15 @@ def test_pipeline_params_is_read_as_pipeline_parameters_with_v1_notice(caplog):
         )
 
 
-def test_unknown_submit_keyword_is_refused_before_anything_compiles(ws, project):
-    pipeline = _one_step(ws, project / "src")
-    with pytest.raises(TypeError, match="'pipeline_parmeters'"):
-        Experiment(ws, "typo").submit(pipeline, pipeline_parmeters={"n": 1})
-    with pytest.raises(TypeError, match="'show_output'"):
-        pipeline.submit("typo", show_output=True)
-    assert not list(ws.dags_dir.glob("*.py"))  # refused before compiling
-    assert "typo" not in ws.experiments
+def test_unknown_submit_keyword_is_ignored_as_v1_did_but_loudly():
+    """v1 ignored keywords its submit did not know; a program that ran there must run here."""
+    with pytest.warns(UserWarning, match="'pipeline_parmeters'.*as v1 did"):
+        out = submit_keywords(
+            {"pipeline_parmeters": {"n": 1}, "regenerate_outputs": True},
+            PIPELINE_SUBMIT_KEYWORDS,
+            "submit",
+        )
+    assert out == {"regenerate_outputs": True}
 
 
 # --- PipelineEndpoint's deprecated aliases (publish only, no run) ---------------------------------

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,9 @@ def submit_keywords(kwargs: dict[str, Any], allowed: frozenset[str], what: str) 
     """The submit options, with v1's deprecated ``pipeline_params`` read as ``pipeline_parameters``.
 
     v1 routed ``Experiment.submit``'s ``**kwargs`` to the pipeline's submit function, which read
-    the names it knew and ignored the rest, so a misspelt option ran the pipeline with its defaults.
-    Here an unknown name is refused instead, as Python refuses an unknown keyword argument.
+    the names it knew and ignored the rest ("reserved for future development"). A v1 program that
+    ran on Azure must not be refused here, so an unknown name is dropped as v1 dropped it, but
+    loudly: a misspelt ``pipeline_parmeters`` would otherwise run with the defaults unnoticed.
     """
     kwargs = dict(kwargs)
     if "pipeline_params" in kwargs:
@@ -209,10 +211,14 @@ def submit_keywords(kwargs: dict[str, Any], allowed: frozenset[str], what: str) 
         kwargs["pipeline_parameters"] = kwargs.pop("pipeline_params")
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
-        raise TypeError(
-            f"{what} got unexpected keyword argument(s) {', '.join(map(repr, unknown))} "
-            f"(it takes: {', '.join(sorted(allowed | {'tags'}))})"
+        message = (
+            f"{what} ignores unexpected keyword argument(s) {', '.join(map(repr, unknown))}, as v1 "
+            f"did (it takes: {', '.join(sorted(allowed | {'tags'}))})"
         )
+        _logger.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+        for name in unknown:
+            del kwargs[name]
     return kwargs
 
 
