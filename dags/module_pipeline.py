@@ -59,6 +59,7 @@ with DAG(
                     'datastore': 'workspaceblobstore',
                     'mode': 'mount',
                     'path_on_compute': None,
+                    'is_directory': True,
                 },
             ],
             step_params={'lowercase': True},
