@@ -278,7 +278,7 @@ def test_data_transfer_program(tmp_path, airflow_db, azurite):
 
 
 def _postgres_missing() -> str | None:
-    from test_celery_postgres import INITDB, PG_CTL, _postgres_user
+    from postgres_server import INITDB, PG_CTL, _postgres_user
 
     if INITDB and PG_CTL and (os.geteuid() != 0 or _postgres_user()):
         return None
@@ -295,7 +295,7 @@ def sales_database():
             pytest.fail(f"MLPIPE_REQUIRE_POSTGRES=1 but {missing}")
         pytest.skip(missing)
     import psycopg2
-    from test_celery_postgres import PostgresCluster
+    from postgres_server import PostgresCluster
 
     cluster = PostgresCluster()
     try:

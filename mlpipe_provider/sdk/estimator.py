@@ -15,6 +15,7 @@ from mlpipe_provider.sdk.environment import CondaDependencies, Environment
 from mlpipe_provider.sdk.steps import PipelineStep, _resolve_source_directory
 
 module_logger = logging.getLogger("azureml.train.estimator")
+step_logger = logging.getLogger("azureml.pipeline.steps")
 
 
 class Mpi:
@@ -221,6 +222,10 @@ class EstimatorStep(PipelineStep):
     """Run an estimator as a pipeline step (v1 ``EstimatorStep``)."""
 
     _step_kind = "estimator"
+    # v1's reference marks the step "DEPRECATED. Use the CommandStep instead."; the notice is
+    # logged once per step, worded like v1's estimator notices, so a migrated program's output
+    # reads as it did on Azure.
+    _step_deprecation = "'EstimatorStep' is deprecated. Please use 'CommandStep' instead."
 
     def __init__(
         self,
@@ -238,6 +243,7 @@ class EstimatorStep(PipelineStep):
             raise UserErrorException(
                 f"EstimatorStep {name!r}: estimator must be an Estimator, got {type(estimator).__name__}"
             )
+        step_logger.warning(self._step_deprecation)
         flattened: list[Any] = []
         for key, value in estimator.script_params.items():
             flattened += [key, value]
@@ -266,6 +272,7 @@ class MpiStep(EstimatorStep):
     """
 
     _step_kind = "mpi"
+    _step_deprecation = "'MpiStep' is deprecated. Please use 'CommandStep' instead."
 
     def __init__(
         self,
