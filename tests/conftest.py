@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+from services import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mlpipe-tests-airflow-"))
@@ -27,9 +29,41 @@ os.environ.update(
 )
 os.environ.pop("MLPIPE_WORKSPACE", None)
 
+# Hypothesis profiles (docs/testing.md): a quick pass on a developer's machine, the full search in
+# CI, where .ci/run exports MLPIPE_HYPOTHESIS_PROFILE=ci. Loaded here, before any test module builds
+# its ``@settings``, so the property tests inherit ``max_examples`` from the profile.
+hypothesis_settings.register_profile("ci", max_examples=10_000, deadline=None)
+hypothesis_settings.register_profile("dev", max_examples=500, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("MLPIPE_HYPOTHESIS_PROFILE", "dev"))
+
 
 def pytest_sessionfinish(session, exitstatus):
+    # Leaves ``exitstatus`` alone: a run that collects no test must still exit 5, not pass.
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+# A test that takes one of these fixtures (directly or through another fixture) needs that
+# service, so it gets the service's marker here rather than by a decorator that could be forgotten.
+# Tests that reach a service another way (``request.getfixturevalue``, a helper) carry the marker
+# themselves. Markers are registered in pyproject.toml; docs/testing.md lists them.
+FIXTURE_MARKERS = {
+    "azurite": "azurite",
+    "docker_image": "docker",
+    "postgres": "postgres",
+    "sales_database": "postgres",
+    "mlflow_server": "mlflow",
+    "compose": "compose",
+    "server_ws": "airflow_server",
+    "server": "airflow_server",  # test_server, test_gpu_pools, test_celery_postgres: a real Airflow
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            marker = FIXTURE_MARKERS.get(fixture)
+            if marker is not None:
+                item.add_marker(marker)
 
 
 @pytest.fixture
@@ -133,9 +167,7 @@ def azurite():
 
     binary = install()
     if binary is None:
-        if os.environ.get("MLPIPE_REQUIRE_AZURITE") == "1":
-            pytest.fail("MLPIPE_REQUIRE_AZURITE=1 but Azurite could not be installed (npm/node)")
-        pytest.skip("Azurite needs node and npm to install (tools/azurite)")
+        unavailable("azurite", "Azurite needs node and npm to install (tools/azurite)")
     server = Azurite(binary)
     server.start()
     yield server

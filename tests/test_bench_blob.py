@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from services import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,13 +39,12 @@ def _table(stdout: str) -> dict[tuple[str, str, str], list[str]]:
     return rows
 
 
+@pytest.mark.azurite
 def test_blob_benchmark_tiny_mode_runs_and_checks_itself():
     from azurite import install
 
     if install() is None:
-        if os.environ.get("MLPIPE_REQUIRE_AZURITE") == "1":
-            pytest.fail("MLPIPE_REQUIRE_AZURITE=1 but Azurite could not be installed (npm/node)")
-        pytest.skip("Azurite needs node and npm to install (tools/azurite)")
+        unavailable("azurite", "Azurite needs node and npm to install (tools/azurite)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     result = subprocess.run(
         [sys.executable, "bench/blob.py", "--blobs", "12", "--size", "4KiB"]

@@ -40,7 +40,7 @@ def _manifest(fingerprint: str, step_run_id: str, **extra) -> dict:
     }
 
 
-@pytest.fixture(params=["local", "blob"])
+@pytest.fixture(params=["local", pytest.param("blob", marks=pytest.mark.azurite)])
 def backend(request, ws):
     """(workspace, datastore name) with the store on local disk or on Azurite."""
     if request.param == "local":

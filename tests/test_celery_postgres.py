@@ -30,6 +30,7 @@ from airflow_server import AirflowServer, _free_port
 from conftest import write_script
 from postgres_server import AVAILABLE as POSTGRES_AVAILABLE
 from postgres_server import PostgresCluster
+from services import require
 
 REDIS = shutil.which("redis-server")
 
@@ -39,11 +40,14 @@ MISSING = (
     else "needs PostgreSQL (initdb, pg_ctl; as root also a postgres OS user) and redis-server "
     "(apt-get install postgresql redis-server; .ci/run installs them)"
 )
-# CI sets MLPIPE_REQUIRE_CELERY_POSTGRES=1: missing binaries then fail the tests instead.
-pytestmark = pytest.mark.skipif(
-    MISSING is not None and not os.environ.get("MLPIPE_REQUIRE_CELERY_POSTGRES"),
-    reason=MISSING or "",
-)
+pytestmark = [pytest.mark.celery, pytest.mark.postgres, pytest.mark.airflow_server]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _services():
+    """CI sets MLPIPE_REQUIRE_CELERY_POSTGRES=1: missing binaries then fail the tests instead."""
+    require("celery", MISSING)
+
 
 DAG_ID = "celery_postgres"
 GPU = "gpu-cluster"

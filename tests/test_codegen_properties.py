@@ -14,7 +14,8 @@ from compiler.codegen import render_dag
 from compiler.lower import lower
 from mlpipe_provider.sdk import Pipeline, PipelineParameter, PythonScriptStep
 
-EXAMPLES = int(os.environ.get("MLPIPE_CODEGEN_EXAMPLES", "10000"))
+# The Hypothesis profile's count (conftest.py: 10,000 in CI, fewer locally) unless overridden here.
+EXAMPLES = int(os.environ.get("MLPIPE_CODEGEN_EXAMPLES", settings().max_examples))
 text = st.text(min_size=1, max_size=40)
 scalar = st.one_of(
     text,

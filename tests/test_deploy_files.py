@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from services import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy"))
@@ -94,8 +95,9 @@ def published_ports(service: dict) -> list[tuple[str, str, str]]:
 def _compose(env_file: Path, extra_env: dict[str, str] | None = None):
     binary = shutil.which("docker-compose")
     if binary is None:
-        pytest.skip(
-            "docker-compose is not installed (apt-get install docker-compose; .ci/run does)"
+        unavailable(
+            "compose",
+            "docker-compose is not installed (apt-get install docker-compose; .ci/run does)",
         )
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -268,6 +270,7 @@ def test_compose_interpolates_every_secret_from_env(compose, env_values):
     )
 
 
+@pytest.mark.compose
 def test_compose_file_holds_no_secret_and_refuses_to_start_without_them(tmp_path):
     text = COMPOSE.read_text()
     raw = yaml.safe_load(text)

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import REPO, write_script
+from services import unavailable
 
 from mlpipe_provider.errors import PipelineValidationError, UserErrorException
 from mlpipe_provider.runtime.backends import Launch
@@ -53,15 +54,10 @@ def _engine_url() -> str:
 def docker_image() -> str:
     """The test image on a reachable engine, built once (about a minute) if it is not there."""
     url = _engine_url()
-    required = os.environ.get("MLPIPE_REQUIRE_DOCKER") == "1"
-
-    def unavailable(reason: str) -> None:
-        if required:
-            pytest.fail(f"{reason} (MLPIPE_REQUIRE_DOCKER=1)")
-        pytest.skip(reason)
-
     if not engine_reachable(url):
-        unavailable(f"no Docker engine reachable at {url}; .ci/run installs and starts one")
+        unavailable(
+            "docker", f"no Docker engine reachable at {url}; .ci/run installs and starts one"
+        )
     if inspect_image(IMAGE, url)[1] is None:
         result = subprocess.run(  # noqa: S603 - our own script, argument list
             [str(REPO / "examples" / "docker" / "build_image.sh"), IMAGE],
@@ -71,7 +67,7 @@ def docker_image() -> str:
             check=False,
         )
         if result.returncode != 0 or inspect_image(IMAGE, url)[1] is None:
-            unavailable(f"could not build {IMAGE}: {result.stderr[-2000:]}")
+            unavailable("docker", f"could not build {IMAGE}: {result.stderr[-2000:]}")
     return IMAGE
 
 

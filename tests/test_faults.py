@@ -637,7 +637,7 @@ print(json.dumps(torn))
 """
 
 
-@pytest.mark.parametrize("where", ["local", "azurite"])
+@pytest.mark.parametrize("where", ["local", pytest.param("azurite", marks=pytest.mark.azurite)])
 def test_two_processes_committing_the_same_fingerprint_at_the_same_instant(faults, request, where):
     """Two writers race on each of several fingerprints through ``OutputStore.commit`` while a
     third process reads the entry raw: every read and the final entry are whole manifests."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import _DAGS, task_records
+from services import unavailable
 from test_metrics import EXPECTED_TRAIN, PNG, two_step_pipeline
 
 MLFLOW_VERSION = "3.17.2"
@@ -33,9 +34,7 @@ def _cache_dir() -> Path:
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("MLPIPE_REQUIRE_MLFLOW") == "1":
-        pytest.fail(f"MLPIPE_REQUIRE_MLFLOW=1 but {reason}")
-    pytest.skip(reason)
+    unavailable("mlflow", reason)
 
 
 def _pypi_reachable() -> bool:

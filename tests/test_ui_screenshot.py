@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from services import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "docs"))
@@ -36,6 +37,7 @@ def ui(tmp_path_factory):
     return screenshot.make_screenshot(DAG_ID, out if chromium else None, runs=1)
 
 
+@pytest.mark.airflow_server
 def test_dag_runs_and_shows_its_steps_and_tags(ui):
     assert list(ui["states"].values()) == ["success"]
     assert {ti["state"] for ti in ui["task_instances"].values()} == {"success"}
@@ -51,9 +53,13 @@ def test_dag_runs_and_shows_its_steps_and_tags(ui):
     assert {p for p in dag["params"]} >= {"epochs", "learning_rate", "test_fraction"}
 
 
+@pytest.mark.airflow_server
+@pytest.mark.chromium
 def test_screenshot_of_the_graph(ui):
     if ui["png"] is None:
-        pytest.skip("no chromium on PATH (apt-get install -y chromium; .ci/run installs it)")
+        unavailable(
+            "chromium", "no chromium on PATH (apt-get install -y chromium; .ci/run installs it)"
+        )
     # make_screenshot only saves once every task's node is drawn in the graph view.
     assert png_size(ui["png"]) == (1600, 600)
     assert ui["png"].stat().st_size > 20_000  # a blank or login page compresses far smaller

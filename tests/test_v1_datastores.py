@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import secrets
 import stat
 import warnings
@@ -23,6 +22,7 @@ from azurite import ACCOUNT_KEY, ACCOUNT_NAME
 from conftest import write_script
 from postgres_server import AVAILABLE as POSTGRES_AVAILABLE
 from postgres_server import PostgresCluster
+from services import unavailable
 
 from compiler.compile import compile_pipeline
 from mlpipe_provider.errors import DatastoreError, NotSupportedError, PipelineValidationError
@@ -166,9 +166,9 @@ def test_azure_file_share_is_refused_with_what_to_use_instead(ws):
 @pytest.fixture(scope="module")
 def postgres():
     if not POSTGRES_AVAILABLE:
-        if os.environ.get("MLPIPE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("MLPIPE_REQUIRE_POSTGRES=1 but PostgreSQL (initdb, pg_ctl) is missing")
-        pytest.skip("needs PostgreSQL (initdb, pg_ctl): apt-get install postgresql")
+        unavailable(
+            "postgres", "PostgreSQL (initdb, pg_ctl) is missing: apt-get install postgresql"
+        )
     cluster = PostgresCluster(database="sales", password="pw-" + secrets.token_hex(8))
     try:
         cluster.start()

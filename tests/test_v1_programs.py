@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from services import require
 
 PROGRAMS = Path(__file__).parent / "v1_programs"
 RUN_TIMEOUT = 600
@@ -294,10 +295,7 @@ def sales_database():
     """A private PostgreSQL cluster with a ``sales`` table; CI sets MLPIPE_REQUIRE_POSTGRES=1 so a
     missing PostgreSQL fails instead of skipping."""
     missing = _postgres_missing()
-    if missing:
-        if os.environ.get("MLPIPE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"MLPIPE_REQUIRE_POSTGRES=1 but {missing}")
-        pytest.skip(missing)
+    require("postgres", missing)
     import psycopg2
     from postgres_server import PostgresCluster
 
