@@ -4,15 +4,13 @@
 #   docker compose build          # or: docker build -t mlpipe-airflow:0.1.0 .
 #
 # Versions are pinned: deploy/constraints.txt is `uv export` of uv.lock (the versions the tests
-# ran with; tests/test_deploy_files.py fails when it is stale), plus the Celery executor's packages,
-# which the project itself does not depend on. celery 5.7 breaks the Celery provider
-# (ImportError: cannot import name 'retry'), hence <5.7.
+# ran with; tests/test_deploy_files.py fails when it is stale). The stack runs CeleryExecutor on
+# Redis with a PostgreSQL metadata DB, so mlpipe goes in with its `celery` and `postgres` extras
+# (pyproject.toml), which compiling alone does not need.
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
 FROM ${AIRFLOW_IMAGE}
 
 ARG AIRFLOW_VERSION=3.3.2
-ARG CELERY_PROVIDER_VERSION=3.26.0
-ARG POSTGRES_PROVIDER_VERSION=7.1.1
 
 USER airflow
 
@@ -24,10 +22,7 @@ COPY --chown=airflow:0 compiler /opt/mlpipe/compiler
 RUN pip install --no-cache-dir \
         --constraint /opt/mlpipe/deploy/constraints.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "/opt/mlpipe[azure]" \
-        "apache-airflow-providers-celery==${CELERY_PROVIDER_VERSION}" \
-        "apache-airflow-providers-postgres==${POSTGRES_PROVIDER_VERSION}" \
-        "celery[redis]>=5.5,<5.7" \
+        "/opt/mlpipe[azure,celery,postgres]" \
     && airflow providers get mlpipe >/dev/null
 
 # The init script of the compose stack and the Helm values (workspace, UI password).

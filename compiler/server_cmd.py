@@ -216,7 +216,7 @@ def _check_db_driver(db: str) -> None:
         if importlib.util.find_spec(driver) is None:
             raise UserErrorException(
                 f"--db {_redact(db)}: the PostgreSQL driver {driver!r} is not installed; install "
-                "it (mlpipe depends on apache-airflow-providers-postgres, which brings both drivers) "
+                "it (mlpipe[postgres] brings both drivers, through apache-airflow-providers-postgres) "
                 "or leave out --db for SQLite"
             )
     elif not db.startswith("sqlite:"):
