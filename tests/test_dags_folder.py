@@ -3,11 +3,13 @@
 import ast
 from pathlib import Path
 
-from compiler.demo import REPO, compile_examples
+from mlpipe_provider.cli.demo import compile_examples
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_committed_dags_are_current(capsys):
-    assert compile_examples(check=True) == 0, capsys.readouterr().err
+    assert compile_examples(REPO, check=True) == 0, capsys.readouterr().err
 
 
 def test_dagbag_loads_every_dag_without_import_errors():
