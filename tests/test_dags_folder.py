@@ -62,3 +62,12 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "StepReuseSensor",
             "TaskGroup",
         }
+
+
+def test_demo_outside_a_checkout_says_where_to_run_it(tmp_path, capsys):
+    """Installed, the demo has no repository beside it: it names the folder it looked in."""
+    from mlpipe_provider.cli.main import main
+
+    assert main(["demo", "--project", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "examples/seed/seed.py" in err and "--project" in err
