@@ -56,9 +56,29 @@ def compile_pipeline(
     ``schedule_on_assets`` (mlpipe asset URIs, docs/lineage.md) makes the DAG run whenever each
     of those assets got an event, e.g. whenever another pipeline's output was produced anew.
     """
+    return compile_lowered(
+        lower(pipeline),
+        dag_id,
+        dags_dir,
+        origin=origin,
+        tags=tags,
+        schedule_on_assets=schedule_on_assets,
+    )
+
+
+def compile_lowered(
+    lowered: Any,
+    dag_id: str,
+    dags_dir: str | Path,
+    *,
+    origin: str | None = None,
+    tags: list[str] | None = None,
+    schedule_on_assets: list[str] | None = None,
+) -> CompiledDag:
+    """``compile_pipeline`` for a pipeline already lowered, so a submit that also needs the
+    lowered form (its parameters, the graph kept with the run) lowers once."""
     dags_dir = Path(dags_dir).resolve()
     dag_id = dag_id_for(dag_id)
-    lowered = lower(pipeline)
     if lowered.problems:
         raise PipelineValidationError(lowered.problems)
     try:

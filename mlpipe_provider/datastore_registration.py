@@ -115,7 +115,7 @@ def register_azure_blob(
     create_if_not_exists: bool,
     skip_validation: bool,
     connection_id: str | None = None,
-) -> Any:
+) -> str:
     return _register_azure_storage(
         workspace,
         method="register_azure_blob_container",
@@ -154,7 +154,7 @@ def register_azure_data_lake_gen2(
     sas_token: str | None = None,
     connection_id: str | None = None,
     skip_validation: bool = False,
-) -> Any:
+) -> str:
     """ADLS Gen2 through adlfs (``abfs://``), which speaks the Blob API to a Gen2 account: the
     same service, so a hierarchical-namespace account and an emulator's blob endpoint both work.
     The service principal's ``client_secret`` goes to the 0600 credential file; its tenant and
@@ -209,9 +209,7 @@ def _register_azure_storage(
     create_if_not_exists: bool,
     skip_validation: bool,
     connection_id: str | None,
-) -> Any:
-    from mlpipe_provider.sdk.datastore import Datastore
-
+) -> str:
     for field, value in (
         ("datastore_name", datastore_name),
         (container_field, container_name),
@@ -264,4 +262,4 @@ def _register_azure_storage(
     workspace._save(config)
     if not secret:  # a key registered earlier under this name is no longer referenced
         (Path(workspace._dir) / CREDENTIALS_DIR / f"{datastore_name}.json").unlink(missing_ok=True)
-    return Datastore(workspace, datastore_name)
+    return datastore_name  # the SDK wraps it as its Datastore (run-time code never imports it)

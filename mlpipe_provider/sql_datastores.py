@@ -118,11 +118,10 @@ def register_sql(
     enforce_ssl: bool | None = None,
     principal: dict[str, str | None] | None = None,
     options: dict[str, Any] | None = None,
-) -> Any:
+) -> str:
     """Record the server in the config and the secrets in the credential file; check that the
     database answers (v1 did) when its driver is installed and ``skip_validation`` is not set."""
     from mlpipe_provider.datastore_registration import CREDENTIALS_DIR, write_credential_file
-    from mlpipe_provider.sdk.datastore import Datastore
 
     kind = SQL_KINDS[datastore_type]
     options = dict(options or {})
@@ -209,7 +208,7 @@ def register_sql(
     workspace._save(config)
     if not secret:
         (Path(workspace._dir) / CREDENTIALS_DIR / f"{datastore_name}.json").unlink(missing_ok=True)
-    return Datastore(workspace, datastore_name)
+    return datastore_name  # the SDK wraps it as its Datastore (run-time code never imports it)
 
 
 def _validate(workspace_dir: Path, name: str, entry: DatastoreConfig) -> None:

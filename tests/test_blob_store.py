@@ -280,7 +280,7 @@ def _produce(access, store, step_run_id: str, *, created: float) -> dict:
 
 
 def test_store_ls_and_gc_on_a_blob_default_datastore(ws, azurite, capsys):
-    from compiler.cli import main
+    from mlpipe_provider.cli.main import main
 
     register_blob_datastore(ws, azurite, default=True)
     access = open_datastore(ws._dir, load_config(ws._dir), "blobstore")

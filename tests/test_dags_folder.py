@@ -3,11 +3,13 @@
 import ast
 from pathlib import Path
 
-from compiler.demo import REPO, compile_examples
+from mlpipe_provider.cli.demo import compile_examples
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_committed_dags_are_current(capsys):
-    assert compile_examples(check=True) == 0, capsys.readouterr().err
+    assert compile_examples(REPO, check=True) == 0, capsys.readouterr().err
 
 
 def test_dagbag_loads_every_dag_without_import_errors():
@@ -60,3 +62,12 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "StepReuseSensor",
             "TaskGroup",
         }
+
+
+def test_demo_outside_a_checkout_says_where_to_run_it(tmp_path, capsys):
+    """Installed, the demo has no repository beside it: it names the folder it looked in."""
+    from mlpipe_provider.cli.main import main
+
+    assert main(["demo", "--project", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "examples/seed/seed.py" in err and "--project" in err

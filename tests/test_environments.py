@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import write_script
 
-from compiler.cli import main
+from mlpipe_provider.cli.main import main
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.runtime import environments
 from mlpipe_provider.runtime.environments import (

@@ -317,7 +317,7 @@ def test_cli_schedule_on_asset_option(ws, project, tmp_path):
         encoding="utf-8",
     )
     uri = lineage.output_asset(ws.name, "producer", "prep", "doubled").uri
-    cli = [sys.executable, "-m", "compiler.cli", "compile", "consumer.py", "-o", "out"]
+    cli = [sys.executable, "-m", "mlpipe_provider.cli.main", "compile", "consumer.py", "-o", "out"]
     done = subprocess.run(
         [*cli, "--schedule-on-asset", uri], cwd=project, capture_output=True, text=True
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import write_script
 
-from compiler.cli import main
+from mlpipe_provider.cli.main import main
 
 HEADER = """\
 from mlpipe_provider.sdk import (

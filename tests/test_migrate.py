@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import mlpipe_provider.sdk as sdk
-from compiler.cli import main
-from compiler.migrate import Finding, migrate_paths, migrate_source
+from mlpipe_provider.cli.main import main
+from mlpipe_provider.cli.migrate import Finding, migrate_paths, migrate_source
 
 
 def migrated(source: str) -> str:

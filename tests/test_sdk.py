@@ -433,3 +433,27 @@ def test_provider_info_and_airflow_providers_list(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mlpipe" in result.stdout
+
+
+def test_submit_lowers_a_pipeline_once(ws, project, monkeypatch):
+    """The DAG file, the parameter check and the graph kept with the run all come from one
+    lowering (it used to run twice per submit). A bad parameter stops the submit after the DAG
+    file is written and before anything starts, so no run is left behind."""
+    import mlpipe_provider.client.submit as client_submit
+    from mlpipe_provider.sdk import Experiment
+
+    calls = []
+    real_lower = client_submit.lower
+
+    def counting_lower(pipeline):
+        calls.append(pipeline)
+        return real_lower(pipeline)
+
+    monkeypatch.setattr(client_submit, "lower", counting_lower)
+    steps = _script_steps(project, "only")
+    pipeline = Pipeline(ws, [steps["only"]])
+    with pytest.raises(sdk.UserErrorException, match="unknown parameter 'nope'"):
+        Experiment(ws, "lower_once").submit(pipeline, pipeline_parameters={"nope": 1})
+    assert calls == [pipeline]
+    assert (ws.dags_dir / "lower_once.py").is_file()
+    assert not ws.runs_dir.exists() or not any(ws.runs_dir.iterdir())

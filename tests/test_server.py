@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import write_script
 
-from compiler.deploy_cmd import parse_params
 from mlpipe_provider.airflow_api import AirflowApiError, AirflowClient
+from mlpipe_provider.cli.deploy_cmd import parse_params
 from mlpipe_provider.errors import UserErrorException
 
 MAKE = """
@@ -83,7 +83,7 @@ class Server:
 
     def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "-m", "compiler.cli", *args],
+            [sys.executable, "-m", "mlpipe_provider.cli.main", *args],
             cwd=self.project,
             capture_output=True,
             text=True,
@@ -272,7 +272,7 @@ def test_experiment_submit_goes_through_the_rest_api(server, monkeypatch):
 def test_airflow_cli_trigger_and_dag_params_reject_bad_conf(server):
     """``airflow dags trigger --conf`` runs the DAG; a wrong type is refused when the run is
     created, an unknown key fails the run in the reuse sensors before any step starts."""
-    from compiler.server_cmd import LocalServer
+    from mlpipe_provider.cli.server_cmd import LocalServer
 
     local = LocalServer(server.workspace.resolve())
     settings = local.settings()
@@ -355,7 +355,7 @@ def test_the_password_is_in_no_log_or_dag_and_server_down_stops_everything(serve
 
 
 def test_server_up_refuses_a_database_it_cannot_use_without_printing_its_password():
-    from compiler.server_cmd import _check_db_driver
+    from mlpipe_provider.cli.server_cmd import _check_db_driver
 
     with pytest.raises(UserErrorException, match="expected a postgresql:// or sqlite:/// URL"):
         _check_db_driver("mysql://u:pw@h/db")

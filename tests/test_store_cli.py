@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import write_script
 
-from compiler.cli import main
+from mlpipe_provider.cli.main import main
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.sdk import Pipeline, PipelineData, PythonScriptStep
 from mlpipe_provider.store import OutputStore

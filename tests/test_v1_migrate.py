@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import mlpipe_provider.sdk as sdk
-from compiler.cli import main
-from compiler.migrate import migrate_source
+from mlpipe_provider.cli.main import main
+from mlpipe_provider.cli.migrate import migrate_source
 from mlpipe_provider.errors import NotSupportedError
 
 

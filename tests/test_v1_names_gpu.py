@@ -264,7 +264,7 @@ pipeline = Pipeline(ws, [
 
 
 def test_mlpipe_compile_prints_the_warning_as_one_line_and_succeeds(ws, project, capsys):
-    from compiler.cli import main
+    from mlpipe_provider.cli.main import main
 
     write_script(project / "src", "train.py", "print(1)\n")
     write_script(project, "pipeline.py", CPU_GPU_PROGRAM)

@@ -83,7 +83,7 @@ def assert_only_imports_changed(original: Path, migrated: Path) -> None:
 
 def _mlpipe() -> list[str]:
     script = Path(sys.executable).parent / "mlpipe"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "compiler.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mlpipe_provider.cli.main"]
 
 
 def migrate_copy(name: str, tmp_path: Path) -> Path:

@@ -13,8 +13,8 @@ import math
 import pytest
 from conftest import write_script
 
-from compiler.cli import main
 from compiler.compile import compile_pipeline
+from mlpipe_provider.cli.main import main
 from mlpipe_provider.errors import PipelineValidationError
 from mlpipe_provider.sdk import (
     ComputeTarget,
@@ -645,7 +645,7 @@ def test_a_step_named_like_a_reuse_sensor_gets_its_own_task_id(ws, project):
 def test_a_pipeline_file_name_cannot_inject_code_into_the_dag_docstring(project):
     import ast
 
-    from compiler.cli import main
+    from mlpipe_provider.cli.main import main
 
     (project / "src").mkdir()
     (project / "src" / "s.py").write_text("print(1)\n")

@@ -21,7 +21,7 @@ def _names(items: Any) -> str:
 
 
 def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
-    from mlpipe_provider.sdk.module import _tree_digest
+    from mlpipe_provider.sdk.module import tree_digest
 
     version = step._module_version
     where = f"module {version.module_name!r} version {version.version!r}"
@@ -62,7 +62,7 @@ def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
             f"{where} declares no parameter {key!r} (parameters: {_names(declared)})",
         )
     snapshot = version._snapshot_dir
-    if snapshot.is_dir() and _tree_digest(snapshot) != version._snapshot_digest:
+    if snapshot.is_dir() and tree_digest(snapshot) != version._snapshot_digest:
         lowering.problem(
             step,
             "module_version",

@@ -72,7 +72,7 @@ class Datastore:
         connection that is read wherever the data is touched (see docs/datastores.md)."""
         from mlpipe_provider.datastore_registration import register_azure_blob
 
-        return register_azure_blob(
+        register_azure_blob(
             workspace,
             datastore_name=datastore_name,
             container_name=container_name,
@@ -86,6 +86,7 @@ class Datastore:
             skip_validation=skip_validation,
             connection_id=connection_id,
         )
+        return Datastore(workspace, datastore_name)
 
     @staticmethod
     def register_azure_data_lake_gen2(
@@ -116,7 +117,7 @@ class Datastore:
         ``connection_id`` (an Airflow ``wasb`` connection) and ``skip_validation``."""
         from mlpipe_provider.datastore_registration import register_azure_data_lake_gen2
 
-        return register_azure_data_lake_gen2(
+        register_azure_data_lake_gen2(
             workspace,
             datastore_name=datastore_name,
             filesystem=filesystem,
@@ -134,6 +135,7 @@ class Datastore:
             connection_id=connection_id,
             skip_validation=skip_validation,
         )
+        return Datastore(workspace, datastore_name)
 
     @staticmethod
     def register_azure_file_share(
@@ -185,7 +187,7 @@ class Datastore:
         ``DataTransferStep`` (docs/steps/data_transfer.md). Secrets go to the credential file."""
         from mlpipe_provider.sql_datastores import register_sql
 
-        return register_sql(
+        register_sql(
             workspace,
             "AzureSqlDatabase",
             datastore_name=datastore_name,
@@ -205,6 +207,7 @@ class Datastore:
             },
             options=kwargs,
         )
+        return Datastore(workspace, datastore_name)
 
     @staticmethod
     def register_azure_postgre_sql(
@@ -223,7 +226,7 @@ class Datastore:
         """v1's Azure Database for PostgreSQL registration (any PostgreSQL server works)."""
         from mlpipe_provider.sql_datastores import register_sql
 
-        return register_sql(
+        register_sql(
             workspace,
             "AzurePostgreSql",
             datastore_name=datastore_name,
@@ -237,6 +240,7 @@ class Datastore:
             enforce_ssl=enforce_ssl,
             options=kwargs,
         )
+        return Datastore(workspace, datastore_name)
 
     @staticmethod
     def register_azure_my_sql(
@@ -254,7 +258,7 @@ class Datastore:
         """v1's Azure Database for MySQL registration (any MySQL server; needs PyMySQL)."""
         from mlpipe_provider.sql_datastores import register_sql
 
-        return register_sql(
+        register_sql(
             workspace,
             "AzureMySql",
             datastore_name=datastore_name,
@@ -267,6 +271,7 @@ class Datastore:
             overwrite=overwrite,
             options=kwargs,
         )
+        return Datastore(workspace, datastore_name)
 
     def set_as_default(self) -> None:
         self.workspace.set_default_datastore(self.name)

@@ -37,6 +37,7 @@ from mlpipe_provider.errors import (
     NotSupportedError,
     UserErrorException,
 )
+from mlpipe_provider.sdk import services
 from mlpipe_provider.sdk.run_details import (
     STEP_LOG_NAME,
     TERMINAL_STEP,
@@ -222,7 +223,7 @@ def submit_keywords(kwargs: dict[str, Any], allowed: frozenset[str], what: str) 
     return kwargs
 
 
-def _check_parameters(
+def check_parameters(
     lowered_params: dict[str, Any], given: dict | None, workspace: Any = None
 ) -> dict[str, Any]:
     from mlpipe_provider.runtime.data_path import is_data_path_type, normalize_data_path
@@ -284,54 +285,16 @@ def submits_blocked() -> Iterator[None]:
 
 
 def _submit_pipeline(
-    experiment: Experiment,
-    pipeline: Any,
-    tags: dict | None = None,
-    pipeline_parameters: dict | None = None,
-    regenerate_outputs: bool = False,
-    continue_on_step_failure: bool = False,
-    **kwargs: Any,
+    experiment: Experiment, pipeline: Any, tags: dict | None = None, **kwargs: Any
 ) -> PipelineRun:
-    from compiler.compile import compile_pipeline
-    from compiler.lower import lower
-
+    """v1's ``Experiment.submit(pipeline)``: compiling and starting are the client's
+    (``mlpipe_provider/client/submit.py``); loading a pipeline file must never get there."""
     if getattr(_submits_blocked, "on", False):
         raise UserErrorException(
             "Experiment.submit was called while compiling a pipeline file; compiling never submits "
             "(name a function that returns the Pipeline, or keep submits under `if __name__ == '__main__'`)"
         )
-
-    ws = experiment.workspace
-    compiled = compile_pipeline(
-        pipeline,
-        experiment.name,
-        ws.dags_dir,
-        origin=f"experiment {experiment.name}",
-        tags=[f"experiment:{experiment.name}"],
-    )
-    compiled.write()
-    lowered = lower(pipeline)
-    conf = _check_parameters(lowered.parameters, pipeline_parameters, ws)
-    run = start_run(
-        experiment,
-        compiled.dag_id,
-        compiled.path,
-        compiled.pools_path,
-        conf,
-        tags=tags,
-        regenerate_outputs=regenerate_outputs,
-        continue_on_step_failure=continue_on_step_failure,
-    )
-    _keep_graph(run, lowered)
-    return run
-
-
-def _keep_graph(run: PipelineRun, lowered: Any) -> None:
-    """Keep the lowered pipeline with its run, so ``run.publish_pipeline(...)`` can publish
-    exactly what ran (v1 publishes a run's graph)."""
-    from compiler.publish import lowered_to_json
-
-    write_json(run._dir / GRAPH_FILE, lowered_to_json(lowered))
+    return services.client().submit_pipeline(experiment, pipeline, tags=tags, **kwargs)
 
 
 def start_run(
@@ -350,7 +313,7 @@ def start_run(
     This is where every submit ends (a Pipeline, a published pipeline, an endpoint): with no
     Airflow server configured, a background process runs the DAG on the embedded Airflow; when
     the workspace config names a server, the DAG (already in the workspace's DAG folder, which
-    the server reads) is installed and triggered through its REST API (``sdk/server_runs.py``).
+    the server reads) is installed and triggered through its REST API (``client/server_runs.py``).
     """
     from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
     from mlpipe_provider.runtime.step_failure import CONTINUE_PARAM
@@ -362,9 +325,7 @@ def start_run(
     if continue_on_step_failure:  # the DAG param's default is v1's False (runtime/step_failure.py)
         conf[CONTINUE_PARAM] = True
     if ws._config.airflow is not None:
-        from mlpipe_provider.sdk.server_runs import start_server_run
-
-        return start_server_run(
+        return services.client().start_server_run(
             experiment,
             dag_id,
             Path(dag_file),
@@ -949,7 +910,6 @@ class PipelineRun:
         **kwargs: Any,
     ) -> Any:
         """Publish the pipeline this run ran (its graph is kept with the run)."""
-        from compiler.publish import lowered_from_json
         from mlpipe_provider.sdk.published import PublishedPipeline, publish_lowered
 
         graph = read_json(self._dir / GRAPH_FILE)
@@ -971,7 +931,7 @@ class PipelineRun:
             )
         return publish_lowered(
             self.experiment.workspace,
-            lowered_from_json(graph),
+            services.compiler().lowered_from_json(graph),
             name,
             description,
             version,

@@ -683,7 +683,7 @@ class Module:
                     f"{', '.join(differences)}; a published version never changes, so publish "
                     "this as a new version"
                 )
-            if not existing._snapshot_dir.is_dir() or _tree_digest(existing._snapshot_dir) != (
+            if not existing._snapshot_dir.is_dir() or tree_digest(existing._snapshot_dir) != (
                 existing._snapshot_digest
             ):
                 raise UserErrorException(
@@ -715,7 +715,7 @@ class Module:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(entry.path, target)
                 shutil.copymode(entry.path, target)
-            digest = _tree_digest(snapshot)
+            digest = tree_digest(snapshot)
             if digest != definition["snapshot"]["digest"]:
                 raise UserErrorException(
                     f"Module {self.name!r}: source_directory {str(source)!r} changed while "
@@ -837,7 +837,7 @@ def _check_no_links_out(source: Path, where: str) -> None:
             )
 
 
-def _tree_digest(folder: Path) -> str:
+def tree_digest(folder: Path) -> str:
     from mlpipe_provider.hashing import StatCache, digest_path
 
     return digest_path(folder, StatCache(None), use_ignore_files=True).digest

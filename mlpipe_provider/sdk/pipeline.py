@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from mlpipe_provider.errors import NotSupportedError, PipelineValidationError, UserErrorException
+from mlpipe_provider.sdk import services
 from mlpipe_provider.sdk.steps import PipelineStep, _resolve_source_directory
 
 
@@ -117,15 +118,11 @@ class Pipeline:
     @property
     def graph(self) -> Any:
         """The step graph as a ``networkx.DiGraph`` (nodes are step names)."""
-        from compiler.graph import build_graph
-
-        return build_graph(self).graph
+        return services.compiler().graph(self)
 
     def validate(self) -> list[str]:
         """Every problem the compiler would refuse, as messages naming step and field."""
-        from compiler.checks import collect_problems
-
-        return collect_problems(self)
+        return services.compiler().validate(self)
 
     def _check(self) -> None:
         problems = self.validate()

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.embedded.status import read_json, write_json
-from mlpipe_provider.errors import PipelineValidationError, UserErrorException
+from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.sdk import services
 
 ACTIVE, DISABLED = "Active", "Disabled"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}$")
@@ -79,18 +80,13 @@ def publish_pipeline(
     version: str | None,
     continue_on_step_failure: bool | None,
 ) -> PublishedPipeline:
-    from compiler.lower import lower
-
+    """``Pipeline.publish``: lowering and rendering are the client's
+    (``mlpipe_provider/client/publish.py``); the record is written by ``record_published``."""
     name = _check_name(name or pipeline._name or "published_pipeline", "published pipeline")
     if version is not None and not isinstance(version, str):
         raise UserErrorException(f"publish: version must be a string, got {version!r}")
-    lowered = lower(pipeline)
-    if lowered.problems:
-        raise PipelineValidationError(lowered.problems)
-    if description is None:
-        description = pipeline.description
-    return publish_lowered(
-        pipeline._workspace, lowered, name, description, version, continue_on_step_failure
+    return services.client().publish_pipeline(
+        pipeline, name, description, version, continue_on_step_failure
     )
 
 
@@ -104,27 +100,34 @@ def publish_lowered(
 ) -> PublishedPipeline:
     """Publish an already lowered pipeline: ``Pipeline.publish`` and ``PipelineRun.publish_pipeline``
     (which publishes the graph its run ran, kept with the run) both end here."""
-    from compiler.compile import CompiledDag
-    from compiler.publish import lowered_to_json, published_dag_id, render_published
-    from compiler.timetables import unscheduled
-
     name = _check_name(name, "published pipeline")
     if version is not None and not isinstance(version, str):
         raise UserErrorException(f"publish: version must be a string, got {version!r}")
-    dags_dir = ws.dags_dir.resolve()
-    dag_id, graph_id = published_dag_id(lowered, name, dags_dir)
-    text, pools_text = render_published(lowered, name, dag_id, dags_dir, unscheduled())
-    compiled = CompiledDag(
-        dag_id=dag_id,
-        path=dags_dir / f"{dag_id}.py",
-        text=text,
-        pools_path=dags_dir / f"{dag_id}.pools.json" if pools_text else None,
-        pools_text=pools_text,
+    return services.client().publish_lowered(
+        ws, lowered, name, description, version, continue_on_step_failure
     )
-    compiled.write()
+
+
+def record_published(
+    ws: Any,
+    *,
+    name: str,
+    description: str | None,
+    version: str | None,
+    graph_id: str,
+    graph: dict[str, Any],
+    dag_id: str,
+    dag_file: Path,
+    pools_file: Path | None,
+    parameters: dict[str, Any],
+    step_names: list[str],
+    continue_on_step_failure: bool | None,
+) -> PublishedPipeline:
+    """Write the record of a pipeline the client just published (its DAG file is written), and
+    its graph (the lowered pipeline as JSON) unless a publish of the same graph kept it already."""
     graph_file = _published_dir(ws) / "graphs" / f"{graph_id}.json"
     if not graph_file.is_file():
-        write_json(graph_file, lowered_to_json(lowered))
+        write_json(graph_file, graph)
     record = {
         "id": str(uuid.uuid4()),
         "name": name,
@@ -133,12 +136,10 @@ def publish_lowered(
         "status": ACTIVE,
         "graph_id": graph_id,
         "dag_id": dag_id,
-        "dag_file": compiled.path.relative_to(ws._dir).as_posix(),
-        "pools_file": (
-            compiled.pools_path.relative_to(ws._dir).as_posix() if compiled.pools_path else None
-        ),
-        "parameters": lowered.parameters,
-        "step_names": [spec["step_name"] for spec in lowered.steps.values()],
+        "dag_file": dag_file.relative_to(ws._dir).as_posix(),
+        "pools_file": (pools_file.relative_to(ws._dir).as_posix() if pools_file else None),
+        "parameters": parameters,
+        "step_names": step_names,
         "continue_on_step_failure": continue_on_step_failure,
         "published_by": getpass.getuser(),
         "created": time.time(),
@@ -295,9 +296,9 @@ class PublishedPipeline:
         )
 
     def _check_conf(self, pipeline_parameters: dict | None) -> dict[str, Any]:
-        from mlpipe_provider.sdk.experiment import _check_parameters
+        from mlpipe_provider.sdk.experiment import check_parameters
 
-        conf = _check_parameters(self._record["parameters"], pipeline_parameters, self._workspace)
+        conf = check_parameters(self._record["parameters"], pipeline_parameters, self._workspace)
         _check_data_paths(self._workspace, self._record["parameters"], conf)
         return conf
 
@@ -338,14 +339,12 @@ class PublishedPipeline:
         )
 
     def _lowered(self) -> Any:
-        from compiler.publish import lowered_from_json
-
         data = read_json(_published_dir(self._workspace) / "graphs" / f"{self.graph_id}.json")
         if data is None:
             raise UserErrorException(
                 f"published pipeline {self.name!r}: its graph record {self.graph_id} is missing"
             )
-        return lowered_from_json(data)
+        return services.compiler().lowered_from_json(data)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublishedPipeline) and other.id == self.id

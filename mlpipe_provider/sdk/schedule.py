@@ -34,6 +34,7 @@ from typing import Any
 
 from mlpipe_provider.embedded.status import read_json, write_json
 from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.sdk import services
 from mlpipe_provider.sdk.timezones import TimeZone, iana_zone, time_zone_value
 
 ACTIVE, DISABLED = "Active", "Disabled"
@@ -355,7 +356,7 @@ class Schedule:
                 watcher_dag_id=f"{record['dag_id']}_watch",
             )
         if recurrence is not None:
-            _timetable(record)  # refuses recurrences Airflow cannot express, before writing
+            record_timetable(record)  # refuses recurrences Airflow cannot express, before writing
         schedule = Schedule(workspace, record)
         if datastore is not None:
             schedule._snapshot()
@@ -572,7 +573,7 @@ class Schedule:
             if value is not None:
                 record[key] = value
         if record.get("recurrence"):
-            _timetable(record)
+            record_timetable(record)
         self._record = record
         if resnapshot:
             self._snapshot()
@@ -602,9 +603,9 @@ class Schedule:
 
         With no server in the workspace config this is empty: nothing here can have fired it.
         """
-        from mlpipe_provider.sdk._adopted_runs import adopt
         from mlpipe_provider.sdk.experiment import Experiment, PipelineRun
 
+        adopt = services.client().adopt_runs
         client = _client(self._workspace)
         if client is None:
             return []
@@ -688,90 +689,9 @@ class Schedule:
         return PublishedPipeline.get(self._workspace, self._record["pipeline_id"])
 
     def _deploy(self) -> None:
-        """(Re)write the schedule's DAG files from the record; unchanged files are not touched."""
-        from compiler.compile import CompiledDag
-        from compiler.publish import render_watcher, with_defaults
-        from compiler.timetables import polling_timetable, unscheduled
-        from mlpipe_provider.sdk.published import PublishedPipeline
-
-        record = self._record
-        ws = self._workspace
-        dags_dir = ws.dags_dir.resolve()
-        active = record["status"] == ACTIVE
-        timetable = _timetable(record) if record.get("recurrence") and active else unscheduled()
-        tags = [f"schedule:{record['name']}"[:100], f"experiment:{record['experiment_name']}"[:100]]
-        dag_id = record["dag_id"]
-        if record.get("pipeline_endpoint_id"):
-            from compiler.endpoint_router import render_endpoint_router
-
-            published = self._target_pipeline()  # for the watcher's parameter kind only
-            endpoint_name = self._endpoint().name
-            text = render_endpoint_router(
-                dag_id=dag_id,
-                dags_dir=dags_dir,
-                workspace_dir=ws._dir,
-                schedule_name=record["name"],
-                schedule_id=record["id"],
-                endpoint_id=record["pipeline_endpoint_id"],
-                endpoint_name=endpoint_name,
-                pipeline_parameters=record["pipeline_parameters"],
-                continue_on_step_failure=record.get("continue_on_step_failure"),
-                schedule=timetable,
-                tags=[*tags, f"endpoint:{endpoint_name}"[:100]],
-            )
-            CompiledDag(dag_id, dags_dir / f"{dag_id}.py", text, None, None).write()
-        else:
-            from compiler.codegen import render_dag, render_pools
-
-            published = PublishedPipeline.get(ws, record["pipeline_id"])
-            lowered = with_defaults(published._lowered(), record["pipeline_parameters"])
-            keep_going = record.get("continue_on_step_failure")
-            if keep_going is None:  # as a submit of the published pipeline would (v1)
-                keep_going = published.continue_on_step_failure
-            text = render_dag(
-                lowered,
-                dag_id,
-                dags_dir,
-                origin=f"schedule {record['name']!r} of published pipeline {published.name!r}",
-                tags=tags,
-                schedule=timetable,
-                continue_on_step_failure=bool(keep_going),
-            )
-            pools = render_pools(lowered)
-            CompiledDag(
-                dag_id=dag_id,
-                path=dags_dir / f"{dag_id}.py",
-                text=text,
-                pools_path=dags_dir / f"{dag_id}.pools.json" if pools else None,
-                pools_text=pools,
-            ).write()
-        if record.get("watcher_dag_id"):
-            parameter = record.get("data_path_parameter_name")
-            kind = "none"
-            if parameter is not None:
-                from mlpipe_provider.runtime.data_path import is_data_path_type
-
-                kind = (
-                    "data_path"
-                    if is_data_path_type(published._record["parameters"][parameter]["type"])
-                    else "string"
-                )
-            watcher = record["watcher_dag_id"]
-            text = render_watcher(
-                dag_id=watcher,
-                dags_dir=dags_dir,
-                workspace_dir=ws._dir,
-                schedule_name=record["name"],
-                datastore=record["datastore_name"],
-                path_on_datastore=record["path_on_datastore"] or "",
-                state_name=self.id,
-                parameter=parameter,
-                parameter_kind=kind,
-                target_dag_id=dag_id,
-                schedule=polling_timetable(record["polling_interval"]) if active else unscheduled(),
-                tags=tags,
-            )
-            CompiledDag(watcher, dags_dir / f"{watcher}.py", text, None, None).write()
+        """(Re)write the schedule's DAG files from the record; unchanged files are not touched.
+        Rendering and writing are the client's (``mlpipe_provider/client/schedule.py``)."""
+        services.client().deploy_schedule(self)
 
     def _wait_for_provisioning(self, timeout_seconds: float) -> str:
         """With a server configured, wait until it has parsed the schedule's DAGs."""
@@ -852,9 +772,7 @@ def _client(workspace: Any) -> Any:
 
 
 def _dag_id(name: str, schedule_id: str) -> str:
-    from compiler.naming import dag_id_for
-
-    return dag_id_for(f"schedule_{name[:80]}_{schedule_id[:8]}")
+    return services.compiler().dag_id_for(f"schedule_{name[:80]}_{schedule_id[:8]}")
 
 
 def _watched_folder(path: str | None) -> str:
@@ -883,9 +801,11 @@ def _check_data_path_parameter(published: Any, name: str | None) -> str | None:
     return name
 
 
-def _timetable(record: dict[str, Any]) -> dict[str, Any]:
-    from compiler.timetables import timetable_for
-
+def record_timetable(record: dict[str, Any]) -> dict[str, Any]:
+    """The timetable literal of a schedule record's recurrence; raises when Airflow cannot
+    express it (checked before anything is written)."""
     recurrence = dict(record["recurrence"])
     recurrence["time_zone"] = iana_zone(recurrence.get("time_zone"))
-    return timetable_for(recurrence, dt.datetime.fromisoformat(record["anchor_time"]))
+    return services.compiler().timetable_for(
+        recurrence, dt.datetime.fromisoformat(record["anchor_time"])
+    )

@@ -80,13 +80,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from compiler.migrate import migrate_paths
+    from mlpipe_provider.cli.migrate import migrate_paths
 
     return migrate_paths([Path(p) for p in args.paths], dry_run=args.dry_run)
 
 
 def _cmd_store(args: argparse.Namespace) -> int:
-    from compiler import store_cmd
+    from mlpipe_provider.cli import store_cmd
 
     if args.store_command == "ls":
         return store_cmd.list_entries(args.workspace)
@@ -94,7 +94,7 @@ def _cmd_store(args: argparse.Namespace) -> int:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from compiler import env_cmd
+    from mlpipe_provider.cli import env_cmd
 
     if args.env_command == "ls":
         return env_cmd.list_envs(args.workspace)
@@ -102,13 +102,13 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_pools(args: argparse.Namespace) -> int:
-    from compiler.pools_cmd import sync_pools
+    from mlpipe_provider.cli.pools_cmd import sync_pools
 
     return sync_pools(args.dags, dry_run=args.dry_run)
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
-    from compiler import server_cmd
+    from mlpipe_provider.cli import server_cmd
 
     if args.server_command == "up":
         return server_cmd.server_up(
@@ -120,13 +120,13 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from compiler import deploy_cmd
+    from mlpipe_provider.cli import deploy_cmd
 
     return deploy_cmd.deploy(args.pipelines, dag_id=args.dag_id, timeout_s=args.timeout)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from compiler import deploy_cmd
+    from mlpipe_provider.cli import deploy_cmd
 
     return deploy_cmd.submit(
         args.target,
@@ -139,15 +139,18 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from compiler import deploy_cmd
+    from mlpipe_provider.cli import deploy_cmd
 
     return deploy_cmd.list_runs(args.dag_id, workspace=args.workspace, limit=args.limit)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from compiler.demo import run_demo
+    from mlpipe_provider.cli.demo import run_demo
 
-    return run_demo(Path(args.workdir) if args.workdir else None)
+    return run_demo(
+        Path(args.workdir) if args.workdir else None,
+        Path(args.project) if args.project else None,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workdir", help="where the demo workspace lives (default: build/demo, recreated)"
+    )
+    p.add_argument(
+        "--project",
+        help="the mlpipe checkout holding examples/ and dags/ (default: the current directory)",
     )
     p.set_defaults(func=_cmd_demo)
 

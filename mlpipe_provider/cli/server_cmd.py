@@ -1,7 +1,7 @@
 """``mlpipe server up|down|status``: a local Airflow for a workspace, for people without one.
 
 Airflow's api-server, scheduler, dag-processor and triggerer run detached under one supervisor
-(``compiler/server_supervisor.py``) in its own process group, the API on 127.0.0.1, with AIRFLOW_HOME in the workspace's ``server/`` folder (mode 0700):
+(``mlpipe_provider/cli/server_supervisor.py``) in its own process group, the API on 127.0.0.1, with AIRFLOW_HOME in the workspace's ``server/`` folder (mode 0700):
 SQLite by default (``--db`` for a PostgreSQL URL), LocalExecutor with low parallelism, the
 workspace's DAG folder scanned every 2 s, new DAGs unpaused. Authentication needs no person: the
 simple auth manager's password file is written (0600) with a generated password before the
@@ -115,7 +115,7 @@ class LocalServer:
             except (ProcessLookupError, PermissionError):
                 return None
             return pid
-        return pid if b"compiler.server_supervisor" in cmdline else None
+        return pid if b"mlpipe_provider.cli.server_supervisor" in cmdline else None
 
     def env(self, port: int, db: str, parallelism: int) -> dict[str, str]:
         url = self.url(port)
@@ -274,7 +274,7 @@ def server_up(
         log.write(f"\n--- mlpipe server up {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
         proc = subprocess.Popen(  # noqa: S603 - our own module, argument list
-            [sys.executable, "-m", "compiler.server_supervisor"],
+            [sys.executable, "-m", "mlpipe_provider.cli.server_supervisor"],
             env=env,
             cwd=server.home,
             stdout=log,

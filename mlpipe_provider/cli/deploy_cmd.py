@@ -33,7 +33,7 @@ def _load_one_or_more(targets: list[str], dag_id: str | None) -> list[Any]:
 def _deploy_found(found: Any, timeout_s: float) -> tuple[Any, Any, Any]:
     """Compile one loaded pipeline into its workspace's DAG folder and install it on the server."""
     from compiler.compile import compile_pipeline
-    from mlpipe_provider.sdk.server_runs import client_for, install_dag
+    from mlpipe_provider.client.server_runs import client_for, install_dag
 
     ws = found.pipeline.workspace
     client = client_for(ws)
@@ -154,9 +154,9 @@ def submit(
     wait: bool = True,
     timeout_s: float = 3600,
 ) -> int:
-    from compiler.server_cmd import resolve_workspace
+    from mlpipe_provider.cli.server_cmd import resolve_workspace
+    from mlpipe_provider.client.server_runs import client_for, dag_params, trigger_run
     from mlpipe_provider.sdk.experiment import Experiment
-    from mlpipe_provider.sdk.server_runs import client_for, dag_params, trigger_run
     from mlpipe_provider.sdk.workspace import Workspace
 
     dag_file = pools_file = None
@@ -271,8 +271,8 @@ def _name(task_id: str, info: dict[str, Any]) -> str:
 
 # --- runs --------------------------------------------------------------------------------------
 def list_runs(dag_id: str, workspace: str | None = None, limit: int = 25) -> int:
-    from compiler.server_cmd import resolve_workspace
     from mlpipe_provider.airflow_api import AirflowClient
+    from mlpipe_provider.cli.server_cmd import resolve_workspace
 
     ws_dir = resolve_workspace(workspace)
     client = AirflowClient.from_workspace(ws_dir)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from compiler.migrate_members import missing_members
 from mlpipe_provider import sdk
+from mlpipe_provider.cli.migrate_members import missing_members
 from mlpipe_provider.sdk.unsupported import UNSUPPORTED_NAMES
 
 TARGET = sdk.__name__
