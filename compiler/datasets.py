@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from mlpipe_provider import dataset_registry
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.dataset_files import RESERVED_TOP_FOLDERS
 from mlpipe_provider.errors import MlpipeError
 from mlpipe_provider.sdk.data import PipelineParameter
@@ -219,7 +220,7 @@ def _output_input(
     lowering.out.graph.add_edge(producer_id, lowering.task_ids[id(step)], data=owner["name"])
     entry: dict[str, Any] = {
         "name": item._name or owner["name"],
-        "kind": "pipeline_data",
+        "kind": InputKind.PIPELINE_DATA,
         "producer": producer_id,
         "output": owner["name"],
         "datastore": lowering._datastore_for(
@@ -272,7 +273,7 @@ def _dataset_input(
         return None
     spec: dict[str, Any] = {
         "name": item.name,
-        "kind": "dataset",
+        "kind": InputKind.DATASET,
         "dataset_type": definition["type"],
         "paths": paths,
         "mode": item.mode,

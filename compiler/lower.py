@@ -18,6 +18,7 @@ import networkx as nx
 
 from compiler import datasets
 from compiler.naming import task_id_for
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.errors import ComputeTargetException, DatastoreError
 from mlpipe_provider.runtime.data_path import DATA_PATH_JSON_TYPE
 from mlpipe_provider.runtime.dataset_param import DATASET_JSON_TYPE, dataset_to_value
@@ -292,7 +293,7 @@ class _Lowering:
             name = name or _DATA_NAME_BAD.sub("_", data.name)
             entry = {
                 "name": name,
-                "kind": "data_path",
+                "kind": InputKind.DATA_PATH,
                 "parameter": data.name,
                 "datastore": self.out.parameters[data.name]["default"]["datastore"],
                 "mode": mode or "mount",
@@ -302,7 +303,7 @@ class _Lowering:
             name = name or data.data_reference_name
             entry = {
                 "name": name,
-                "kind": "data_reference",
+                "kind": InputKind.DATA_REFERENCE,
                 "datastore": self._datastore_for(step, field_name, data.datastore_name),
                 "path_on_datastore": data.path_on_datastore or "",
                 "mode": mode or data.mode,
@@ -329,7 +330,7 @@ class _Lowering:
             self.out.graph.add_edge(producer_id, self.task_ids[id(step)], data=data.name)
             entry = {
                 "name": name,
-                "kind": "pipeline_data",
+                "kind": InputKind.PIPELINE_DATA,
                 "producer": producer_id,
                 "output": output_name,
                 "datastore": self._datastore_for(step, field_name, data.datastore_name),

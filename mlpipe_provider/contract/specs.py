@@ -134,7 +134,7 @@ class StepSpec(_Spec):
 
 
 _STEP = TypeAdapter(StepSpec)
-_TAGS = {kind.value for kind in InputKind}
+_TAGS = set(InputKind.ALL)
 _DESTINATION = TypeAdapter(TransferDestination)
 
 

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider import remote_digest
+from mlpipe_provider.contract.constants import (  # noqa: F401 - importers of the old home
+    REGENERATE_PARAM,
+    REUSE_SUFFIX,
+    InputKind,
+    reuse_task_id,
+)
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
 from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
@@ -17,13 +23,6 @@ from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_mes
 from mlpipe_provider.runtime.datastore_retry import Retrier
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
-
-REUSE_SUFFIX = ".reuse"
-REGENERATE_PARAM = "mlpipe_regenerate_outputs"
-
-
-def reuse_task_id(step_task_id: str) -> str:
-    return f"{step_task_id}{REUSE_SUFFIX}"
 
 
 def _well_formed(manifest: dict[str, Any], op: Any) -> bool:
@@ -87,13 +86,15 @@ class StepReuse:
 
             spec = dataset_of_run(spec, self.params, self.op.step_name, self.ws)
             return dataset_input_digest(self, spec)
-        if spec["kind"] == "sql":  # the result's CSV, run once per task (runtime/sql_source.py)
+        if (
+            spec["kind"] == InputKind.SQL
+        ):  # the result's CSV, run once per task (runtime/sql_source.py)
             from mlpipe_provider.runtime.sql_source import staged_result
 
             return staged_result(self, spec).digest
-        if spec["kind"] == "data_path":  # content at this run's path, like a DataReference
+        if spec["kind"] == InputKind.DATA_PATH:  # content at this run's path, like a DataReference
             spec = {**spec, **data_path_of_run(spec, self.params, self.op.step_name)}
-        if spec["kind"] in ("data_reference", "data_path"):
+        if spec["kind"] in InputKind.ON_DATASTORE:
             tree = self.content_digest(
                 spec["datastore"],
                 spec["path_on_datastore"],

@@ -17,6 +17,7 @@ from typing import Any
 
 from mlpipe_provider import layout
 from mlpipe_provider.config import STEP_WORKSPACE_ENV, atomic_write_text
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.backends import Launch, run_launch
@@ -50,16 +51,16 @@ def _resolve_inputs(op: Any, data: StepData, ti: Any, params: Any = None) -> dic
     paths: dict[str, str] = {}
     for spec in op.inputs:
         name = spec["name"]
-        if spec["kind"] == "dataset":  # its folder, its one file, or a copy (datasets.md)
+        if spec["kind"] == InputKind.DATASET:  # its folder, its one file, or a copy (datasets.md)
             spec = dataset_of_run(spec, params or {}, op.step_name, data.ws)
             place = data.working_place(spec.get("path_on_compute"), f"input {name!r}")
             paths[name] = materialize(
                 data.ws, spec, data.area / "inputs", op.step_name, place=place, data=data
             )
             continue
-        if spec["kind"] == "data_path":  # a DataPath parameter: this run's value says where
+        if spec["kind"] == InputKind.DATA_PATH:  # a DataPath parameter: this run's value says where
             spec = {**spec, **data_path_of_run(spec, params or {}, op.step_name)}
-        if spec["kind"] in ("data_reference", "data_path"):
+        if spec["kind"] in InputKind.ON_DATASTORE:
             datastore, rel = spec["datastore"], spec["path_on_datastore"]
             missing = missing_data_message(op.step_name, spec)
         else:

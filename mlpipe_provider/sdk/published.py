@@ -20,10 +20,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mlpipe_provider.contract.constants import ACTIVE, DISABLED
 from mlpipe_provider.embedded.status import read_json, write_json
 from mlpipe_provider.errors import PipelineValidationError, UserErrorException
 
-ACTIVE, DISABLED = "Active", "Disabled"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}$")
 
 
