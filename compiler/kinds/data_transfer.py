@@ -148,7 +148,7 @@ def _lower_sql_source(lowering: Any, step: Any, spec: dict[str, Any], source: An
         )
         return
     try:
-        statement = source._statement()
+        statement = source.statement()
     except Exception as exc:  # noqa: BLE001 - a parameter value that cannot be a literal
         lowering.problem(step, field_name, str(exc))
         return

@@ -19,8 +19,11 @@ from mlpipe_provider.contract.constants import (  # noqa: F401 - importers of th
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
 from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
-from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
 from mlpipe_provider.runtime.datastore_retry import Retrier
+from mlpipe_provider.runtime.input_resolvers import (  # noqa: F401 - upstream_record: its old home
+    locate_input,
+    upstream_record,
+)
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
 
@@ -41,16 +44,6 @@ def _well_formed(manifest: dict[str, Any], op: Any) -> bool:
         and isinstance(o.get("path"), str)
         for o in outputs.values()
     )
-
-
-def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
-    """What a producing step published: its own record, or the reused record its sensor found."""
-    # The decision first: a step whose sensor said "reuse" skips, so it never has a record of its
-    # own in this run, and most upstream steps of a re-run are reused (one XCom read, not two).
-    decision = ti.xcom_pull(task_ids=reuse_task_id(producer_task_id))
-    if isinstance(decision, dict) and decision.get("decision") == "reuse":
-        return decision.get("record")
-    return ti.xcom_pull(task_ids=producer_task_id) or None
 
 
 def holder_id(context: Any, step_task_id: str) -> str:
@@ -92,34 +85,12 @@ class StepReuse:
             from mlpipe_provider.runtime.sql_source import staged_result
 
             return staged_result(self, spec).digest
-        if spec["kind"] == InputKind.DATA_PATH:  # content at this run's path, like a DataReference
-            spec = {**spec, **data_path_of_run(spec, self.params, self.op.step_name)}
-        if spec["kind"] in InputKind.ON_DATASTORE:
-            tree = self.content_digest(
-                spec["datastore"],
-                spec["path_on_datastore"],
-                what=f"input {spec['name']!r} path_on_datastore",
-            )
-            if tree is None:
-                raise UserErrorException(missing_data_message(self.op.step_name, spec))
-            return tree.digest
-        record = upstream_record(self.ti, spec["producer"])
-        output = (record or {}).get("outputs", {}).get(spec["output"])
-        if not output:
-            raise UserErrorException(
-                f"step {self.op.step_name!r}, input {spec['name']!r}: step {spec['producer']!r} published no "
-                f"output {spec['output']!r}"
-            )
-        if output.get("digest"):
-            return output["digest"]
-        tree = self.content_digest(
-            output["datastore"], output["path"], what=f"input {spec['name']!r}"
-        )
+        where = locate_input(self.op.step_name, spec, self.ti, self.params)
+        if where.digest:  # recorded by the producing step
+            return where.digest
+        tree = self.content_digest(where.datastore, where.path, what=where.what)
         if tree is None:
-            raise UserErrorException(
-                f"step {self.op.step_name!r}, input {spec['name']!r}: the output {spec['output']!r} of "
-                f"step {spec['producer']!r} is no longer at {output['path']!r}"
-            )
+            raise UserErrorException(where.missing)
         return tree.digest
 
     def content_digest(
