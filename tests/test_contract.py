@@ -121,3 +121,27 @@ def test_the_contract_imports_no_authoring_compiler_or_airflow_code():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_input_is_located_by_the_resolver_of_its_kind():
+    from mlpipe_provider.errors import UserErrorException
+    from mlpipe_provider.runtime.input_resolvers import RESOLVERS, locate_input
+
+    assert set(RESOLVERS) == {
+        InputKind.DATA_REFERENCE,
+        InputKind.DATA_PATH,
+        InputKind.PIPELINE_DATA,
+    }
+    fixed = {"name": "raw", "kind": InputKind.DATA_REFERENCE, "datastore": "blob"}
+    where = locate_input("prep", {**fixed, "path_on_datastore": "raw/2024"}, ti=None)
+    assert (where.datastore, where.path, where.digest) == ("blob", "raw/2024", None)
+    assert "'raw/2024' does not exist in datastore 'blob'" in where.missing
+
+    # a DataPath parameter: this run's value says where, on the default's datastore
+    param = {"name": "raw", "kind": InputKind.DATA_PATH, "parameter": "p", "datastore": "blob"}
+    where = locate_input("prep", param, ti=None, params={"p": "runs/7"})
+    assert (where.datastore, where.path) == ("blob", "runs/7")
+    assert "DataPath parameter 'p'" in where.missing
+
+    with pytest.raises(UserErrorException, match="input 'q': an input of kind 'sql'"):
+        locate_input("prep", {"name": "q", "kind": InputKind.SQL}, ti=None)
