@@ -603,7 +603,11 @@ def reused_counters(case: DagCase, runs: int) -> Counters:
         ),
         ("mlpipe_provider.runtime.reuse:StepReuse", "fingerprint", "- fingerprint()"),
         ("mlpipe_provider.runtime.reuse", "digest_path", "-- digest_path() of the source folder"),
-        ("mlpipe_provider.runtime.reuse", "upstream_record", "-- upstream_record() (XCom pulls)"),
+        (
+            "mlpipe_provider.runtime.input_resolvers",
+            "upstream_record",
+            "-- upstream_record() (XCom pulls)",
+        ),
         (
             "mlpipe_provider.runtime.reuse:StepReuse",
             "verified_entry",

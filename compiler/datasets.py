@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from mlpipe_provider import dataset_registry
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.dataset_files import RESERVED_TOP_FOLDERS
 from mlpipe_provider.errors import MlpipeError
 from mlpipe_provider.sdk.data import PipelineParameter
@@ -50,8 +51,8 @@ def is_output_config(item: Any) -> bool:
 
 
 def _production_sites(step: Any) -> list[tuple[str, OutputDatasetConfig]]:
-    sites = [(f"outputs[{i}]", o) for i, o in enumerate(step._outputs)]
-    sites += [(f"arguments[{i}]", a) for i, a in enumerate(step._arguments)]
+    sites = [(f"outputs[{i}]", o) for i, o in enumerate(step.outputs)]
+    sites += [(f"arguments[{i}]", a) for i, a in enumerate(step.arguments)]
     return [(field, item) for field, item in sites if isinstance(item, OutputDatasetConfig)]
 
 
@@ -61,7 +62,7 @@ def collect_producers(lowering: Any, steps: list[Any]) -> None:
     for step in steps:
         unnamed = 0
         for field_name, item in _production_sites(step):
-            key = id(item._identity)
+            key = id(item.identity)
             owner = owners.get(key)
             if owner is not None and owner["step"] is not step:
                 lowering.problem(
@@ -101,7 +102,7 @@ def add_outputs(lowering: Any, step: Any, outputs: dict[str, dict[str, Any]]) ->
         if name in outputs or any(o["output_name"] == name for o in outputs.values()):
             lowering.problem(step, field_name, f"duplicate output name {name!r}")
             continue
-        destination = _setting(sites, lambda s: s._destination)
+        destination = _setting(sites, lambda s: s.destination_spec)
         datastore = lowering._datastore_for(
             step, field_name, destination["datastore"] if destination else None
         )
@@ -114,7 +115,7 @@ def add_outputs(lowering: Any, step: Any, outputs: dict[str, dict[str, Any]]) ->
             "path_on_compute": _setting(sites, lambda s: s.source),
             "is_directory": True,  # v1 gives an OutputFileDatasetConfig a folder
         }
-        globs = _setting(sites, lambda s: s._source_globs)
+        globs = _setting(sites, lambda s: s.source_globs)
         if globs:
             entry["source_globs"] = list(globs)
         if destination is not None:
@@ -123,11 +124,11 @@ def add_outputs(lowering: Any, step: Any, outputs: dict[str, dict[str, Any]]) ->
                 entry["destination"] = {
                     "datastore": datastore,
                     "path": path,
-                    "overwrite": bool(upload is not None and upload._overwrite),
+                    "overwrite": bool(upload is not None and upload.overwrite),
                 }
-        registration = _setting(sites, lambda s: s._registration)
+        registration = _setting(sites, lambda s: s.registration)
         if registration is not None:
-            tabular = _setting(sites, lambda s: s._tabular_settings())
+            tabular = _setting(sites, lambda s: s.tabular_settings())
             entry["register"] = {
                 **registration,
                 "dataset_type": "tabular" if tabular else "file",
@@ -174,7 +175,7 @@ def add_input(
 ) -> str | None:
     """Add a dataset-shaped input; returns its name (None after filing a problem)."""
     if isinstance(item, AbstractDataset):
-        item = DatasetConsumptionConfig(item._default_input_name(), item)
+        item = DatasetConsumptionConfig(item.default_input_name(), item)
     elif is_dataset_parameter(item):  # consumed directly, under the parameter's name
         item = DatasetConsumptionConfig(_IDENTIFIER_BAD.sub("_", item.name), item)
     elif isinstance(item, OutputDatasetConfig):
@@ -201,7 +202,7 @@ def _output_input(
     lowering: Any, step: Any, field_name: str, item: DatasetConsumptionConfig
 ) -> dict[str, Any] | None:
     config = item.dataset
-    owner = getattr(lowering, "dataset_outputs", {}).get(id(config._identity))
+    owner = getattr(lowering, "dataset_outputs", {}).get(id(config.identity))
     label = f"{type(config).__name__} {config.name or '(unnamed)'!r}"
     if owner is None:
         lowering.problem(
@@ -218,20 +219,20 @@ def _output_input(
     producer_id = lowering.task_ids[id(producer)]
     lowering.out.graph.add_edge(producer_id, lowering.task_ids[id(step)], data=owner["name"])
     entry: dict[str, Any] = {
-        "name": item._name or owner["name"],
-        "kind": "pipeline_data",
+        "name": item.given_name or owner["name"],
+        "kind": InputKind.PIPELINE_DATA,
         "producer": producer_id,
         "output": owner["name"],
         "datastore": lowering._datastore_for(
             step,
             field_name,
-            config._destination["datastore"] if config._destination else None,
+            config.destination_spec["datastore"] if config.destination_spec else None,
         ),
         "mode": item.mode,
         "path_on_compute": item.path_on_compute,
-        "dataset_type": config._dataset_type,
+        "dataset_type": config.dataset_type,
     }
-    tabular = config._tabular_settings()
+    tabular = config.tabular_settings()
     if tabular:
         entry["tabular"] = tabular
     return entry
@@ -242,9 +243,9 @@ def _dataset_input(
 ) -> dict[str, Any] | None:
     parameter = item.dataset if is_dataset_parameter(item.dataset) else None
     dataset: AbstractDataset = parameter.default_value if parameter else item.dataset
-    definition = dataset._definition
+    definition = dataset.definition
     ok = True
-    if dataset._registration is not None:
+    if dataset.registration is not None:
         ok = _check_registered(lowering, step, field_name, dataset)
     paths = []
     for entry in definition["paths"]:
@@ -272,7 +273,7 @@ def _dataset_input(
         return None
     spec: dict[str, Any] = {
         "name": item.name,
-        "kind": "dataset",
+        "kind": InputKind.DATASET,
         "dataset_type": definition["type"],
         "paths": paths,
         "mode": item.mode,
@@ -280,7 +281,7 @@ def _dataset_input(
     }
     if "tabular" in definition:
         spec["tabular"] = dict(definition["tabular"])
-    if dataset._registration is not None:
+    if dataset.registration is not None:
         spec["registered"] = {
             "name": dataset.name,
             "version": dataset.version,
@@ -297,7 +298,7 @@ def _check_registered(lowering: Any, step: Any, field_name: str, dataset: Abstra
     """A registered dataset must still be registered, as that version, in the pipeline's workspace."""
     name, version = dataset.name, dataset.version
     try:
-        record = dataset_registry.get(lowering.ws._dir, name, version)
+        record = dataset_registry.get(lowering.ws.directory, name, version)
     except MlpipeError as exc:
         lowering.problem(
             step,
@@ -305,7 +306,7 @@ def _check_registered(lowering: Any, step: Any, field_name: str, dataset: Abstra
             f"dataset {name!r} version {version} is not registered in this workspace ({exc})",
         )
         return False
-    if record.get("id") != dataset.id or record.get("definition") != dataset._definition:
+    if record.get("id") != dataset.id or record.get("definition") != dataset.definition:
         lowering.problem(
             step,
             field_name,
@@ -327,7 +328,7 @@ def lower_argument(
 ) -> Any:
     """An argument placeholder for a dataset-shaped argument."""
     if isinstance(arg, OutputDatasetConfig):
-        owner = getattr(lowering, "dataset_outputs", {}).get(id(arg._identity))
+        owner = getattr(lowering, "dataset_outputs", {}).get(id(arg.identity))
         if owner is None or owner["step"] is not step or owner["name"] not in outputs:
             return None  # the producer check filed the problem
         return {"output": owner["name"]}

@@ -18,6 +18,7 @@ import networkx as nx
 
 from compiler import datasets
 from compiler.naming import task_id_for
+from mlpipe_provider.contract.constants import InputKind, StepKind
 from mlpipe_provider.errors import ComputeTargetException, DatastoreError
 from mlpipe_provider.runtime.data_path import DATA_PATH_JSON_TYPE
 from mlpipe_provider.runtime.dataset_param import DATASET_JSON_TYPE, dataset_to_value
@@ -63,11 +64,11 @@ class LoweredPipeline:
 class _Lowering:
     def __init__(self, pipeline: Any):
         self.pipeline = pipeline
-        self.ws = pipeline._workspace
-        self.config = self.ws._config
+        self.ws = pipeline.workspace
+        self.config = self.ws.settings
         self.out = LoweredPipeline(
             description=pipeline.description,
-            workspace_dir=self.ws._dir,
+            workspace_dir=self.ws.directory,
             workspace_name=self.config.workspace_name,
         )
         self.task_ids: dict[int, str] = {}
@@ -94,7 +95,7 @@ class _Lowering:
 
     # --- entry --------------------------------------------------------------------------
     def run(self) -> LoweredPipeline:
-        steps = self.pipeline._steps
+        steps = self.pipeline.steps
         if not steps:
             self.problem(None, "steps", "the pipeline has no steps")
             return self.out
@@ -102,13 +103,13 @@ class _Lowering:
         self.default_datastore = self._default_datastore_name()
         in_pipeline = {id(s) for s in steps}
         for step in steps:
-            for index, out in enumerate(step._outputs):
+            for index, out in enumerate(step.outputs):
                 if isinstance(out, PipelineData):
                     producers: list[PipelineStep] = []
-                    for s in out._producers:
+                    for s in out.producers:
                         if id(s) in in_pipeline and not any(s is p for p in producers):
                             producers.append(s)
-                    first_listing = not any(o is out for o in step._outputs[:index])
+                    first_listing = not any(o is out for o in step.outputs[:index])
                     if len(producers) > 1 and producers[0] is step and first_listing:
                         names = ", ".join(repr(s.name) for s in producers)
                         self.problem(
@@ -150,7 +151,7 @@ class _Lowering:
             self.step_of[task_id] = step
 
     def _default_datastore_name(self) -> str:
-        default = self.pipeline._default_datastore
+        default = self.pipeline.default_datastore
         if default is None:
             return self.config.default_datastore
         name = default if isinstance(default, str) else getattr(default, "name", None)
@@ -187,30 +188,30 @@ class _Lowering:
         from compiler.kinds import KINDS
 
         task_id = self.task_ids[id(step)]
-        kind = KINDS.get(step._step_kind)
+        kind = KINDS.get(step.step_kind)
         if kind is None:
             self.problem(step, "type", f"{type(step).__name__} is not supported yet")
             return None
         spec: dict[str, Any] = {
             "step_name": step.name,
             "task_id": task_id,
-            "kind": step._step_kind,
-            "allow_reuse": step._allow_reuse,
+            "kind": step.step_kind,
+            "allow_reuse": step.reuse_allowed,
         }
         inputs: dict[str, dict[str, Any]] = {}
         outputs: dict[str, dict[str, Any]] = {}
-        for index, out in enumerate(step._outputs):
+        for index, out in enumerate(step.outputs):
             self._add_output(step, f"outputs[{index}]", out, outputs)
         datasets.add_outputs(self, step, outputs)
-        for index, item in enumerate(step._inputs):
+        for index, item in enumerate(step.inputs):
             self._add_input(step, f"inputs[{index}]", item, inputs, explicit=True)
         spec["arguments"] = [
             self._lower_argument(step, f"arguments[{i}]", arg, inputs, outputs)
-            for i, arg in enumerate(step._arguments)
+            for i, arg in enumerate(step.arguments)
         ]
         self._check_tokens(step, spec["arguments"], inputs, outputs)
         # a script sees inputs and outputs alike, as $AZUREML_DATAREFERENCE_<name>
-        if step._step_kind != "data_transfer":
+        if step.step_kind != StepKind.DATA_TRANSFER:
             for name in sorted(set(inputs) & set(outputs)):
                 self.problem(
                     step,
@@ -226,7 +227,7 @@ class _Lowering:
         if spec.get("environment") and (spec["compute"] or {}).get("backend", "local") == "local":
             # docker/kubernetes steps take their software from the image, conda or not
             self._check_conda_packages(step, spec["environment"])
-        for dep in step._run_after:
+        for dep in step.runs_after:
             dep_id = self.task_ids.get(id(dep))
             if dep_id is None:
                 self.problem(step, "run_after", f"step {dep.name!r} is not part of this pipeline")
@@ -259,8 +260,8 @@ class _Lowering:
             "name": out.name,
             "output_name": out.output_name,
             "datastore": self._datastore_for(step, field_name, out.datastore_name),
-            "mode": out._output_mode,
-            "path_on_compute": out._output_path_on_compute,
+            "mode": out.output_mode,
+            "path_on_compute": out.output_path_on_compute,
         }
         if out.is_directory:  # an existing empty folder; else a path the script creates
             outputs[out.name]["is_directory"] = True
@@ -292,7 +293,7 @@ class _Lowering:
             name = name or _DATA_NAME_BAD.sub("_", data.name)
             entry = {
                 "name": name,
-                "kind": "data_path",
+                "kind": InputKind.DATA_PATH,
                 "parameter": data.name,
                 "datastore": self.out.parameters[data.name]["default"]["datastore"],
                 "mode": mode or "mount",
@@ -302,7 +303,7 @@ class _Lowering:
             name = name or data.data_reference_name
             entry = {
                 "name": name,
-                "kind": "data_reference",
+                "kind": InputKind.DATA_REFERENCE,
                 "datastore": self._datastore_for(step, field_name, data.datastore_name),
                 "path_on_datastore": data.path_on_datastore or "",
                 "mode": mode or data.mode,
@@ -329,7 +330,7 @@ class _Lowering:
             self.out.graph.add_edge(producer_id, self.task_ids[id(step)], data=data.name)
             entry = {
                 "name": name,
-                "kind": "pipeline_data",
+                "kind": InputKind.PIPELINE_DATA,
                 "producer": producer_id,
                 "output": output_name,
                 "datastore": self._datastore_for(step, field_name, data.datastore_name),
@@ -435,7 +436,7 @@ class _Lowering:
             default = dataset_to_value(default)
         elif isinstance(default, DataPath):
             json_type = DATA_PATH_JSON_TYPE
-            default = default._to_value(self.default_datastore)
+            default = default.to_value(self.default_datastore)
             self._datastore_for(step, field_name, default["datastore"])
             self._check_path(step, field_name, default["path_on_datastore"])
         elif isinstance(default, bool):
@@ -520,7 +521,7 @@ class _Lowering:
             return {"name": "local", "backend": "local", "gpus": 0}, problem
         spec = {
             # backend settings from the target's config (image, network, ...), under the fixed keys
-            **dict(sorted((target._target.model_extra or {}).items())),
+            **dict(sorted(target.backend_settings.items())),
             "name": target.name,
             "vm_size": target.vm_size,
             "backend": target.backend,

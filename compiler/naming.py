@@ -10,6 +10,8 @@ import hashlib
 import keyword
 import re
 
+from mlpipe_provider.contract.constants import REUSE_SUFFIX
+
 _TASK_ID_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _IDENT_BAD = re.compile(r"[^A-Za-z0-9_]")
 MAX_TASK_ID = 200
@@ -22,8 +24,8 @@ def _short_hash(text: str) -> str:
 def task_id_for(name: str) -> str:
     """A valid Airflow task id; names that had to change get a hash suffix to stay unique."""
     cleaned = _TASK_ID_BAD.sub("_", name).strip(".") or "step"
-    # ".reuse" ends the id of every step's reuse sensor: a step may not take such an id itself
-    if cleaned != name or len(cleaned) > MAX_TASK_ID or cleaned.endswith(".reuse"):
+    # REUSE_SUFFIX ends the id of every step's reuse sensor: a step may not take such an id itself
+    if cleaned != name or len(cleaned) > MAX_TASK_ID or cleaned.endswith(REUSE_SUFFIX):
         cleaned = f"{cleaned[:MAX_TASK_ID]}_{_short_hash(name)}"
     return cleaned
 

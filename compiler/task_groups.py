@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.kinds import KINDS
-from mlpipe_provider.runtime.reuse import reuse_task_id
+from mlpipe_provider.contract.constants import InputKind, reuse_task_id
 
 _GROUP_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
 MAX_GROUP_ID = 200  # Airflow's limit for group keys; task ids (<= 250) add ".<kind>.reuse"
@@ -78,7 +78,7 @@ def with_airflow_ids(spec: dict[str, Any], placements: dict[str, Placement]) -> 
     moved = [
         i
         for i in inputs
-        if i.get("kind") == "pipeline_data"
+        if i.get("kind") == InputKind.PIPELINE_DATA
         and i.get("producer") in placements
         and placements[i["producer"]].airflow_id != i["producer"]
     ]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
+from mlpipe_provider.contract.constants import InputKind
+
 SCHEME = "x-mlpipe"
 PREFIX = f"{SCHEME}://"
 DATASTORE_GROUP = "mlpipe-datastore"
@@ -131,7 +133,7 @@ def event_extras(op: Any, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 spec.get("output_name") or spec["name"]
             )
     transfer_dest = getattr(op, "destination", None)
-    if isinstance(transfer_dest, dict) and transfer_dest.get("kind") == "data_reference":
+    if isinstance(transfer_dest, dict) and transfer_dest.get("kind") == InputKind.DATA_REFERENCE:
         key = (transfer_dest["datastore"], normalise_path(transfer_dest["path_on_datastore"]))
         destinations[key] = transfer_dest["output"]
     extras: dict[str, dict[str, Any]] = {}

@@ -355,7 +355,7 @@ def test_stored_procedures_use_each_dialects_call_syntax():
             StoredProcedureParameter("top", "5", StoredProcedureParameterType.Int),
         ],
     )
-    sql = ref._statement()
+    sql = ref.statement()
     pg_text, pg_params = statement(postgresql.dialect(), sql)
     assert pg_text == 'SELECT * FROM dbo."GetOrders"(since => :p0, top => :p1)'
     assert pg_params["p1"] == 5 and pg_params["p0"].year == 2024
@@ -368,8 +368,8 @@ def test_stored_procedures_use_each_dialects_call_syntax():
         sql_stored_procedure_params=[StoredProcedureParameter("d", "soon", "Date")],
     )
     with pytest.raises(Exception, match="'d': 'soon' is not a valid Date"):
-        not_a_date._statement()
-    table = SqlDataReference("db", "t", sql_table='sales."Order Lines"')._statement()
+        not_a_date.statement()
+    table = SqlDataReference("db", "t", sql_table='sales."Order Lines"').statement()
     assert statement(postgresql.dialect(), table)[0] == 'SELECT * FROM sales."Order Lines"'
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from compiler.kinds import StepKind, register
 from mlpipe_provider import layout
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.errors import DatastoreError
 from mlpipe_provider.store import STORE_PREFIX
 
@@ -74,7 +75,7 @@ def _lower_destination(
         return None  # the common lowering filed the problem (now under this field's name)
     output = spec["outputs"][0]
     if isinstance(data, PipelineData):
-        return {"kind": "pipeline_data", "output": output["output_name"]}
+        return {"kind": InputKind.PIPELINE_DATA, "output": output["output_name"]}
     try:
         path = safe_relative_path(data.path_on_datastore, what="path_on_datastore")
     except DatastoreError as exc:
@@ -99,7 +100,7 @@ def _lower_destination(
     source = spec["inputs"][0] if spec["inputs"] else None
     if (
         source is not None
-        and source["kind"] == "data_reference"
+        and source["kind"] == InputKind.DATA_REFERENCE
         and source["datastore"] == output["datastore"]
         and _overlaps(source["path_on_datastore"], path)
     ):
@@ -112,7 +113,7 @@ def _lower_destination(
         )
         return None
     return {
-        "kind": "data_reference",
+        "kind": InputKind.DATA_REFERENCE,
         "output": output["output_name"],
         "datastore": output["datastore"],
         "path_on_datastore": path,
@@ -147,14 +148,14 @@ def _lower_sql_source(lowering: Any, step: Any, spec: dict[str, Any], source: An
         )
         return
     try:
-        statement = source._statement()
+        statement = source.statement()
     except Exception as exc:  # noqa: BLE001 - a parameter value that cannot be a literal
         lowering.problem(step, field_name, str(exc))
         return
     spec["inputs"].append(
         {
             "name": source.data_reference_name,
-            "kind": "sql",
+            "kind": InputKind.SQL,
             "datastore": name,
             "sql": statement,
             "mode": None,
@@ -214,7 +215,7 @@ def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
         )
     elif (
         spec["inputs"]
-        and spec["inputs"][0]["kind"] == "data_reference"
+        and spec["inputs"][0]["kind"] == InputKind.DATA_REFERENCE
         and not spec["inputs"][0]["path_on_datastore"]
     ):
         lowering.problem(

@@ -21,13 +21,11 @@ def _names(items: Any) -> str:
 
 
 def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
-    from mlpipe_provider.sdk.module import tree_digest
-
-    version = step._module_version
+    version = step.module_version
     where = f"module {version.module_name!r} version {version.version!r}"
     in_ports = {p.name: p for p in version.input_port_defs}
     out_ports = {p.name: p for p in version.output_port_defs}
-    for port in step._inputs_map:
+    for port in step.inputs_map:
         if port not in in_ports:
             lowering.problem(
                 step,
@@ -35,34 +33,34 @@ def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
                 f"{where} has no input port {port!r} (input ports: {_names(in_ports)})",
             )
     for port, port_def in in_ports.items():
-        if not port_def.is_optional and port not in step._inputs_map:
+        if not port_def.is_optional and port not in step.inputs_map:
             lowering.problem(
                 step,
                 "inputs_map",
                 f"required input port {port!r} of {where} is not bound to any data",
             )
-    for port in step._outputs_map:
+    for port in step.outputs_map:
         if port not in out_ports:
             lowering.problem(
                 step,
                 f"outputs_map[{port!r}]",
                 f"{where} has no output port {port!r} (output ports: {_names(out_ports)})",
             )
-    for index, kind, port in step._unbound_ports:
+    for index, kind, port in step.unbound_ports:
         lowering.problem(
             step,
             f"arguments[{index}]",
             f"the arguments use {kind} port {port!r} of {where}, which {kind}s_map does not bind",
         )
     declared = version.params
-    for key in step._unknown_params:
+    for key in step.unknown_params:
         lowering.problem(
             step,
             f"params[{key!r}]",
             f"{where} declares no parameter {key!r} (parameters: {_names(declared)})",
         )
-    snapshot = version._snapshot_dir
-    if snapshot.is_dir() and tree_digest(snapshot) != version._snapshot_digest:
+    snapshot = version.snapshot_directory
+    if version.snapshot_changed():
         lowering.problem(
             step,
             "module_version",

@@ -23,11 +23,7 @@ def lower_script(
     source_field: str = "source_directory",
 ) -> None:
     """Check the script exists inside its folder; record both (the folder as an absolute path)."""
-    source = (
-        source_directory
-        or lowering.pipeline._default_source_directory
-        or lowering.pipeline._definition_dir
-    )
+    source = source_directory or lowering.pipeline.script_folder
     source_path = Path(source)
     if not source_path.is_dir():
         lowering.problem(step, source_field, f"folder {str(source_path)!r} does not exist")

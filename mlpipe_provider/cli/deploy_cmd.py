@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from mlpipe_provider.contract.constants import REGENERATE_PARAM
 from mlpipe_provider.errors import MlpipeError, UserErrorException
 
 
@@ -175,7 +176,7 @@ def submit(
         dag_id = target
     conf = parse_params(raw_params, dag_params(client, dag_id), dag_id)
     if regenerate_outputs:
-        conf["mlpipe_regenerate_outputs"] = True
+        conf[REGENERATE_PARAM] = True
     experiment = Experiment(ws, dag_id, _skip_name_validation=True)
     run = trigger_run(
         experiment,

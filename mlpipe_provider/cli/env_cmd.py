@@ -20,7 +20,7 @@ def _workspace_dir(workspace_dir: str | None) -> Path:
         return Path(workspace_dir).resolve()
     from mlpipe_provider.sdk.workspace import Workspace
 
-    return Workspace.from_config()._dir
+    return Workspace.from_config().directory
 
 
 def list_envs(workspace_dir: str | None) -> int:

@@ -46,7 +46,7 @@ def resolve_workspace(workspace: str | None) -> Path:
         return path
     from mlpipe_provider.sdk.workspace import Workspace
 
-    return Workspace.from_config()._dir
+    return Workspace.from_config().directory
 
 
 @dataclass

@@ -26,7 +26,9 @@ def _open(workspace_dir: str | None) -> tuple[StepWorkspace, OutputStore]:
     from mlpipe_provider.config import load_config
     from mlpipe_provider.sdk.workspace import Workspace
 
-    directory = Path(workspace_dir).resolve() if workspace_dir else Workspace.from_config()._dir
+    directory = (
+        Path(workspace_dir).resolve() if workspace_dir else Workspace.from_config().directory
+    )
     ws = StepWorkspace(directory, load_config(directory))
     return ws, OutputStore(ws.datastore(ws.config.default_datastore))
 

@@ -57,8 +57,7 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
     sensor's cause (a bad parameter, a missing input path), or Canceled when it was only stopped
     because another step failed; it never shows NotStarted with no reason.
     """
-    from mlpipe_provider.runtime.reuse import REUSE_SUFFIX
-    from mlpipe_provider.runtime.step_failure import ERROR_XCOM
+    from mlpipe_provider.contract.constants import ERROR_XCOM, REUSE_SUFFIX
 
     steps: dict[str, dict[str, Any]] = {}
     for task_id, info in tasks.items():

@@ -12,6 +12,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from mlpipe_provider.contract.specs import StepSpec, validate_step_kwargs
+
 
 class MlpipeStepOperator(BaseOperator):
     """Base of the step operators. No field is templated: values reach the step exactly as written."""
@@ -27,9 +29,22 @@ class MlpipeStepOperator(BaseOperator):
         outputs: list[dict[str, Any]] | None = None,
         compute: dict[str, Any] | None = None,
         allow_reuse: bool = True,
+        environment: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        #: the arguments checked against the compile/run contract: a hand-edited DAG file with a
+        #: missing or mistyped field fails here, at parse time, naming the task and the field
+        self.spec: StepSpec = validate_step_kwargs(
+            self.task_id,
+            step_name=step_name,
+            workspace=workspace,
+            inputs=inputs,
+            outputs=outputs,
+            compute=compute,
+            environment=environment,
+            allow_reuse=allow_reuse,
+        )
         self.step_name = step_name
         self.workspace = workspace
         self.inputs = list(inputs or [])

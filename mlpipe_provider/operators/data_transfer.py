@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlpipe_provider.contract.constants import InputKind
+from mlpipe_provider.contract.specs import validate_destination
 from mlpipe_provider.operators.base import MlpipeStepOperator
 
 #: bump when the way files are laid out at the destination changes: old results are not reused
@@ -47,6 +49,7 @@ class DataTransferStepOperator(MlpipeStepOperator):
             allow_reuse=allow_reuse,
             **kwargs,
         )
+        validate_destination(self.task_id, destination)
         self.destination = dict(destination)
         self.source_reference_type = source_reference_type
         self.destination_reference_type = destination_reference_type
@@ -59,12 +62,12 @@ class DataTransferStepOperator(MlpipeStepOperator):
             "destination": dict(sorted(self.destination.items())),
         }
         source = self.inputs[0] if self.inputs else {}
-        if source.get("kind") == "sql":  # the statement; its result's digest is the input's
+        if source.get("kind") == InputKind.SQL:  # the statement; its result's digest is the input's
             settings["sql"] = {"datastore": source["datastore"], **source["sql"]}
         return settings
 
     def execute(self, context: Any) -> dict[str, Any]:
-        if self.destination.get("kind") == "data_reference":
+        if self.destination.get("kind") == InputKind.DATA_REFERENCE:
             from mlpipe_provider.runtime.data_transfer import restore_reused_destination
 
             restore_reused_destination(self, context)

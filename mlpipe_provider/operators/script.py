@@ -45,6 +45,7 @@ class PythonScriptStepOperator(MlpipeStepOperator):
             outputs=outputs,
             compute=compute,
             allow_reuse=allow_reuse,
+            environment=environment,
             **kwargs,
         )
         self.source_directory = source_directory

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.datastores import safe_relative_path
 from mlpipe_provider.errors import UserErrorException
 
@@ -69,7 +70,7 @@ def missing_data_message(step_name: str, spec: dict[str, Any]) -> str:
     input, the datastore and the path, and where the path came from (the user fixes one of them)."""
     where = (
         f"the value of DataPath parameter {spec['parameter']!r} in this run"
-        if spec["kind"] == "data_path"
+        if spec["kind"] == InputKind.DATA_PATH
         else "its DataReference path_on_datastore"
     )
     return (

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import blake3
 
 from mlpipe_provider import layout
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.datastores import DatastoreAccess
 from mlpipe_provider.errors import MlpipeError, UserErrorException
 from mlpipe_provider.hashing import (
@@ -344,9 +345,9 @@ def _resolve_source(
 ) -> tuple[DatastoreAccess, str]:
     spec = op.inputs[0]
     name = spec["name"]
-    if spec["kind"] == "sql":
+    if spec["kind"] == InputKind.SQL:
         return _staged_sql_source(reuse, spec)
-    if spec["kind"] == "data_reference":
+    if spec["kind"] == InputKind.DATA_REFERENCE:
         return ws.datastore(spec["datastore"]), spec["path_on_datastore"]
     record = upstream_record(ti, spec["producer"])
     if not record or spec["output"] not in record.get("outputs", {}):
@@ -620,7 +621,7 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
         lambda: source_store.fs.isdir(source_full), what=field_what, stores=(source_store,)
     )
     destination_type = _check_types(op, source_is_dir, label)
-    sql_source = op.inputs[0]["kind"] == "sql"
+    sql_source = op.inputs[0]["kind"] == InputKind.SQL
     if sql_source and not op.destination_reference_type:
         destination_type = "directory"  # v1: no source type to follow, so a folder of one CSV
 
@@ -689,7 +690,7 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
     if sql_source:
         transfer["source"]["sql"] = op.inputs[0]["sql"]
     _remember_quietly(op, output_store, output_rel, digests, reuse)
-    if op.destination.get("kind") == "data_reference":
+    if op.destination.get("kind") == InputKind.DATA_REFERENCE:
         destination_store = ws.datastore(op.destination["datastore"])
         try:
             counts = place_on_destination(

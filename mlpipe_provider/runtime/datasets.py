@@ -35,6 +35,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from mlpipe_provider import dataset_files, dataset_registry, remote_digest
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.datastores import safe_relative_path
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.hashing import StatCache, hash_bytes, tree_digest
@@ -194,7 +195,7 @@ def dataset_input_digest(reuse: Any, spec: dict[str, Any]) -> str:
     """What the fingerprint records for an input consumed as a dataset: the content, and how
     the step reads it (file or tabular, separator, header, ...)."""
     one_file = False
-    if spec["kind"] == "dataset":
+    if spec["kind"] == InputKind.DATASET:
         view = matched_view(reuse.ws, spec, reuse.op.step_name)
         content = _view_digest(reuse.ws, view, reuse.cache)
         one_file = single_file(spec, view) is not None

@@ -13,12 +13,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from mlpipe_provider.contract.constants import ACTIVE, CONTINUE_PARAM
+from mlpipe_provider.contract.constants import ENDPOINT_RUN_ID_PREFIX as RUN_ID_PREFIX
 from mlpipe_provider.embedded.status import read_json
 from mlpipe_provider.errors import UserErrorException
-from mlpipe_provider.runtime.step_failure import CONTINUE_PARAM
-
-ACTIVE = "Active"
-RUN_ID_PREFIX = "mlpipe_endpoint_schedule"
 
 
 def triggered_run_id(schedule_id: str, router_run_id: str) -> str:

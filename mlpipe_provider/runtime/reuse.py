@@ -10,20 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider import remote_digest
+from mlpipe_provider.contract.constants import (  # noqa: F401 - importers of the old home
+    REGENERATE_PARAM,
+    REUSE_SUFFIX,
+    InputKind,
+    reuse_task_id,
+)
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
 from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
-from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
 from mlpipe_provider.runtime.datastore_retry import Retrier
+from mlpipe_provider.runtime.input_resolvers import (  # noqa: F401 - upstream_record: its old home
+    locate_input,
+    upstream_record,
+)
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.store import OutputStore
-
-REUSE_SUFFIX = ".reuse"
-REGENERATE_PARAM = "mlpipe_regenerate_outputs"
-
-
-def reuse_task_id(step_task_id: str) -> str:
-    return f"{step_task_id}{REUSE_SUFFIX}"
 
 
 def _well_formed(manifest: dict[str, Any], op: Any) -> bool:
@@ -42,16 +44,6 @@ def _well_formed(manifest: dict[str, Any], op: Any) -> bool:
         and isinstance(o.get("path"), str)
         for o in outputs.values()
     )
-
-
-def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
-    """What a producing step published: its own record, or the reused record its sensor found."""
-    # The decision first: a step whose sensor said "reuse" skips, so it never has a record of its
-    # own in this run, and most upstream steps of a re-run are reused (one XCom read, not two).
-    decision = ti.xcom_pull(task_ids=reuse_task_id(producer_task_id))
-    if isinstance(decision, dict) and decision.get("decision") == "reuse":
-        return decision.get("record")
-    return ti.xcom_pull(task_ids=producer_task_id) or None
 
 
 def holder_id(context: Any, step_task_id: str) -> str:
@@ -87,38 +79,18 @@ class StepReuse:
 
             spec = dataset_of_run(spec, self.params, self.op.step_name, self.ws)
             return dataset_input_digest(self, spec)
-        if spec["kind"] == "sql":  # the result's CSV, run once per task (runtime/sql_source.py)
+        if (
+            spec["kind"] == InputKind.SQL
+        ):  # the result's CSV, run once per task (runtime/sql_source.py)
             from mlpipe_provider.runtime.sql_source import staged_result
 
             return staged_result(self, spec).digest
-        if spec["kind"] == "data_path":  # content at this run's path, like a DataReference
-            spec = {**spec, **data_path_of_run(spec, self.params, self.op.step_name)}
-        if spec["kind"] in ("data_reference", "data_path"):
-            tree = self.content_digest(
-                spec["datastore"],
-                spec["path_on_datastore"],
-                what=f"input {spec['name']!r} path_on_datastore",
-            )
-            if tree is None:
-                raise UserErrorException(missing_data_message(self.op.step_name, spec))
-            return tree.digest
-        record = upstream_record(self.ti, spec["producer"])
-        output = (record or {}).get("outputs", {}).get(spec["output"])
-        if not output:
-            raise UserErrorException(
-                f"step {self.op.step_name!r}, input {spec['name']!r}: step {spec['producer']!r} published no "
-                f"output {spec['output']!r}"
-            )
-        if output.get("digest"):
-            return output["digest"]
-        tree = self.content_digest(
-            output["datastore"], output["path"], what=f"input {spec['name']!r}"
-        )
+        where = locate_input(self.op.step_name, spec, self.ti, self.params)
+        if where.digest:  # recorded by the producing step
+            return where.digest
+        tree = self.content_digest(where.datastore, where.path, what=where.what)
         if tree is None:
-            raise UserErrorException(
-                f"step {self.op.step_name!r}, input {spec['name']!r}: the output {spec['output']!r} of "
-                f"step {spec['producer']!r} is no longer at {output['path']!r}"
-            )
+            raise UserErrorException(where.missing)
         return tree.digest
 
     def content_digest(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpipe_provider.runtime.reuse import REGENERATE_PARAM, StepReuse, holder_id
+from mlpipe_provider.contract.constants import REGENERATE_PARAM
+from mlpipe_provider.runtime.reuse import StepReuse, holder_id
 from mlpipe_provider.store import CLAIM_TTL_S
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from mlpipe_provider import layout
 from mlpipe_provider.config import STEP_WORKSPACE_ENV, atomic_write_text
+from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
 from mlpipe_provider.runtime.backends import Launch, run_launch
-from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
 from mlpipe_provider.runtime.dataset_param import dataset_of_run
 from mlpipe_provider.runtime.datasets import (
     dataset_environment,
@@ -36,7 +36,7 @@ from mlpipe_provider.runtime.distributed import (
     resolve_counts,
 )
 from mlpipe_provider.runtime.environments import python_for
-from mlpipe_provider.runtime.reuse import upstream_record
+from mlpipe_provider.runtime.input_resolvers import locate_input
 from mlpipe_provider.runtime.staging import StepData
 from mlpipe_provider.runtime.step_context import (
     StepWorkspace,
@@ -46,39 +46,36 @@ from mlpipe_provider.runtime.step_context import (
 )
 
 
+def _stage_dataset(op: Any, spec: dict[str, Any], data: StepData, ti: Any, params: Any) -> str:
+    """A dataset: its folder, its one file, or a copy (docs/datasets.md)."""
+    spec = dataset_of_run(spec, params, op.step_name, data.ws)
+    place = data.working_place(spec.get("path_on_compute"), f"input {spec['name']!r}")
+    return materialize(data.ws, spec, data.area / "inputs", op.step_name, place=place, data=data)
+
+
+def _stage_located(op: Any, spec: dict[str, Any], data: StepData, ti: Any, params: Any) -> str:
+    """Data at one datastore path (a DataReference, a DataPath, an upstream output)."""
+    where = locate_input(op.step_name, spec, ti, params)
+    return data.input_path(
+        spec["name"],
+        where.datastore,
+        where.path,
+        spec.get("path_on_compute"),
+        missing=where.missing,
+    )
+
+
+#: input kind -> how the script gets it at a path; every other kind is found by ``locate_input``
+_STAGE_INPUT = {InputKind.DATASET: _stage_dataset}
+
+
 def _resolve_inputs(op: Any, data: StepData, ti: Any, params: Any = None) -> dict[str, str]:
-    paths: dict[str, str] = {}
-    for spec in op.inputs:
-        name = spec["name"]
-        if spec["kind"] == "dataset":  # its folder, its one file, or a copy (datasets.md)
-            spec = dataset_of_run(spec, params or {}, op.step_name, data.ws)
-            place = data.working_place(spec.get("path_on_compute"), f"input {name!r}")
-            paths[name] = materialize(
-                data.ws, spec, data.area / "inputs", op.step_name, place=place, data=data
-            )
-            continue
-        if spec["kind"] == "data_path":  # a DataPath parameter: this run's value says where
-            spec = {**spec, **data_path_of_run(spec, params or {}, op.step_name)}
-        if spec["kind"] in ("data_reference", "data_path"):
-            datastore, rel = spec["datastore"], spec["path_on_datastore"]
-            missing = missing_data_message(op.step_name, spec)
-        else:
-            record = upstream_record(ti, spec["producer"])
-            if not record or spec["output"] not in record.get("outputs", {}):
-                raise UserErrorException(
-                    f"step {op.step_name!r}, input {name!r}: step {spec['producer']!r} published no "
-                    f"output {spec['output']!r}"
-                )
-            location = record["outputs"][spec["output"]]
-            datastore, rel = location["datastore"], location["path"]
-            missing = (
-                f"step {op.step_name!r}, input {name!r}: the output {spec['output']!r} of step "
-                f"{spec['producer']!r} is no longer at {rel!r} in datastore {datastore!r}"
-            )
-        paths[name] = data.input_path(
-            name, datastore, rel, spec.get("path_on_compute"), missing=missing
+    return {
+        spec["name"]: _STAGE_INPUT.get(spec["kind"], _stage_located)(
+            op, spec, data, ti, params or {}
         )
-    return paths
+        for spec in op.inputs
+    }
 
 
 def _prepare_outputs(

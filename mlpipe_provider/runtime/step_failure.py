@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-CONTINUE_PARAM = "mlpipe_continue_on_step_failure"
+from mlpipe_provider.contract.constants import CONTINUE_PARAM, ERROR_XCOM
+
 CONTINUE_DESCRIPTION = (
     "Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); "
     "when false, no further step starts once a step has failed"
@@ -69,8 +70,6 @@ def stop_reason(dag: Any, context: Any, step_name: str) -> str | None:
     )
 
 
-#: XCom key under which a failing step (or its reuse sensor) leaves why it failed
-ERROR_XCOM = "mlpipe_error"
 #: the last characters of an error kept for the program (a step's stderr tail is in the message)
 ERROR_TAIL_CHARS = 4000
 # Airflow's control-flow exceptions: a skip, a sensor's reschedule or a deferral is no failure

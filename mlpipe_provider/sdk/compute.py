@@ -181,6 +181,11 @@ class ComputeTarget:
         return self._target.vm_size
 
     @property
+    def backend_settings(self) -> dict[str, Any]:
+        """The backend's own settings from the target's config (image, network, ...), not v1 API."""
+        return dict(self._target.model_extra or {})
+
+    @property
     def backend(self) -> str:
         return self._target.backend
 

@@ -165,6 +165,21 @@ class PipelineData:
         return self._name
 
     @property
+    def output_mode(self) -> str:
+        """How the producing step writes it (``mount`` or ``upload``)."""
+        return self._output_mode
+
+    @property
+    def output_path_on_compute(self) -> str | None:
+        """Where the producing step sees it, relative to its working folder (None: mlpipe picks)."""
+        return self._output_path_on_compute
+
+    @property
+    def producers(self) -> tuple[Any, ...]:
+        """The steps that list it among their outputs (a pipeline allows exactly one)."""
+        return tuple(self._producers)
+
+    @property
     def output_name(self) -> str:
         return self._output_name
 

@@ -73,7 +73,8 @@ class DataPath:
             data_reference.data_reference_name,
         )
 
-    def _to_value(self, default_datastore: str) -> dict[str, str]:
+    def to_value(self, default_datastore: str) -> dict[str, str]:
+        """The path as a parameter value (a plain dict), on ``default_datastore`` unless it names one."""
         return {
             "datastore": self._datastore_name or default_datastore,
             "path_on_datastore": self._path_on_datastore or "",

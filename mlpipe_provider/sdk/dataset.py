@@ -384,6 +384,17 @@ class AbstractDataset:
     def workspace(self) -> Any:
         return self._workspace
 
+    # --- what the compiler reads (read-only; not v1 API) --------------------------------------
+    @property
+    def definition(self) -> dict[str, Any]:
+        """What the dataset is (type, paths, tabular options), as plain JSON."""
+        return copy.deepcopy(self._definition)
+
+    @property
+    def registration(self) -> dict[str, Any] | None:
+        """Its registry record's name, version, id, ...; None when not registered."""
+        return dict(self._registration) if self._registration is not None else None
+
     # --- registry -----------------------------------------------------------------------------
     def register(
         self,
@@ -446,6 +457,10 @@ class AbstractDataset:
         }
 
     # --- consumption by a step ----------------------------------------------------------------
+    def default_input_name(self) -> str:
+        """The input name a step gives it when the pipeline names none (not v1 API)."""
+        return self._default_input_name()
+
     def _default_input_name(self) -> str:
         if self.name:
             cleaned = _IDENTIFIER_BAD.sub("_", self.name)
@@ -882,6 +897,11 @@ class DatasetConsumptionConfig:
     def name(self) -> str | None:
         if self._name is None:  # an unnamed OutputFileDatasetConfig's as_input()
             return getattr(self.dataset, "name", None)
+        return self._name
+
+    @property
+    def given_name(self) -> str | None:
+        """The name the pipeline gave this input, if any (``name`` falls back to the dataset's)."""
         return self._name
 
     @property

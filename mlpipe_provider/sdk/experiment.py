@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlpipe_provider.contract.constants import CONTINUE_PARAM, REGENERATE_PARAM
 from mlpipe_provider.embedded.status import (
     LOG_FILE,
     REQUEST_FILE,
@@ -316,12 +317,11 @@ def start_run(
     the server reads) is installed and triggered through its REST API (``client/server_runs.py``).
     """
     from mlpipe_provider.embedded.airflow_env import embedded_airflow_env
-    from mlpipe_provider.runtime.step_failure import CONTINUE_PARAM
 
     ws = experiment.workspace
     conf = dict(conf)
     if regenerate_outputs:
-        conf["mlpipe_regenerate_outputs"] = True
+        conf[REGENERATE_PARAM] = True
     if continue_on_step_failure:  # the DAG param's default is v1's False (runtime/step_failure.py)
         conf[CONTINUE_PARAM] = True
     if ws._config.airflow is not None:

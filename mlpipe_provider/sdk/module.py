@@ -413,6 +413,16 @@ class ModuleVersion:
     def _snapshot_digest(self) -> str:
         return self._data["snapshot"]["digest"]
 
+    @property
+    def snapshot_directory(self) -> Path:
+        """The folder holding the published snapshot (the step's source directory); not v1 API."""
+        return self._snapshot_dir
+
+    def snapshot_changed(self) -> bool:
+        """True when the snapshot folder's content no longer matches its published digest."""
+        snapshot = self._snapshot_dir
+        return snapshot.is_dir() and tree_digest(snapshot) != self._snapshot_digest
+
     def module(self, _workflow_provider: Any = None) -> Module:
         return Module.get(self._workspace, module_id=self.module_id)
 

@@ -153,6 +153,27 @@ class ModuleStep(PipelineStep):
     def source_directory(self) -> str:
         return self._source_directory
 
+    # --- what the compiler reads (read-only; not v1 API) --------------------------------------
+    @property
+    def inputs_map(self) -> dict[str, Any]:
+        """Input port name -> the data bound to it."""
+        return dict(self._inputs_map)
+
+    @property
+    def outputs_map(self) -> dict[str, Any]:
+        """Output port name -> the data it produces."""
+        return dict(self._outputs_map)
+
+    @property
+    def unbound_ports(self) -> tuple[tuple[int, str, str], ...]:
+        """``(argument index, "input"/"output", port)`` for each argument naming an unbound port."""
+        return tuple(self._unbound_ports)
+
+    @property
+    def unknown_params(self) -> tuple[str, ...]:
+        """``params`` keys the module version does not declare."""
+        return tuple(self._unknown_params)
+
     def _argument(
         self,
         index: int,

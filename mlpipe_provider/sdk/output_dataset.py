@@ -78,6 +78,41 @@ class OutputDatasetConfig:
             return None
         return self._destination["datastore_object"], self._destination["path"]
 
+    # --- what the compiler reads (read-only; not v1 API) --------------------------------------
+    @property
+    def identity(self) -> object:
+        """The same object for this output and every copy of it (``as_upload``, ``as_input``, ...)."""
+        return self._identity
+
+    @property
+    def destination_spec(self) -> dict[str, Any] | None:
+        """Where the output is copied on success: ``{"datastore": NAME, "path": PATH, ...}``."""
+        return dict(self._destination) if self._destination is not None else None
+
+    @property
+    def source_globs(self) -> list[str] | None:
+        """``as_upload(source_globs=...)``: the files kept in the output."""
+        return list(self._source_globs) if self._source_globs is not None else None
+
+    @property
+    def overwrite(self) -> bool:
+        """``as_upload(overwrite=...)``: the destination copy may replace different files."""
+        return self._overwrite
+
+    @property
+    def registration(self) -> dict[str, Any] | None:
+        """``register_on_complete``'s name, description and tags; None when not registered."""
+        return dict(self._registration) if self._registration is not None else None
+
+    @property
+    def dataset_type(self) -> str:
+        """``file`` or ``tabular``: how a later step reads it."""
+        return self._dataset_type
+
+    def tabular_settings(self) -> dict[str, Any] | None:
+        """How a tabular output is parsed (separator, header, ...); None for a file output."""
+        return self._tabular_settings()
+
     def _copy(self, cls: type | None = None, **changes: Any) -> Any:
         clone = copy.copy(self)
         if cls is not None:

@@ -177,5 +177,11 @@ class Pipeline:
     def default_datastore(self) -> Any:
         return self._default_datastore
 
+    @property
+    def script_folder(self) -> str:
+        """Where a step without ``source_directory`` finds its script: the pipeline's
+        ``default_source_directory``, else the folder the pipeline was defined from (v1's rule)."""
+        return self._default_source_directory or self._definition_dir
+
     def __repr__(self) -> str:
         return f"Pipeline(steps={[s.name for s in self._steps]!r})"

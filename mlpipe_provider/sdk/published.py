@@ -20,11 +20,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mlpipe_provider.contract.constants import ACTIVE, DISABLED
 from mlpipe_provider.embedded.status import read_json, write_json
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.sdk import services
 
-ACTIVE, DISABLED = "Active", "Disabled"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}$")
 
 

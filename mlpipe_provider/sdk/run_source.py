@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlpipe_provider.contract.constants import ERROR_XCOM
 from mlpipe_provider.embedded.status import (
     LOG_FILE,
     STATUS_FILE,
@@ -27,7 +28,6 @@ from mlpipe_provider.embedded.status import (
     read_json,
     write_json,
 )
-from mlpipe_provider.runtime.step_failure import ERROR_XCOM
 
 # Airflow DAG run states -> v1 pipeline run statuses
 RUN_STATUS = {

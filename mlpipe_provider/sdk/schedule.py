@@ -32,12 +32,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from mlpipe_provider.contract.constants import ACTIVE, DISABLED
 from mlpipe_provider.embedded.status import read_json, write_json
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.sdk import services
 from mlpipe_provider.sdk.timezones import TimeZone, iana_zone, time_zone_value
 
-ACTIVE, DISABLED = "Active", "Disabled"
 FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -620,8 +620,8 @@ class Schedule:
             )
             return [PipelineRun(experiment, run_id) for run_id in ids]
         # An endpoint schedule's runs are runs of its versions' DAGs that its router started.
+        from mlpipe_provider.contract.constants import ENDPOINT_RUN_ID_PREFIX as RUN_ID_PREFIX
         from mlpipe_provider.embedded.status import REQUEST_FILE
-        from mlpipe_provider.runtime.endpoint_route import RUN_ID_PREFIX
         from mlpipe_provider.sdk.published import PipelineEndpoint
 
         endpoint = PipelineEndpoint.get(self._workspace, id=self.pipeline_endpoint_id)

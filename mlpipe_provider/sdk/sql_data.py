@@ -154,7 +154,7 @@ class SqlDataReference:
         self.sql_stored_procedure = sql_stored_procedure
         self.sql_stored_procedure_params = params
 
-    def _statement(self) -> dict[str, Any]:
+    def statement(self) -> dict[str, Any]:
         """What the transfer runs, as plain JSON (literals in the DAG file, part of the step's
         fingerprint)."""
         return {

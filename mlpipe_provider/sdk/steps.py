@@ -56,6 +56,22 @@ class PipelineStep:
     def arguments(self) -> list:
         return list(self._arguments)
 
+    # --- what the compiler reads (read-only; not v1 API) --------------------------------------
+    @property
+    def step_kind(self) -> str:
+        """Which compile rule lowers this step (``compiler/kinds/<kind>.py``)."""
+        return self._step_kind
+
+    @property
+    def reuse_allowed(self) -> bool:
+        """v1 ``allow_reuse``: whether an earlier result of the same step may stand in for a run."""
+        return self._allow_reuse
+
+    @property
+    def runs_after(self) -> tuple[PipelineStep, ...]:
+        """The steps given to ``run_after``: ordering without data between them."""
+        return tuple(self._run_after)
+
     def run_after(self, step: PipelineStep) -> None:
         """Run this step only after ``step`` finishes, even without data between them."""
         if not isinstance(step, PipelineStep):

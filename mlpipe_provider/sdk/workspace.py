@@ -172,6 +172,16 @@ class Workspace:
             self._config_cache = (mtime, load_config(self._dir))
         return self._config_cache[1].model_copy(deep=True)
 
+    @property
+    def directory(self) -> Path:
+        """The workspace folder (holds ``config.json``, the registries and the output store)."""
+        return self._dir
+
+    @property
+    def settings(self) -> WorkspaceConfig:
+        """A copy of the workspace configuration (datastores, compute targets, Airflow server)."""
+        return self._config
+
     def _save(self, config: WorkspaceConfig) -> None:
         save_config(self._dir, config)
         self._config_cache = None

@@ -217,8 +217,7 @@ def _pipeline_run(client: MlflowClient, experiment_id: str, op: Any, context: An
 
 
 def _pipeline_params(context: Any) -> dict[str, str]:
-    from mlpipe_provider.runtime.reuse import REGENERATE_PARAM
-    from mlpipe_provider.runtime.step_failure import CONTINUE_PARAM
+    from mlpipe_provider.contract.constants import CONTINUE_PARAM, REGENERATE_PARAM
 
     params = dict(context.get("params") or {})
     return {
