@@ -122,7 +122,7 @@ class DatasetRecord(Record):
 
     name: str
     version: int
-    id: str
+    id: str | None = None
     description: str | None = None
     tags: dict[str, Any] = {}
     definition: dict[str, Any]
