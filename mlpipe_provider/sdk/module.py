@@ -741,15 +741,18 @@ class Module:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        versions = [
-            *self._data["versions"],
-            {
-                "version": version,
-                "module_version_id": data["module_version_id"],
-                "folder": folder_name,
-            },
-        ]
-        self._update(versions=versions)  # listed last: a version exists once module.json says so
+        entry = {
+            "version": version,
+            "module_version_id": data["module_version_id"],
+            "folder": folder_name,
+        }
+        # listed last: a version exists once module.json says so; appended to the newest record
+        # under its lock, so a version another process published meanwhile is kept
+        self._data = update_record(
+            self._folder / MODULE_FILE,
+            ModuleRecord,
+            lambda record: {**record, "versions": [*record["versions"], entry]},
+        )
         return ModuleVersion(self._workspace, folder, data)
 
     def publish(self, *args: Any, **kwargs: Any) -> Any:
