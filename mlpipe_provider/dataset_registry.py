@@ -3,8 +3,9 @@
 ``<workspace>/datasets/<name>/<version>.json`` holds ``{"name", "version", "id", "description",
 "tags", "definition", "created"}``; the definition is what the dataset is (its type, datastore
 paths or globs, and how tabular files are read), never its content. A version file is created
-once and never rewritten (``os.link`` of a finished temporary file fails if the version exists),
-so two processes registering at once get two versions, never a torn or overwritten file.
+once and never rewritten (``records.create_record`` refuses an existing file), so two processes
+registering at once get two versions, never a torn or overwritten file. The record's shape is
+``records.DatasetRecord``; a damaged version file is a ``RecordError`` naming it.
 
 Used by the SDK (``dataset.register``, ``Dataset.get_by_name``), the compiler (is a dataset a
 pipeline names still registered?) and the step runtime (``register_on_complete``).
@@ -12,17 +13,15 @@ pipeline names still registered?) and the step runtime (``register_on_complete``
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.records import DatasetRecord, create_record, find_record
 
 REGISTRY_DIR = "datasets"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -41,14 +40,6 @@ def _folder(workspace_dir: Path, name: str) -> Path:
     return Path(workspace_dir) / REGISTRY_DIR / check_name(name)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def versions(workspace_dir: Path, name: str) -> list[dict[str, Any]]:
     """Every registered version of ``name``, oldest first."""
     folder = _folder(workspace_dir, name)
@@ -56,7 +47,7 @@ def versions(workspace_dir: Path, name: str) -> list[dict[str, Any]]:
         return []
     found = []
     for path in folder.glob("*.json"):
-        if path.stem.isdigit() and (record := _read(path)) is not None:
+        if path.stem.isdigit() and (record := find_record(path, DatasetRecord)) is not None:
             found.append(record)
     return sorted(found, key=lambda r: int(r["version"]))
 
@@ -135,18 +126,9 @@ def register(
             "definition": definition,
             "created": time.time(),
         }
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".register-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
-            try:
-                os.link(tmp, folder / f"{version}.json")  # fails if the version exists
-            except FileExistsError:
-                continue  # another process registered this version first: look again
+        if create_record(folder / f"{version}.json", DatasetRecord, record):
             return record
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        # another process registered this version first: look again
 
 
 def unregister_all_versions(workspace_dir: Path, name: str) -> int:

@@ -6,11 +6,11 @@ steps change state, so any later process can follow or inspect the run without A
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.config import atomic_write_text
+# the run files' JSON helpers are the records layer's (one JSON form for every workspace file)
+from mlpipe_provider.records.store import read_json as read_json
+from mlpipe_provider.records.store import write_json as write_json
 
 REQUEST_FILE = "request.json"
 STATUS_FILE = "status.json"
@@ -33,17 +33,6 @@ STEP_STATUS = {
     "removed": "Canceled",
 }
 TERMINAL = {"Finished", "Failed", "Canceled"}
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

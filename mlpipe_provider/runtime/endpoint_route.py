@@ -3,8 +3,8 @@
 A v1 schedule made with ``Schedule.create_for_pipeline_endpoint`` submits the endpoint's *current*
 default version each time it fires, so the choice is made when the router DAG's task runs, from the
 same registry record ``PipelineEndpoint`` reads (``endpoints/<id>.json`` in the workspace), never
-at compile time. This module reads those JSON records directly: it runs on Airflow workers, where
-the authoring SDK is not imported.
+at compile time. This module reads those records through ``mlpipe_provider.records`` (the layer the
+SDK's classes are views on): it runs on Airflow workers, where the authoring SDK is not imported.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.contract.constants import ACTIVE, CONTINUE_PARAM
+from mlpipe_provider.contract.constants import CONTINUE_PARAM
 from mlpipe_provider.contract.constants import ENDPOINT_RUN_ID_PREFIX as RUN_ID_PREFIX
-from mlpipe_provider.embedded.status import read_json
 from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.records import ACTIVE, ENDPOINTS, PUBLISHED
 
 
 def triggered_run_id(schedule_id: str, router_run_id: str) -> str:
@@ -42,7 +42,7 @@ class EndpointTarget:
 
 def current_target(workspace_dir: Path, endpoint_id: str) -> EndpointTarget:
     """The endpoint's default version right now; a clear error when it cannot be run."""
-    endpoint = read_json(workspace_dir / "endpoints" / f"{endpoint_id}.json")
+    endpoint = ENDPOINTS.find(workspace_dir, endpoint_id)
     if endpoint is None:
         raise UserErrorException(
             f"pipeline endpoint {endpoint_id!r} does not exist in workspace {str(workspace_dir)!r}"
@@ -56,7 +56,7 @@ def current_target(workspace_dir: Path, endpoint_id: str) -> EndpointTarget:
     entry = next((v for v in endpoint["versions"] if str(v["version"]) == version), None)
     if entry is None:
         raise UserErrorException(f"PipelineEndpoint {name!r} has no version {version!r}")
-    published = read_json(workspace_dir / "published" / f"{entry['pipeline_id']}.json")
+    published = PUBLISHED.find(workspace_dir, entry["pipeline_id"])
     if published is None:
         raise UserErrorException(
             f"PipelineEndpoint {name!r} version {version!r}: published pipeline "

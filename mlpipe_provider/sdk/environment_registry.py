@@ -1,19 +1,19 @@
 """Registered environments: ``env.register(ws)`` and ``Environment.get(ws, name, version)``.
 
-v1 kept them in the workspace service; here they are JSON files in the workspace folder,
-``<workspace>/environments/<name>/<version>.json``, each version written once (atomically) and
+v1 kept them in the workspace service; here they are records (``records.EnvironmentRecord``) in
+the workspace folder, ``<workspace>/environments/<name>/<version>.json``, each version created
+once (``records.create_record``: two registrations racing for one number get two versions) and
 never changed, so a pipeline that names a version always gets the same definition.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.records import EnvironmentRecord, create_record, read_record
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
@@ -65,18 +65,23 @@ def save(workspace: Any, env: Any) -> Any:
             f"environment name {env.name!r}: use letters, digits, '.', '_' and '-' only"
         )
     record = record_of(env)
-    existing = _versions(workspace, env.name)
-    if existing:
-        latest = json.loads((_folder(workspace) / env.name / f"{existing[-1]}.json").read_text())
-        if {k: v for k, v in latest.items() if k != "version"} == record:
-            env.version = str(existing[-1])  # v1: an unchanged definition keeps its version
+    while True:
+        existing = _versions(workspace, env.name)
+        if existing:
+            latest = _read(workspace, env.name, existing[-1])
+            if {k: v for k, v in latest.items() if k != "version"} == record:
+                env.version = str(existing[-1])  # v1: an unchanged definition keeps its version
+                return env
+        version = (existing[-1] + 1) if existing else 1
+        path = _folder(workspace) / env.name / f"{version}.json"
+        if create_record(path, EnvironmentRecord, {**record, "version": version}):
+            env.version = str(version)
             return env
-    version = (existing[-1] + 1) if existing else 1
-    path = _folder(workspace) / env.name / f"{version}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({**record, "version": version}, indent=2) + "\n")
-    env.version = str(version)
-    return env
+        # another process registered this version first: look again
+
+
+def _read(workspace: Any, name: str, version: int) -> dict[str, Any]:
+    return read_record(_folder(workspace) / name / f"{version}.json", EnvironmentRecord)
 
 
 def load(workspace: Any, name: str, version: str | None = None) -> Any:
@@ -88,7 +93,7 @@ def load(workspace: Any, name: str, version: str | None = None) -> Any:
         raise UserErrorException(
             f"environment {name!r} has no version {version!r} (versions: {versions})"
         )
-    record = json.loads((_folder(workspace) / name / f"{wanted}.json").read_text())
+    record = _read(workspace, name, wanted)
     env = from_record(record)
     env.version = str(wanted)
     return env

@@ -35,15 +35,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import NotSupportedError, UserErrorException
+from mlpipe_provider.records import (
+    ACTIVE,
+    DEPRECATED,
+    DISABLED,
+    ModuleRecord,
+    ModuleVersionRecord,
+    read_record,
+    update_record,
+    write_record,
+)
 
 REGISTRY_DIR = "modules"
 MODULE_FILE = "module.json"
 VERSION_FILE = "version.json"
 SNAPSHOT_DIR = "snapshot"
 FORMAT = 1
-STATUSES = ("Active", "Deprecated", "Disabled")
 _NAMESPACE = uuid.UUID("6f1c55b2-6a36-4d0e-9a53-0c4b8f2f8a11")
 _PORT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SAFE_FOLDER_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -68,23 +76,24 @@ def _registry(workspace: Any) -> Path:
     return workspace._dir / REGISTRY_DIR
 
 
+def _model(path: Path) -> type[ModuleRecord] | type[ModuleVersionRecord]:
+    return ModuleVersionRecord if path.name == VERSION_FILE else ModuleRecord
+
+
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserErrorException(
-            f"module registry file {str(path)!r} is unreadable: {exc}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise UserErrorException(f"module registry file {str(path)!r} is not a JSON object")
-    return data
+    """A ``module.json`` or ``version.json`` record; missing or damaged is a ``RecordError``."""
+    return read_record(path, _model(path))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return  # unchanged: leave the file (and a committed registry) alone
-    atomic_write_text(path, text)
+    """Written through the records layer, which leaves an unchanged file (and a committed
+    registry) alone."""
+    write_record(path, _model(path), data)
+
+
+def _update_json(path: Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``changes`` to the newest stored record under its lock (see ``records.store``)."""
+    return update_record(path, _model(path), lambda data: {**data, **changes})
 
 
 def _check_text(value: Any, what: str, *, optional: bool = False) -> str | None:
@@ -368,7 +377,7 @@ class ModuleVersion:
     version = property(lambda self: self._data["version"])
     description = property(lambda self: self._data.get("description"))
     category = property(lambda self: self._data.get("category"))
-    status = property(lambda self: self._data.get("status", "Active"))
+    status = property(lambda self: self._data.get("status", ACTIVE))
 
     @property
     def runconfig(self) -> str | None:
@@ -430,19 +439,16 @@ class ModuleVersion:
         self._update(description=_check_text(description, "description"))
 
     def enable(self) -> None:
-        self._update(status="Active")
+        self._update(status=ACTIVE)
 
     def disable(self) -> None:
-        self._update(status="Disabled")
+        self._update(status=DISABLED)
 
     def deprecate(self) -> None:
-        self._update(status="Deprecated")
+        self._update(status=DEPRECATED)
 
     def _update(self, **changes: Any) -> None:
-        data = _read_json(self._folder / VERSION_FILE)
-        data.update(changes)
-        _write_json(self._folder / VERSION_FILE, data)
-        self._data = data
+        self._data = _update_json(self._folder / VERSION_FILE, changes)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ModuleVersion) and other._folder == self._folder
@@ -493,7 +499,7 @@ class Module:
             "id": str(uuid.uuid5(_NAMESPACE, f"module:{name}")),
             "name": name,
             "description": description,
-            "status": "Active",
+            "status": ACTIVE,
             "default_version": None,
             "versions": [],
         }
@@ -547,7 +553,7 @@ class Module:
     id = property(lambda self: self._data["id"])
     name = property(lambda self: self._data["name"])
     description = property(lambda self: self._data.get("description"))
-    status = property(lambda self: self._data.get("status", "Active"))
+    status = property(lambda self: self._data.get("status", ACTIVE))
     default_version = property(lambda self: self._data.get("default_version"))
 
     def module_version_list(self) -> list[ModuleVersionDescriptor]:
@@ -580,18 +586,18 @@ class Module:
         """The version a step uses: ``version`` if given, else the default, else (as in v1) the
         highest all-numeric version, else the last published one; disabled versions never."""
         self._reload()
-        if self.status == "Disabled":
+        if self.status == DISABLED:
             raise UserErrorException(f"module {self.name!r} is disabled")
         if version is not None:
             found = self._version(self._entry(version, "version"))
-            if found.status == "Disabled":
+            if found.status == DISABLED:
                 raise UserErrorException(f"module {self.name!r}: version {version!r} is disabled")
             return found
         default = self.get_default()
-        if default is not None and default.status != "Disabled":
+        if default is not None and default.status != DISABLED:
             return default
         candidates = [self._version(e) for e in self._data["versions"]]
-        candidates = [v for v in candidates if v.status != "Disabled"]
+        candidates = [v for v in candidates if v.status != DISABLED]
         if not candidates:
             raise UserErrorException(
                 f"module {self.name!r} has no published (enabled) version: call "
@@ -735,7 +741,7 @@ class Module:
                 "format": FORMAT,
                 "module_version_id": str(uuid.uuid5(_NAMESPACE, f"version:{self.id}:{version}")),
                 "version": version,
-                "status": "Active",
+                "status": ACTIVE,
                 **definition,
             }
             _write_json(staging / VERSION_FILE, data)
@@ -745,15 +751,18 @@ class Module:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        versions = [
-            *self._data["versions"],
-            {
-                "version": version,
-                "module_version_id": data["module_version_id"],
-                "folder": folder_name,
-            },
-        ]
-        self._update(versions=versions)  # listed last: a version exists once module.json says so
+        entry = {
+            "version": version,
+            "module_version_id": data["module_version_id"],
+            "folder": folder_name,
+        }
+        # listed last: a version exists once module.json says so; appended to the newest record
+        # under its lock, so a version another process published meanwhile is kept
+        self._data = update_record(
+            self._folder / MODULE_FILE,
+            ModuleRecord,
+            lambda record: {**record, "versions": [*record["versions"], entry]},
+        )
         return ModuleVersion(self._workspace, folder, data)
 
     def publish(self, *args: Any, **kwargs: Any) -> Any:
@@ -773,13 +782,13 @@ class Module:
 
     # --- status and metadata ------------------------------------------------------------------
     def enable(self) -> None:
-        self._update(status="Active")
+        self._update(status=ACTIVE)
 
     def disable(self) -> None:
-        self._update(status="Disabled")
+        self._update(status=DISABLED)
 
     def deprecate(self) -> None:
-        self._update(status="Deprecated")
+        self._update(status=DEPRECATED)
 
     def set_description(self, description: str) -> None:
         self._update(description=_check_text(description, "description"))
@@ -794,9 +803,7 @@ class Module:
         self._data = _read_json(self._folder / MODULE_FILE)
 
     def _update(self, **changes: Any) -> None:
-        self._reload()
-        self._data.update(changes)
-        _write_json(self._folder / MODULE_FILE, self._data)
+        self._data = _update_json(self._folder / MODULE_FILE, changes)
 
     def _entry(self, version: Any, field: str) -> dict[str, Any]:
         for entry in self._data["versions"]:

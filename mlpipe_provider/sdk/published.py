@@ -20,9 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.contract.constants import ACTIVE, DISABLED
 from mlpipe_provider.embedded.status import read_json, write_json
 from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.records import ACTIVE, DISABLED, ENDPOINTS, PUBLISHED
 from mlpipe_provider.sdk import services
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}$")
@@ -39,10 +39,6 @@ def _check_name(name: Any, what: str) -> str:
 
 def _published_dir(workspace: Any) -> Path:
     return workspace._dir / "published"
-
-
-def _endpoints_dir(workspace: Any) -> Path:
-    return workspace._dir / "endpoints"
 
 
 def endpoint_url(workspace: Any, dag_id: str, dag_file: Path) -> str:
@@ -144,7 +140,7 @@ def record_published(
         "published_by": getpass.getuser(),
         "created": time.time(),
     }
-    write_json(_published_dir(ws) / f"{record['id']}.json", record)
+    PUBLISHED.save(ws._dir, record)
     return PublishedPipeline(ws, record)
 
 
@@ -162,11 +158,9 @@ class PublishedPipeline:
     ) -> PublishedPipeline:
         if not isinstance(id, str) or not re.fullmatch(r"[0-9a-f-]{36}", id):
             raise UserErrorException(f"PublishedPipeline id {id!r} is not a published pipeline id")
-        record = read_json(_published_dir(workspace) / f"{id}.json")
-        if record is None:
-            raise UserErrorException(
-                f"no published pipeline {id!r} in workspace {workspace.name!r}"
-            )
+        record = PUBLISHED.get(
+            workspace._dir, id, f"no published pipeline {id!r} in workspace {workspace.name!r}"
+        )
         return PublishedPipeline(workspace, record)
 
     @staticmethod
@@ -174,12 +168,10 @@ class PublishedPipeline:
         workspace: Any, active_only: bool = True, _service_endpoint: Any = None
     ) -> list[PublishedPipeline]:
         """Published pipelines of the workspace, newest first."""
-        folder = _published_dir(workspace)
-        records = [read_json(p) for p in folder.glob("*.json")] if folder.is_dir() else []
         found = [
             PublishedPipeline(workspace, r)
-            for r in records
-            if r and (not active_only or r.get("status") == ACTIVE)
+            for r in PUBLISHED.list(workspace._dir)
+            if not active_only or r["status"] == ACTIVE
         ]
         return sorted(found, key=lambda p: (-p._record.get("created", 0), p.id))
 
@@ -191,14 +183,12 @@ class PublishedPipeline:
         return PublishedPipeline.list(workspace, active_only=active_only)
 
     def _reload(self) -> None:
-        self._record = (
-            read_json(_published_dir(self._workspace) / f"{self.id}.json") or self._record
-        )
+        self._record = PUBLISHED.find(self._workspace._dir, self.id) or self._record
 
     def _set_status(self, status: str) -> None:
-        self._reload()
-        self._record["status"] = status
-        write_json(_published_dir(self._workspace) / f"{self.id}.json", self._record)
+        self._record = PUBLISHED.update(
+            self._workspace._dir, self.id, lambda record: {**record, "status": status}
+        )
 
     # --- v1 attributes ----------------------------------------------------------------------------
     @property
@@ -410,19 +400,27 @@ class PipelineEndpoint:
 
     @property
     def _path(self) -> Path:
-        return _endpoints_dir(self._workspace) / f"{self._record['id']}.json"
+        return ENDPOINTS.path(self._workspace._dir, self._record["id"])
 
     def _save(self) -> None:
-        write_json(self._path, self._record)
+        ENDPOINTS.save(self._workspace._dir, self._record)
 
     def _reload(self) -> None:
-        self._record = read_json(self._path) or self._record
+        self._record = ENDPOINTS.find(self._workspace._dir, self.id) or self._record
+
+    def _change(self, change: Any) -> None:
+        """Change the stored record under its lock (``change`` edits the newest record), so two
+        processes changing one endpoint at once both land."""
+        self._record = ENDPOINTS.update(
+            self._workspace._dir,
+            self.id,
+            change,
+            f"PipelineEndpoint {self.name!r} is no longer in workspace {self._workspace.name!r}",
+        )
 
     @staticmethod
     def _records(workspace: Any) -> list[dict[str, Any]]:
-        folder = _endpoints_dir(workspace)
-        records = [read_json(p) for p in folder.glob("*.json")] if folder.is_dir() else []
-        return [r for r in records if r]
+        return ENDPOINTS.list(workspace._dir)
 
     # --- creation and lookup ----------------------------------------------------------------------
     @staticmethod
@@ -567,13 +565,18 @@ class PipelineEndpoint:
 
     def _add(self, pipeline: Any) -> str:
         published = _as_published(self._workspace, pipeline, self.name)
-        self._reload()
-        version = self._version_of(published.id)
-        if version is None:
-            version = str(max(int(v["version"]) for v in self._record["versions"]) + 1)
-            self._record["versions"].append({"version": version, "pipeline_id": published.id})
-            self._save()
-        return version
+        added: list[str] = []
+
+        def add_version(record: dict[str, Any]) -> None:
+            self._record = record
+            version = self._version_of(published.id)
+            if version is None:
+                version = str(max(int(v["version"]) for v in record["versions"]) + 1)
+                record["versions"].append({"version": version, "pipeline_id": published.id})
+            added.append(version)
+
+        self._change(add_version)
+        return added[0]
 
     def add_default(self, pipeline: Any) -> None:
         """Add a version and make it the default."""
@@ -595,15 +598,18 @@ class PipelineEndpoint:
         self.set_default_version(version)
 
     def set_default_version(self, version: str | int) -> None:
-        self._reload()
         version = str(version)
-        if not any(v["version"] == version for v in self._record["versions"]):
-            known = ", ".join(v["version"] for v in self._record["versions"])
-            raise UserErrorException(
-                f"PipelineEndpoint {self.name!r} has no version {version!r} (versions: {known})"
-            )
-        self._record["default_version"] = version
-        self._save()
+
+        def set_default(record: dict[str, Any]) -> None:
+            if not any(v["version"] == version for v in record["versions"]):
+                known = ", ".join(v["version"] for v in record["versions"])
+                raise UserErrorException(
+                    f"PipelineEndpoint {record['name']!r} has no version {version!r} "
+                    f"(versions: {known})"
+                )
+            record["default_version"] = version
+
+        self._change(set_default)
 
     def get_pipeline(self, version: str | int | None = None) -> PublishedPipeline:
         self._reload()
@@ -628,9 +634,7 @@ class PipelineEndpoint:
 
     # --- status ---------------------------------------------------------------------------------
     def _set_status(self, status: str) -> None:
-        self._reload()
-        self._record["status"] = status
-        self._save()
+        self._change(lambda record: {**record, "status": status})
 
     def enable(self) -> None:
         self._set_status(ACTIVE)
@@ -653,9 +657,7 @@ class PipelineEndpoint:
             for r in PipelineEndpoint._records(self._workspace)
         ):
             raise UserErrorException(f"a PipelineEndpoint named {name!r} already exists")
-        self._reload()
-        self._record["name"] = name
-        self._save()
+        self._change(lambda record: {**record, "name": name})
 
     # --- running ----------------------------------------------------------------------------------
     def submit(

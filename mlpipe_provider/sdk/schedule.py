@@ -32,9 +32,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlpipe_provider.contract.constants import ACTIVE, DISABLED
-from mlpipe_provider.embedded.status import read_json, write_json
+from mlpipe_provider.embedded.status import read_json
 from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.records import ACTIVE, DISABLED, SCHEDULES
 from mlpipe_provider.sdk import services
 from mlpipe_provider.sdk.timezones import TimeZone, iana_zone, time_zone_value
 
@@ -159,10 +159,6 @@ class ScheduleRecurrence:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self._to_record().items() if v is not None)
         return f"ScheduleRecurrence({fields})"
-
-
-def _schedules_dir(workspace: Any) -> Path:
-    return workspace._dir / "schedules"
 
 
 def _datastore_name(workspace: Any, datastore: Any) -> str:
@@ -380,9 +376,9 @@ class Schedule:
     ) -> Schedule:
         if not isinstance(id, str) or not re.fullmatch(r"[0-9a-f-]{36}", id):
             raise UserErrorException(f"Schedule id {id!r} is not a schedule id")
-        record = read_json(_schedules_dir(workspace) / f"{id}.json")
-        if record is None:
-            raise UserErrorException(f"no schedule {id!r} in workspace {workspace.name!r}")
+        record = SCHEDULES.get(
+            workspace._dir, id, f"no schedule {id!r} in workspace {workspace.name!r}"
+        )
         return Schedule(workspace, record)
 
     @staticmethod
@@ -396,12 +392,8 @@ class Schedule:
     ) -> list[Schedule]:
         """Schedules of the workspace, newest first; ``active_only`` applies without a pipeline
         or pipeline endpoint id."""
-        folder = _schedules_dir(workspace)
-        records = [read_json(p) for p in folder.glob("*.json")] if folder.is_dir() else []
         found = []
-        for record in records:
-            if not record:
-                continue
+        for record in SCHEDULES.list(workspace._dir):
             if pipeline_id is not None or pipeline_endpoint_id is not None:
                 if pipeline_id is not None and record.get("pipeline_id") != pipeline_id:
                     continue
@@ -655,13 +647,13 @@ class Schedule:
     # --- internals ----------------------------------------------------------------------------------
     @property
     def _path(self) -> Path:
-        return _schedules_dir(self._workspace) / f"{self.id}.json"
+        return SCHEDULES.path(self._workspace._dir, self.id)
 
     def _save(self) -> None:
-        write_json(self._path, self._record)
+        SCHEDULES.save(self._workspace._dir, self._record)
 
     def _reload(self) -> None:
-        self._record = read_json(self._path) or self._record
+        self._record = SCHEDULES.find(self._workspace._dir, self.id) or self._record
 
     def _snapshot(self) -> None:
         """Record what the watched folder holds now: only later additions and changes trigger."""
