@@ -32,9 +32,9 @@ from typing import Any
 from mlpipe_provider import remote_digest
 from mlpipe_provider.datastores import DatastoreAccess, safe_relative_path
 from mlpipe_provider.errors import DatastoreError, UserErrorException
-from mlpipe_provider.hashing import StatCache, digest_path, iter_tree
-from mlpipe_provider.runtime.datastore_retry import Retrier
+from mlpipe_provider.hashing import StatCache, digest_path, iter_tree, stat_cache_path
 from mlpipe_provider.runtime.step_context import StepWorkspace
+from mlpipe_provider.runtime.transfer.retry import Retrier
 
 STAGING_ENV = "MLPIPE_STAGING_DIR"
 
@@ -42,10 +42,6 @@ STAGING_ENV = "MLPIPE_STAGING_DIR"
 def staging_root(ws: StepWorkspace) -> Path:
     configured = os.environ.get(STAGING_ENV)
     return Path(configured) if configured else ws.directory / "cache" / "attempts"
-
-
-def stat_cache_path(ws: StepWorkspace) -> Path:
-    return ws.directory / "cache" / "stat-cache.sqlite"
 
 
 @dataclass
@@ -254,7 +250,7 @@ class StepData:
                 f"{item.datastore!r} at {item.rel!r} does not hold what was written "
                 f"({len(sizes)} object(s) listed, {len(tree.files)} file(s) written)"
             )
-        rcache = remote_digest.RemoteDigestCache(stat_cache_path(self.ws))
+        rcache = remote_digest.RemoteDigestCache(stat_cache_path(self.ws.directory))
         try:
             remote_digest.remember_uploaded(store, listed, per_file, rcache)
         finally:
