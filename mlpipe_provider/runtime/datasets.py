@@ -39,6 +39,7 @@ from mlpipe_provider.datastores import safe_relative_path
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.hashing import StatCache, hash_bytes, stat_cache_path, tree_digest
 from mlpipe_provider.runtime.step_context import StepWorkspace
+from mlpipe_provider.runtime.transfer.copy import download_files
 from mlpipe_provider.runtime.transfer.place import place_on_destination
 from mlpipe_provider.runtime.transfer.verify import current_digest
 
@@ -260,18 +261,14 @@ def materialize(
         else:
             shutil.copyfile(file.local, dest)
     for name, pairs in remote.items():
-        store = ws.datastore(name)
-        sources, dests = [p for p, _ in pairs], [d for _, d in pairs]
-
-        def fetch(
-            sources: list[str] = sources, dests: list[str] = dests, store: Any = store
-        ) -> None:
-            store.fs.get(sources, dests)
-
-        if data is not None:
-            data.call(name)(f"download of dataset input {spec['name']!r}", "", fetch)
-        else:
-            fetch()
+        download_files(
+            ws.datastore(name),
+            [p for p, _ in pairs],
+            [d for _, d in pairs],
+            data.call(name) if data is not None else None,
+            f"download of dataset input {spec['name']!r}",
+            "",
+        )
     if one is not None:
         return str(file_target)
     target.mkdir(parents=True, exist_ok=True)

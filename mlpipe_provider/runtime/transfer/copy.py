@@ -4,7 +4,9 @@ No file is ever held in memory whole. With ``replace`` (a destination others may
 file is written to a temporary sibling and renamed over the target once verified, so a reader
 never sees half a file; an object store commits an object only when its write completed (a
 failed write is abandoned, never committed half-way). Inside one blob account a copy is done
-by the service (``server_copy``), without moving the bytes through the worker.
+by the service (``server_copy``), without moving the bytes through the worker. Many files
+between this disk and a datastore (a step's staged inputs and outputs) go in one batched,
+retried call (``download_files``, ``upload_files``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import posixpath
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import blake3
@@ -126,3 +130,44 @@ def server_copy(fs: Any, src: str, dst: str, *, expected: str, size: int, what: 
             )
         time.sleep(1.0)
     verify_landed(expected, size, fs, dst, what=what)
+
+
+# --- many files between this disk and a datastore ------------------------------------------------
+
+
+def download_files(
+    store: Any,
+    remote: list[str],
+    local: list[str],
+    call: Callable[[str, str, Callable[[], Any]], Any] | None,
+    operation: str,
+    path: str,
+) -> None:
+    """Fetch ``remote`` objects to ``local`` paths in one batched call (fsspec's ``get`` runs
+    the downloads concurrently on an object store), retried as a whole through ``call`` (a
+    ``retry.Retrier``) when one is given. Parent folders are created first."""
+    for target in local:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if not remote:
+        return
+
+    def fetch() -> None:
+        store.fs.get(remote, local)
+
+    if call is None:
+        fetch()
+    else:
+        call(operation, path, fetch)
+
+
+def upload_files(
+    store: Any,
+    local: list[str],
+    remote: list[str],
+    call: Callable[[str, str, Callable[[], Any]], Any],
+    operation: str,
+    path: str,
+) -> None:
+    """Send ``local`` files to ``remote`` paths in one batched call, retried as a whole."""
+    if local:
+        call(operation, path, lambda: store.fs.put(local, remote))
