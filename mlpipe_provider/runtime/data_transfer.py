@@ -145,13 +145,15 @@ def restore_reused_destination(op: Any, context: Any) -> None:
             stores=(output_store,),
         )
         counts = place_on_destination(
-            op,
+            op.step_name,
             output_store,
             output["path"],
             digests,
             destination_store,
+            op.destination["path_on_datastore"],
             cache,
             sizes=dict(output.get("files", {})),
+            log=getattr(op, "log", None),
         )
     finally:
         cache.close()
@@ -294,13 +296,15 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
         destination_store = ws.datastore(op.destination["datastore"])
         try:
             counts = place_on_destination(
-                op,
+                op.step_name,
                 output_store,
                 output_rel,
                 digests,
                 destination_store,
+                op.destination["path_on_datastore"],
                 reuse.cache,
                 sizes=sizes,
+                log=op.log,
             )
         except BaseException:
             _remove_attempt(output_store, output_full)  # never recorded: not worth keeping

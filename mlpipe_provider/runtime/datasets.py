@@ -31,7 +31,6 @@ import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from mlpipe_provider import dataset_files, dataset_registry, remote_digest
@@ -352,12 +351,8 @@ def _place(
         dest_store.fs.makedirs(dest_store.full_path(dest_rel, what="destination"), exist_ok=True)
         counts = {"files_written": 0, "files_unchanged": 0}
     else:
-        shim = SimpleNamespace(
-            step_name=op.step_name,
-            destination={"datastore": destination["datastore"], "path_on_datastore": dest_rel},
-        )
         counts = place_on_destination(
-            shim, output_store, location["path"], digests, dest_store, cache
+            op.step_name, output_store, location["path"], digests, dest_store, dest_rel, cache
         )
     op.log.info(
         "mlpipe: step %r output %r copied to destination %s:%s (%d file(s) written, %d current)",

@@ -22,18 +22,21 @@ from mlpipe_provider.runtime.transfer.verify import current_digest, stream_diges
 
 
 def place_on_destination(
-    op: Any,
+    step_name: str,
     output_store: DatastoreAccess,
     output_path: str,
     digests: dict[str, str],
     destination_store: DatastoreAccess,
+    dest_rel: str,
     cache: StatCache | None,
     sizes: dict[str, int] | None = None,
+    log: Any = None,
 ) -> dict[str, int]:
-    """Make the destination path hold the output's files (``digests``: relative path -> digest;
-    ``""`` for an output that is one file). Returns how many files were written and kept."""
-    dest_rel = op.destination["path_on_datastore"]
-    what = f"step {op.step_name!r}, destination {op.destination['datastore']}:{dest_rel}"
+    """Make ``dest_rel`` on ``destination_store`` hold the output's files (``digests``: relative
+    path -> digest; ``""`` for an output that is one file). Returns how many files were written
+    and kept. ``sizes`` (relative path -> bytes) lets a blob destination be checked by listing
+    and filled by server-side copies inside one account."""
+    what = f"step {step_name!r}, destination {destination_store.name}:{dest_rel}"
     output_full = output_store.full_path(output_path, what="stored output")
     dest_full = destination_store.full_path(dest_rel, what="destination_data_reference")
     single_file = list(digests) == [""]
@@ -76,7 +79,7 @@ def place_on_destination(
                 ),
                 what=file_what,
                 stores=stores,
-                log=getattr(op, "log", None),
+                log=log,
             )
         else:
             with_retries(
@@ -85,7 +88,7 @@ def place_on_destination(
                 ),
                 what=file_what,
                 stores=stores,
-                log=getattr(op, "log", None),
+                log=log,
             )
         written += 1
     return {"files_written": written, "files_unchanged": kept}
