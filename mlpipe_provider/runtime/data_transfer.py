@@ -126,6 +126,9 @@ def _check_types(op: Any, source_is_dir: bool, source: str) -> str:
     return destination_type
 
 
+# --- a reused transfer ------------------------------------------------------------------------
+
+
 def restore_reused_destination(op: Any, context: Any) -> None:
     """Before a reused transfer skips: put back any destination file changed since it was written."""
     decision = context["ti"].xcom_pull(task_ids=reuse_task_id(op.task_id))
