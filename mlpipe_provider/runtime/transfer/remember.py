@@ -1,4 +1,5 @@
-"""Seed the remote digest cache with what a copy wrote, so nothing written is downloaded to digest it."""
+"""Seed the remote digest cache with what a copy wrote, so nothing it wrote is downloaded again
+just to digest it."""
 
 from __future__ import annotations
 
