@@ -331,6 +331,6 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
     access = DatastoreAccess(name=name, url=url, fs=fs, root=rest.rstrip("/"), options=options)
     # The Azure SDK's own retries wait minutes on an unreachable service, longer than a lease
     # lives; bound them here, for every user of this filesystem (store, steps, transfers), and
-    # let mlpipe's retries (runtime/datastore_retry.py) decide how long to keep trying.
+    # let mlpipe's retries (runtime/transfer/retry.py) decide how long to keep trying.
     shorten_sdk_retries(access)
     return access

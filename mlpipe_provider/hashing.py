@@ -64,6 +64,12 @@ class StatKey(NamedTuple):
         return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+def stat_cache_path(workspace_dir: str | os.PathLike) -> Path:
+    """Where a workspace keeps its stat cache (and, in its own table, the remote digest cache):
+    one file per workspace, so every step, sensor and worker of it on this machine shares it."""
+    return Path(workspace_dir) / "cache" / "stat-cache.sqlite"
+
+
 def open_cache_db(db_path: str | os.PathLike, create_table: str) -> sqlite3.Connection:
     """The machine-wide cache DB (WAL: every process and thread shares it), with one table."""
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)

@@ -370,7 +370,7 @@ def test_a_datastore_outage_is_retried_then_reported_without_secrets(blob, azuri
     import threading
 
     from mlpipe_provider.errors import DatastoreError
-    from mlpipe_provider.runtime.datastore_retry import Retrier
+    from mlpipe_provider.runtime.transfer.retry import Retrier
 
     blob.write("outage/a.txt", "x")
     monkeypatch.setenv("MLPIPE_DATASTORE_RETRIES", "5")

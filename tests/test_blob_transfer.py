@@ -25,15 +25,18 @@ from azurite import ACCOUNT_KEY, register_blob_datastore
 from mlpipe_provider import remote_digest
 from mlpipe_provider.config import load_config
 from mlpipe_provider.datastores import DatastoreAccess
-from mlpipe_provider.hashing import StatCache, digest_path, hash_bytes, tree_digest
-from mlpipe_provider.runtime.data_transfer import (
-    DIGEST_METADATA_KEY,
-    TransferError,
-    bound_sdk_retries,
-    copy_verified,
-    with_retries,
+from mlpipe_provider.hashing import (
+    StatCache,
+    digest_path,
+    hash_bytes,
+    stat_cache_path,
+    tree_digest,
 )
 from mlpipe_provider.runtime.step_context import StepWorkspace
+from mlpipe_provider.runtime.transfer.copy import copy_verified
+from mlpipe_provider.runtime.transfer.errors import TransferError
+from mlpipe_provider.runtime.transfer.filesystems import DIGEST_METADATA_KEY
+from mlpipe_provider.runtime.transfer.retry import bound_sdk_retries, with_retries
 from mlpipe_provider.sdk import (
     DataReference,
     Datastore,
@@ -169,7 +172,7 @@ def test_folder_from_local_to_a_blob_data_reference(env, big_payload):
     assert ACCOUNT_KEY not in log
     # the transfer remembered what it wrote: digesting the destination now costs one listing
     store = StepWorkspace(ws_dir := env.ws._dir, load_config(ws_dir)).datastore("blobstore")
-    cache = remote_digest.RemoteDigestCache(ws_dir / "cache" / "stat-cache.sqlite")
+    cache = remote_digest.RemoteDigestCache(stat_cache_path(ws_dir))
     before = remote_digest.STATS["bytes_read"]
     digest = remote_digest.digest_remote(store, "mirror", cache).digest
     cache.close()

@@ -17,12 +17,9 @@ from conftest import write_script
 from compiler.compile import compile_pipeline
 from mlpipe_provider.errors import PipelineValidationError
 from mlpipe_provider.hashing import hash_bytes, hash_file_uncached
-from mlpipe_provider.runtime.data_transfer import (
-    TransferVerificationError,
-    copy_verified,
-    stream_copy,
-    verify_copy,
-)
+from mlpipe_provider.runtime.transfer.copy import copy_verified, stream_copy
+from mlpipe_provider.runtime.transfer.errors import TransferVerificationError
+from mlpipe_provider.runtime.transfer.verify import verify_copy
 from mlpipe_provider.sdk import (
     ComputeTarget,
     ComputeTargetException,

@@ -31,15 +31,17 @@ import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from mlpipe_provider import dataset_files, dataset_registry, remote_digest
 from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.datastores import safe_relative_path
 from mlpipe_provider.errors import UserErrorException
-from mlpipe_provider.hashing import StatCache, hash_bytes, tree_digest
+from mlpipe_provider.hashing import StatCache, hash_bytes, stat_cache_path, tree_digest
 from mlpipe_provider.runtime.step_context import StepWorkspace
+from mlpipe_provider.runtime.transfer.copy import download_files
+from mlpipe_provider.runtime.transfer.place import place_on_destination
+from mlpipe_provider.runtime.transfer.verify import current_digest
 
 INPUT_DATASETS_ENV = "MLPIPE_INPUT_DATASETS"  # read by sdk/dataset.py
 DATASET_KEYS = ("dataset_type", "tabular", "registered")
@@ -175,7 +177,7 @@ def dataset_digest(
 
 
 def _view_digest(ws: StepWorkspace, view: dict[str, Any], cache: StatCache) -> str:
-    rcache = remote_digest.RemoteDigestCache(ws.directory / "cache" / "stat-cache.sqlite")
+    rcache = remote_digest.RemoteDigestCache(stat_cache_path(ws.directory))
     try:
         remote = _remote_digests(ws, view, rcache)
     finally:
@@ -259,18 +261,14 @@ def materialize(
         else:
             shutil.copyfile(file.local, dest)
     for name, pairs in remote.items():
-        store = ws.datastore(name)
-        sources, dests = [p for p, _ in pairs], [d for _, d in pairs]
-
-        def fetch(
-            sources: list[str] = sources, dests: list[str] = dests, store: Any = store
-        ) -> None:
-            store.fs.get(sources, dests)
-
-        if data is not None:
-            data.call(name)(f"download of dataset input {spec['name']!r}", "", fetch)
-        else:
-            fetch()
+        download_files(
+            ws.datastore(name),
+            [p for p, _ in pairs],
+            [d for _, d in pairs],
+            data.call(name) if data is not None else None,
+            f"download of dataset input {spec['name']!r}",
+            "",
+        )
     if one is not None:
         return str(file_target)
     target.mkdir(parents=True, exist_ok=True)
@@ -333,8 +331,6 @@ def _place(
     cache: StatCache,
 ) -> dict[str, Any]:
     """Copy a finished output onto its destination (verified; unchanged files are kept)."""
-    from mlpipe_provider.runtime.data_transfer import _current_digest, place_on_destination
-
     destination = spec["destination"]
     dest_rel = destination_path(destination["path"], run_id, port)
     output_store = ws.datastore(location["datastore"])
@@ -346,7 +342,7 @@ def _place(
     if not destination.get("overwrite"):
         for rel, digest in digests.items():
             target = dest_store.full_path(f"{dest_rel}/{rel}", what="destination")
-            current = _current_digest(dest_store, target, cache)
+            current = current_digest(dest_store, target, cache)
             if current is not None and current != digest:
                 raise UserErrorException(
                     f"{what}: {rel!r} already exists there with other content; use "
@@ -356,12 +352,8 @@ def _place(
         dest_store.fs.makedirs(dest_store.full_path(dest_rel, what="destination"), exist_ok=True)
         counts = {"files_written": 0, "files_unchanged": 0}
     else:
-        shim = SimpleNamespace(
-            step_name=op.step_name,
-            destination={"datastore": destination["datastore"], "path_on_datastore": dest_rel},
-        )
         counts = place_on_destination(
-            shim, output_store, location["path"], digests, dest_store, cache
+            op.step_name, output_store, location["path"], digests, dest_store, dest_rel, cache
         )
     op.log.info(
         "mlpipe: step %r output %r copied to destination %s:%s (%d file(s) written, %d current)",
@@ -383,7 +375,7 @@ def _output_file_digests(
         folder = store.local_path(rel, what=f"output {port!r}")
         return {r: cache.digest(local) for r, local in sorted(dataset_files.walk_files(folder))}
     files = remote_digest.list_tree(store, rel) or []
-    rcache = remote_digest.RemoteDigestCache(ws.directory / "cache" / "stat-cache.sqlite")
+    rcache = remote_digest.RemoteDigestCache(stat_cache_path(ws.directory))
     try:
         rcache.preload(remote_digest.store_identity(store), store.full_path(rel))
         digests = remote_digest.file_digests(store, files, rcache)
@@ -446,7 +438,7 @@ def finish_outputs(
     specs = [s for s in op.outputs if s.get("destination") or s.get("register")]
     if not specs:
         return done
-    cache = StatCache(ws.directory / "cache" / "stat-cache.sqlite")
+    cache = StatCache(stat_cache_path(ws.directory))
     try:
         for spec in specs:
             port = spec.get("output_name") or spec["name"]

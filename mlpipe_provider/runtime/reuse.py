@@ -18,13 +18,13 @@ from mlpipe_provider.contract.constants import (  # noqa: F401 - importers of th
 )
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material
-from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree
-from mlpipe_provider.runtime.datastore_retry import Retrier
+from mlpipe_provider.hashing import StatCache, TreeDigest, digest_path, iter_tree, stat_cache_path
 from mlpipe_provider.runtime.input_resolvers import (  # noqa: F401 - upstream_record: its old home
     locate_input,
     upstream_record,
 )
 from mlpipe_provider.runtime.step_context import StepWorkspace
+from mlpipe_provider.runtime.transfer.retry import Retrier
 from mlpipe_provider.store import OutputStore
 
 
@@ -61,7 +61,7 @@ class StepReuse:
         self.params = dict(context["params"])
         self.dag_dir = Path(op.dag.fileloc).resolve().parent
         self.ws = StepWorkspace.for_operator(op.workspace, op.dag.fileloc)
-        self.cache = StatCache(self.ws.directory / "cache" / "stat-cache.sqlite")
+        self.cache = StatCache(stat_cache_path(self.ws.directory))
         self.store = OutputStore(self.ws.datastore(self.ws.config.default_datastore))
         self._remote_cache: remote_digest.RemoteDigestCache | None = None
         self._retriers: dict[str, Retrier] = {}
@@ -118,9 +118,7 @@ class StepReuse:
     @property
     def remote_cache(self) -> remote_digest.RemoteDigestCache:
         if self._remote_cache is None:
-            self._remote_cache = remote_digest.RemoteDigestCache(
-                self.ws.directory / "cache" / "stat-cache.sqlite"
-            )
+            self._remote_cache = remote_digest.RemoteDigestCache(stat_cache_path(self.ws.directory))
         return self._remote_cache
 
     def fingerprint(self) -> tuple[str, dict[str, Any]]:

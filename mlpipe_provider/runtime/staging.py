@@ -32,9 +32,10 @@ from typing import Any
 from mlpipe_provider import remote_digest
 from mlpipe_provider.datastores import DatastoreAccess, safe_relative_path
 from mlpipe_provider.errors import DatastoreError, UserErrorException
-from mlpipe_provider.hashing import StatCache, digest_path, iter_tree
-from mlpipe_provider.runtime.datastore_retry import Retrier
+from mlpipe_provider.hashing import StatCache, digest_path, iter_tree, stat_cache_path
 from mlpipe_provider.runtime.step_context import StepWorkspace
+from mlpipe_provider.runtime.transfer.copy import download_files, upload_files
+from mlpipe_provider.runtime.transfer.retry import Retrier
 
 STAGING_ENV = "MLPIPE_STAGING_DIR"
 
@@ -42,10 +43,6 @@ STAGING_ENV = "MLPIPE_STAGING_DIR"
 def staging_root(ws: StepWorkspace) -> Path:
     configured = os.environ.get(STAGING_ENV)
     return Path(configured) if configured else ws.directory / "cache" / "attempts"
-
-
-def stat_cache_path(ws: StepWorkspace) -> Path:
-    return ws.directory / "cache" / "stat-cache.sqlite"
 
 
 @dataclass
@@ -162,14 +159,14 @@ class StepData:
         store = self.store(datastore)
         remote = [f.path for f in files]
         local = [os.fspath(target / f.rel) if f.rel else os.fspath(target) for f in files]
-        for path in local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        if remote:
-            self.call(datastore)(
-                f"download of input {name!r}",
-                posixpath.commonpath(remote) if len(remote) > 1 else remote[0],
-                lambda: store.fs.get(remote, local),
-            )
+        download_files(
+            store,
+            remote,
+            local,
+            self.call(datastore),
+            f"download of input {name!r}",
+            (posixpath.commonpath(remote) if len(remote) > 1 else remote[0]) if remote else "",
+        )
         total = sum(f.size for f in files)
         if self.log is not None:
             self.log.info(
@@ -239,13 +236,8 @@ class StepData:
         remote = [posixpath.join(full, rel) if rel else full for rel in sorted(local_files)]
         for parent in sorted({posixpath.dirname(p) for p in remote}):
             call("mkdir", parent, lambda p=parent: store.fs.makedirs(p, exist_ok=True))
-        if remote:
-            sources = [local_files[rel] for rel in sorted(local_files)]
-            call(
-                f"upload of output {item.port!r}",
-                item.rel,
-                lambda: store.fs.put(sources, remote),
-            )
+        sources = [local_files[rel] for rel in sorted(local_files)]
+        upload_files(store, sources, remote, call, f"upload of output {item.port!r}", item.rel)
         listed = remote_digest.list_tree(store, item.rel, call=call) or []
         sizes = {f.rel: f.size for f in listed}
         if sizes != tree.files:
@@ -254,7 +246,7 @@ class StepData:
                 f"{item.datastore!r} at {item.rel!r} does not hold what was written "
                 f"({len(sizes)} object(s) listed, {len(tree.files)} file(s) written)"
             )
-        rcache = remote_digest.RemoteDigestCache(stat_cache_path(self.ws))
+        rcache = remote_digest.RemoteDigestCache(stat_cache_path(self.ws.directory))
         try:
             remote_digest.remember_uploaded(store, listed, per_file, rcache)
         finally:
@@ -281,10 +273,8 @@ class StepData:
             return 0
         full = store.full_path(rel, what=what)
         remote = [posixpath.join(full, r) for r, _ in files]
-        call = self.call(datastore)
-        call(
-            f"upload of {what}", rel, lambda: store.fs.put([os.fspath(p) for _, p in files], remote)
-        )
+        local_files = [os.fspath(p) for _, p in files]
+        upload_files(store, local_files, remote, self.call(datastore), f"upload of {what}", rel)
         return len(files)
 
     def close(self) -> None:
