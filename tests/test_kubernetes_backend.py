@@ -21,7 +21,7 @@ import pytest
 from conftest import write_script
 
 from mlpipe_provider.errors import StepFailedError, UserErrorException
-from mlpipe_provider.runtime.backends import kubernetes as k8s_backend
+from mlpipe_provider.runtime.backends.kubernetes import launch as k8s_backend
 from mlpipe_provider.runtime.process import ProcessResult
 from mlpipe_provider.sdk import (
     AmlCompute,
