@@ -452,10 +452,12 @@ class _Group:
                 if self.stopping:
                     return
                 rank.container = start_container(client, self.specs[index])
-            client.start(rank.container)
+            # attached before it starts: a container that exits at once has ended its streams
+            # before a later attach could follow them (what DockerOperator does too)
             frames = client.attach(
-                rank.container, stdout=True, stderr=True, stream=True, logs=True, demux=True
+                rank.container, stdout=True, stderr=True, stream=True, demux=True
             )
+            client.start(rank.container)
             lines = _WholeLines(frames)
             rank.stderr_tail = lines.stderr_tail
             for line in lines:
