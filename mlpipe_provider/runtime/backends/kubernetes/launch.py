@@ -10,6 +10,7 @@ from typing import Any
 from mlpipe_provider.errors import StepFailedError
 from mlpipe_provider.runtime.backends import Launch
 from mlpipe_provider.runtime.backends.kubernetes.pod_spec import LAUNCHER, pod_operators
+from mlpipe_provider.runtime.cancel import TaskIdentity
 from mlpipe_provider.runtime.process import ProcessResult
 
 __all__ = ["LAUNCHER", "pod_operators", "run"]
@@ -56,6 +57,45 @@ def _stop_pod(pod_op: Any) -> None:
         pod_op.log.warning("mlpipe: could not delete pod of %s: %s", pod_op.task_id, exc)
 
 
+def _core_v1(pod_op: Any) -> Any:
+    """The cluster's ``CoreV1Api``, from the provider's ``KubernetesHook`` (tests replace it)."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    return KubernetesHook(
+        conn_id=pod_op.kubernetes_conn_id,
+        in_cluster=pod_op.in_cluster,
+        config_file=pod_op.config_file,
+        cluster_context=pod_op.cluster_context,
+    ).core_v1_client
+
+
+def remove_leftovers(core_v1: Any, namespace: str, identity: TaskIdentity) -> list[str]:
+    """Delete the pods an earlier, dead attempt of this task left (``cancel`` module)."""
+    pods = core_v1.list_namespaced_pod(namespace, label_selector=identity.selector()).items
+    for pod in pods:
+        core_v1.delete_namespaced_pod(pod.metadata.name, namespace)
+    return [pod.metadata.name for pod in pods]
+
+
+def _remove_leftovers(launch: Launch, pod_op: Any) -> None:
+    op = launch.op
+    identity = TaskIdentity.of(op, launch.context)
+    if identity is None:
+        return
+    try:
+        removed = remove_leftovers(_core_v1(pod_op), pod_op.namespace, identity)
+    except Exception as exc:  # noqa: BLE001 - best effort: the pods' own failure says more
+        op.log.warning("mlpipe: step %r: could not look for leftover pods: %s", op.step_name, exc)
+        return
+    if removed:
+        op.log.warning(
+            "mlpipe: step %r: deleted %d pod(s) an earlier attempt of this task left: %s",
+            op.step_name,
+            len(removed),
+            ", ".join(removed),
+        )
+
+
 def run(launch: Launch) -> ProcessResult:
     """Run the step's pods (one per node, in parallel) to completion within this task."""
     op = launch.op
@@ -71,6 +111,7 @@ def run(launch: Launch) -> ProcessResult:
             f"{target!r} (backend kubernetes): {type(exc).__name__}: {exc}"
         )
 
+    _remove_leftovers(launch, operators[0])
     op.log.info(
         "mlpipe: step %r: %d pod(s) on compute target %r, image %s",
         op.step_name,

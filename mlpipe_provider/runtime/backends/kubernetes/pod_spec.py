@@ -27,6 +27,7 @@ from mlpipe_provider.runtime.backends.kubernetes.settings import (
     KubernetesSettings,
     target_settings,
 )
+from mlpipe_provider.runtime.cancel import TaskIdentity
 from mlpipe_provider.runtime.distributed import step_environment
 from mlpipe_provider.runtime.process import Command
 
@@ -282,6 +283,8 @@ def pod_operators(launch: Launch, ws: Any = None) -> list[Any]:
     resources = pod_resources(op.compute, settings.request_fraction)
 
     groups = _node_groups(launch.commands)
+    identity = TaskIdentity.of(op, launch.context)
+    identity_labels = identity.labels() if identity else {}
     step_run_id = launch.commands[0].env.get("MLPIPE_RUN_ID", "run")
     hostnames = [pod_hostname(op.step_name, step_run_id, node) for node in range(len(groups))]
     multi_node = len(groups) > 1
@@ -298,6 +301,7 @@ def pod_operators(launch: Launch, ws: Any = None) -> list[Any]:
         argv, env = _container_command(ranks, settings.python)
         labels = {
             **settings.labels,
+            **identity_labels,
             "mlpipe/step-run": step_run_id,
             "mlpipe/node-rank": str(node),
         }
