@@ -496,7 +496,7 @@ def test_container_arguments_are_a_list_at_the_workers_paths_with_a_filtered_env
     assert kwargs["working_dir"] == str(tmp_path / "src")
     assert kwargs["network_mode"] == "none"
     assert kwargs["device_requests"] is None
-    assert kwargs["auto_remove"] == "force" and kwargs["mount_tmp_dir"] is False
+    assert set(kwargs["labels"]) == {"io.mlpipe.step", "io.mlpipe.run", "io.mlpipe.rank"}
     assert kwargs["user"] == f"{os.getuid()}:{os.getgid()}"
     mounts = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in kwargs["mounts"]}
     run_folder = str(tmp_path / "store" / "azureml" / "run-1")
@@ -574,8 +574,6 @@ def test_a_target_may_allow_the_network_and_other_container_settings(tmp_path):
 
 
 def test_a_gpu_target_requests_one_leased_gpu_per_container(tmp_path):
-    from airflow.providers.docker.operators.docker import DockerOperator
-
     from mlpipe_provider.runtime.backends.docker import DockerSettings, container_kwargs
 
     launch = fake_launch(
@@ -589,10 +587,8 @@ def test_a_gpu_target_requests_one_leased_gpu_per_container(tmp_path):
     requests = [kwargs["device_requests"] for kwargs in ranks]
     assert [[r["DeviceIDs"] for r in req] for req in requests] == [[["2"]], [["3"]]]
     assert all(req[0]["Capabilities"] == [["gpu"]] for req in requests)
-    assert [kwargs["auto_remove"] for kwargs in ranks] == ["never", "never"]  # removed together
-    operator = DockerOperator(**ranks[0])  # what the backend executes, built without running it
-    assert operator.device_requests == requests[0]
-    assert operator.command[:2] == ["-u", "train.py"]
+    assert [kwargs["labels"]["io.mlpipe.rank"] for kwargs in ranks] == ["0", "1"]
+    assert ranks[0]["command"][:2] == ["-u", "train.py"]
 
 
 def test_the_environment_image_wins_unless_it_is_azure_mls_default():
@@ -673,3 +669,82 @@ def test_the_docker_example_runs_end_to_end(tmp_path, engine):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "PipelineRun Status: Finished" in result.stdout
     assert "{'distinct_words': 16, 'network_interfaces': 1}" in result.stdout
+
+
+_ABANDONED_ATTEMPT = """
+import sys, time
+from pathlib import Path
+from types import SimpleNamespace
+from mlpipe_provider.runtime.backends import Launch
+from mlpipe_provider.runtime.backends.docker import run
+from mlpipe_provider.runtime.process import Command
+
+source, image = Path(sys.argv[1]), sys.argv[2]
+log = SimpleNamespace(info=print, warning=print, debug=print, error=print)
+op = SimpleNamespace(step_name="sleepy", task_id="sleepy", dag_id="docker_abandoned",
+                     script_name="sleepy.py", compute={"name": "t", "backend": "docker",
+                     "image": image}, environment={}, log=log)
+run(Launch(op=op, context={"run_id": "manual__2026-01-01T00:00:00+00:00"},
+           commands=[Command(["python", "-u", "sleepy.py"], {"MLPIPE_RUN_ID": "r1"})],
+           source_dir=source))
+"""
+
+
+def test_a_killed_workers_containers_are_removed_by_the_next_attempt(tmp_path, engine):
+    """SIGKILL leaves no Python to stop anything: the next attempt finds them by their labels."""
+    import signal
+    import sys
+
+    from mlpipe_provider.runtime.backends.docker import run
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "sleepy.py").write_text("import time\ntime.sleep(300)\n")
+    (source / "quick.py").write_text("print('second attempt')\n")
+    child = subprocess.Popen(  # noqa: S603 - our own program, argument list
+        [sys.executable, "-c", _ABANDONED_ATTEMPT, str(source), engine],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(c["State"] == "running" for c in _step_containers()):
+            assert time.monotonic() < deadline, "the first attempt's container never ran"
+            assert child.poll() is None, "the first attempt ended by itself"
+            time.sleep(0.2)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    [orphan] = _step_containers()
+    assert orphan["State"] == "running"  # nothing stopped it: the worker died with no cleanup
+    assert orphan["Labels"]["io.mlpipe/task"] == "sleepy"
+    assert orphan["Labels"]["io.mlpipe/dag"] == "docker_abandoned"
+    assert orphan["Labels"]["io.mlpipe/airflow-run"].startswith("manual__2026-01-01T00-00-00")
+
+    # another task's attempt leaves it alone ...
+    log = _Log()
+
+    def launch(task_id):
+        op = SimpleNamespace(
+            step_name=task_id,
+            task_id=task_id,
+            dag_id="docker_abandoned",
+            script_name="quick.py",
+            compute={"name": "t", "backend": "docker", "image": engine},
+            environment={},
+            log=log,
+        )
+        return Launch(
+            op=op,
+            context={"run_id": "manual__2026-01-01T00:00:00+00:00"},
+            commands=[Command(["python", "-u", "quick.py"], {"MLPIPE_RUN_ID": "r1"})],
+            source_dir=source,
+        )
+
+    assert run(launch("other")).returncode == 0
+    assert [c["Id"] for c in _step_containers()] == [orphan["Id"]]
+    # ... the same task's next attempt removes it before it starts its own
+    result = run(launch("sleepy"))
+    assert result.returncode == 0 and "second attempt" in log.lines
+    assert any("removed 1 container(s) an earlier attempt" in line for line in log.lines)
+    assert _step_containers() == []

@@ -21,7 +21,7 @@ import pytest
 from conftest import write_script
 
 from mlpipe_provider.errors import StepFailedError, UserErrorException
-from mlpipe_provider.runtime.backends import kubernetes as k8s_backend
+from mlpipe_provider.runtime.backends.kubernetes import launch as k8s_backend
 from mlpipe_provider.runtime.process import ProcessResult
 from mlpipe_provider.sdk import (
     AmlCompute,
@@ -671,6 +671,40 @@ def test_run_runs_every_pod_and_a_failed_pod_fails_the_step_by_name(ws, project,
     assert sorted(stopped) == ["dist__node0", "dist__node2"]
 
 
+class FakeCoreV1:
+    """The cluster at the ``CoreV1Api`` boundary: a leftover pod of task ``single`` from a dead
+    attempt (any Airflow run id of this DAG: the selector must match the exact labels), and a pod
+    of another DAG's task of the same name."""
+
+    def __init__(self):
+        from kubernetes.client import models as k8s
+
+        self.deleted = []
+        self.pods = []
+        self.selectors = []
+        self.k8s = k8s
+
+    def list_namespaced_pod(self, namespace, label_selector):
+        wanted = dict(pair.split("=", 1) for pair in label_selector.split(","))
+        self.selectors.append(wanted)
+        if not self.pods and not self.deleted:
+            # leftovers are seeded with the selector of the first task that looks: its own
+            labels = dict(wanted)
+            other = {**labels, "io.mlpipe/dag": "another_dag"}
+            self.pods = [self.pod("leftover-single", labels), self.pod("other-task", other)]
+        matches = [
+            p for p in self.pods if all(p.metadata.labels.get(k) == v for k, v in wanted.items())
+        ]
+        return self.k8s.V1PodList(items=matches)
+
+    def pod(self, name, labels):
+        return self.k8s.V1Pod(metadata=self.k8s.V1ObjectMeta(name=name, labels=labels))
+
+    def delete_namespaced_pod(self, name, namespace):
+        self.deleted.append(name)
+        self.pods = [p for p in self.pods if p.metadata.name != name]
+
+
 def test_a_dag_runs_through_the_kubernetes_backend_with_a_fake_kubelet(
     airflow_db, ws, project, src, monkeypatch, run_dag
 ):
@@ -691,6 +725,8 @@ def test_a_dag_runs_through_the_kubernetes_backend_with_a_fake_kubelet(
             raise RuntimeError(f"pod failed: {done.stderr.decode()[-2000:]}")
 
     monkeypatch.setattr(k8s_backend, "_run_pod", fake_kubelet)
+    cluster = FakeCoreV1()
+    monkeypatch.setattr(k8s_backend, "_core_v1", lambda pod_op: cluster)
     monkeypatch.setenv("HOME", "/home/worker")
     runconfig = RunConfiguration()
     runconfig.environment.environment_variables = {"MY_SETTING": "declared"}
@@ -721,6 +757,18 @@ def test_a_dag_runs_through_the_kubernetes_backend_with_a_fake_kubelet(
     assert records["single"][0] == "success", records
     assert records["ranked"][0] == "success", records
     assert len(pods) == 2
+    # every pod carries its task instance's labels; each step first deleted what a dead earlier
+    # attempt of its own task left (found by those labels), and nothing of another task
+    for pod in pods:
+        assert pod.metadata.labels["io.mlpipe/dag"] == "k8s_e2e"
+        assert pod.metadata.labels["io.mlpipe/task"] in ("single", "ranked")
+        assert pod.metadata.labels["io.mlpipe/airflow-run"]
+    assert cluster.deleted == ["leftover-single"]
+    # the selector that found it is exactly what this task's own pod carries
+    single_pod = next(p for p in pods if p.metadata.labels["io.mlpipe/task"] == "single")
+    assert cluster.selectors[0].items() <= single_pod.metadata.labels.items()
+    assert len(cluster.selectors) == 2  # each step's pods looked once, before starting
+    assert [p.metadata.name for p in cluster.pods] == ["other-task"]
     root = datastore_root(ws)
     solo = json.loads(
         (root / records["single"][1]["outputs"]["out"]["path"] / "rank-solo.json").read_text()

@@ -11,11 +11,63 @@ GPUs (v1 ran that), one it shares with other processes of that node, round-robin
 from __future__ import annotations
 
 import json
+import os
 import socket
+from collections.abc import Collection
 from typing import Any
 
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.runtime.process import Command
+
+#: the variables ``build_commands`` sets per rank (plus PYTHONUNBUFFERED, which script_step sets):
+#: a container or pod always gets them, even where the worker happens to have the same value
+RANK_VARIABLES = frozenset(
+    {
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "NODE_RANK",
+        "GROUP_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "NODE_COUNT",
+        "OMPI_COMM_WORLD_RANK",
+        "OMPI_COMM_WORLD_SIZE",
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "OMPI_COMM_WORLD_NODE_RANK",
+        "PMI_RANK",
+        "PMI_SIZE",
+        "TF_CONFIG",
+        "PYTHONUNBUFFERED",
+    }
+)
+
+
+def step_environment(
+    env: dict[str, str], declared: Collection[str], *, never: Collection[str] = ()
+) -> dict[str, str]:
+    """What of a rank's environment goes into a container or pod (docker and kubernetes alike).
+
+    ``env`` is the worker's environment plus the step's (``script_step``). Kept: the variables
+    the step's Environment declares, the rank variables, and whatever mlpipe set for this run
+    (every variable whose value the worker's own environment does not have). A variable the
+    worker merely inherited (same name, same value) stays behind, and so does every name in
+    ``never`` (worker-only names such as PATH or HOME, CUDA_VISIBLE_DEVICES where the device
+    request or plugin picks the GPUs) unless the step declares it.
+    """
+    host = os.environ
+    kept: dict[str, str] = {}
+    for name, value in env.items():
+        if (
+            name in declared
+            or name in RANK_VARIABLES
+            or name not in never
+            and host.get(name) != value
+        ):
+            kept[name] = value
+    return kept
 
 
 def _free_port() -> int:

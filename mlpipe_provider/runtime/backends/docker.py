@@ -1,5 +1,7 @@
-"""The ``docker`` backend: each process of a step runs in its own container, through the Docker
-provider's ``DockerOperator`` (executed inside the step's task, with its context).
+"""The ``docker`` backend: each process of a step runs in its own container, created, started,
+followed, stopped and removed through the Docker provider's ``DockerHook`` and its docker-py
+``APIClient`` (the provider's own layering: operator -> hook -> client; no operator runs inside
+ours).
 
 What a container gets (see docs/backends.md):
 
@@ -28,19 +30,19 @@ What a container gets (see docs/backends.md):
 
 A non-zero exit raises ``StepFailedError`` naming the step with the tail of the container's
 output; the step's timeout stops its containers; every container is removed whatever happens.
+Killing the task stops them (``cancel.stoppable``); a worker that dies leaves them labelled with
+its task (``cancel.TaskIdentity``), and the task's next attempt removes them before it starts.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,8 @@ from mlpipe_provider.runtime.backends.images import (
     is_azureml_default_image,
     pull_policy,
 )
-from mlpipe_provider.runtime.cancel import stoppable
-from mlpipe_provider.runtime.distributed import device_for_rank, gpus_held
+from mlpipe_provider.runtime.cancel import LABEL_PREFIX, TaskIdentity, stoppable
+from mlpipe_provider.runtime.distributed import device_for_rank, gpus_held, step_environment
 from mlpipe_provider.runtime.process import STDERR_TAIL_LINES, ProcessResult
 
 CONTAINER_ROOT = "/opt/mlpipe"
@@ -63,7 +65,6 @@ WORKER_SITE_ROOT = f"{CONTAINER_ROOT}/worker-site"
 DEFAULT_PYTHON = "python3"
 DEFAULT_NETWORK = "none"
 STOP_GRACE_S = 5
-LABEL_PREFIX = "io.mlpipe"
 
 # Variables of the worker's own process that mean nothing (or harm) inside an image.
 HOST_ONLY_VARIABLES = frozenset(
@@ -91,23 +92,6 @@ HOST_ONLY_VARIABLES = frozenset(
         "CUDA_VISIBLE_DEVICES",  # the device request decides what the container sees
     }
 )
-# Rank variables: always passed (the local backend sets them on every process).
-STEP_VARIABLES = frozenset(
-    {
-        "RANK",
-        "WORLD_SIZE",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "NODE_RANK",
-        "GROUP_RANK",
-        "MASTER_ADDR",
-        "MASTER_PORT",
-        "NODE_COUNT",
-        "TF_CONFIG",
-        "PYTHONUNBUFFERED",
-    }
-)
-_STATUS_RE = re.compile(r"['\"]StatusCode['\"]:\s*(-?\d+)")
 
 
 @dataclass(frozen=True)
@@ -190,16 +174,7 @@ def container_environment(env: dict[str, str], declared: dict[str, Any]) -> dict
     worker's own environment does not have. The worker's variables (even MLPIPE_* ones such as
     MLPIPE_WORKSPACE, a worker path) stay on the worker.
     """
-    host = os.environ
-    out: dict[str, str] = {}
-    for key, value in env.items():
-        if (
-            key in declared
-            or key in STEP_VARIABLES
-            or (key not in HOST_ONLY_VARIABLES and host.get(key) != value)
-        ):
-            out[key] = value
-    return out
+    return step_environment(env, declared, never=HOST_ONLY_VARIABLES)
 
 
 def _mlpipe_package_dir() -> Path:
@@ -278,8 +253,12 @@ def container_kwargs(
     *,
     gpu_devices: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """``DockerOperator`` keyword arguments, one dict per command (rank) of the launch.
+    """What each container is created with, one dict per command (rank) of the launch.
 
+    The keys are docker-py's ``create_container`` arguments (``image``, ``entrypoint``,
+    ``command``, ``environment``, ``working_dir``, ``user``, ``labels``) and its
+    ``create_host_config`` ones (``mounts``, ``network_mode``, ``shm_size``, ``mem_limit``,
+    ``device_requests``); ``start_container`` splits them.
     Pure: builds nothing and talks to no engine, so it can be checked without Docker or GPUs.
     ``gpu_devices`` are the leased device ids, each node's in turn; a rank gets one of its node's,
     round-robin, so ranks beyond the node's GPUs share them (``distributed.device_for_rank``).
@@ -287,8 +266,8 @@ def container_kwargs(
     op = launch.op
     declared = (getattr(op, "environment", None) or {}).get("environment_variables") or {}
     mounts, site_targets = container_mounts(launch, settings)
-    ranks = len(launch.commands)
     run_id = launch.commands[0].env.get("MLPIPE_RUN_ID", "") if launch.commands else ""
+    identity = TaskIdentity.of(op, launch.context)
     out = []
     for rank, command in enumerate(launch.commands):
         if not command.argv or not all(isinstance(a, str) for a in command.argv):
@@ -305,32 +284,25 @@ def container_kwargs(
         devices = [_rank_device(gpu_devices, command.env, rank)] if gpu_devices else None
         out.append(
             {
-                "task_id": f"{op.task_id}.container{rank}",
                 "image": settings.image,
-                "docker_url": settings.url,
-                "docker_conn_id": settings.docker_conn_id,
                 # exec form: the image's Python is the entrypoint, so no image ENTRYPOINT (such
                 # as a shell) ever sees the arguments
                 "entrypoint": [settings.python],
                 "command": list(command.argv[1:]),
                 "environment": env,
-                "mounts": list(mounts),
                 "working_dir": str(launch.source_dir),
-                "network_mode": settings.network,
                 "user": settings.user,
-                "shm_size": settings.shm_size,
-                "mem_limit": settings.mem_limit,
-                "device_requests": _gpu_request(devices),
-                "force_pull": settings.pull == "always",
-                "mount_tmp_dir": False,
-                "auto_remove": "force" if ranks == 1 else "never",  # ranks: removed after all end
-                "tty": False,
-                "xcom_all": True,
                 "labels": {
+                    **(identity.labels() if identity else {}),
                     f"{LABEL_PREFIX}.step": str(op.step_name),
                     f"{LABEL_PREFIX}.run": run_id,
                     f"{LABEL_PREFIX}.rank": str(rank),
                 },
+                "mounts": list(mounts),
+                "network_mode": settings.network,
+                "shm_size": settings.shm_size,
+                "mem_limit": settings.mem_limit,
+                "device_requests": _gpu_request(devices),
             }
         )
     return out
@@ -338,55 +310,23 @@ def container_kwargs(
 
 # --------------------------------------------------------------------------- running
 
-
-class _RankLog:
-    """The step's logger as the nested DockerOperator's: container output in the step's log."""
-
-    _NESTED_WARNING = "cannot be called outside of the Task Runner"
-
-    def __init__(self, log: Any, prefix: str):
-        self._log = log
-        self._prefix = prefix
-
-    def _emit(self, level: str, msg: Any, *args: Any, **kwargs: Any) -> None:
-        getattr(self._log, level)(self._prefix + str(msg), *args, **kwargs)
-
-    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
-        self._emit("info", msg, *args, **kwargs)
-
-    def debug(self, msg: Any, *args: Any, **kwargs: Any) -> None:
-        self._emit("debug", msg, *args, **kwargs)
-
-    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
-        # running a nested operator is what this backend is for, not a mistake to warn about
-        level = "debug" if self._NESTED_WARNING in str(msg) else "warning"
-        self._emit(level, msg, *args, **kwargs)
-
-    def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
-        self._emit("error", msg, *args, **kwargs)
-
-    def exception(self, msg: Any, *args: Any, **kwargs: Any) -> None:
-        self._emit("exception", msg, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
+HOST_CONFIG_KEYS = ("mounts", "network_mode", "shm_size", "mem_limit", "device_requests")
 
 
 class _WholeLines:
     """The container's output as whole lines, each stream assembled on its own.
 
     Docker delivers stdout and stderr frames independently, and an unbuffered Python writes a
-    line's text and its newline separately, so one merged buffer (what ``DockerOperator`` reads)
-    would splice a stderr line into the middle of a stdout line. Attaching with ``demux`` and
-    keeping one buffer per stream gives ``fetch_logs`` whole lines; the stderr tail is kept for
-    the failure message, as the local backend does.
+    line's text and its newline separately, so one merged buffer would splice a stderr line into
+    the middle of a stdout line. Attaching with ``demux`` and keeping one buffer per stream gives
+    whole lines; the stderr tail is kept for the failure message, as the local backend does.
     """
 
     def __init__(self, frames: Any):
         self._frames = frames
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[str]:
         buffers = [b"", b""]
         for frame in self._frames:
             for index, chunk in enumerate(frame):
@@ -395,72 +335,47 @@ class _WholeLines:
                 buffers[index] += chunk
                 *lines, buffers[index] = buffers[index].split(b"\n")
                 for line in lines:
-                    yield from self._line(index, line)
+                    yield self._line(index, line)
         for index, rest in enumerate(buffers):
             if rest:
-                yield from self._line(index, rest)
+                yield self._line(index, rest)
 
-    def _line(self, index: int, line: bytes) -> Iterator[bytes]:
+    def _line(self, index: int, line: bytes) -> str:
+        text = line.decode("utf-8", errors="replace").rstrip()
         if index == 1:
-            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
-        yield line + b"\n"
+            self.stderr_tail.append(text)
+        return text
 
 
-class _LineClient:
-    """The provider's API client, whose streaming ``attach`` yields ``_WholeLines``."""
+def _hook(settings: DockerSettings) -> Any:
+    from airflow.providers.docker.hooks.docker import DockerHook
 
-    def __init__(self, client: Any, owner: Any):
-        self._client = client
-        self._owner = owner
-
-    def attach(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs.get("stream"):
-            return self._client.attach(*args, **kwargs)
-        lines = _WholeLines(self._client.attach(*args, **{**kwargs, "demux": True}))
-        self._owner.stderr_tail = lines.stderr_tail
-        return lines
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
-@functools.cache
-def _step_operator_class() -> type:
-    from airflow.providers.docker.operators.docker import DockerOperator
-
-    class StepContainerOperator(DockerOperator):
-        """``DockerOperator`` reading the container's output as whole lines per stream."""
-
-        stderr_tail: collections.deque[str] | None = None
-
-        @property
-        def cli(self) -> Any:
-            return _LineClient(self.hook.api_client, self)
-
-    return StepContainerOperator
+    return DockerHook(docker_conn_id=settings.docker_conn_id, base_url=settings.url, version="auto")
 
 
 def _api_client(settings: DockerSettings, step_name: str) -> Any:
-    from airflow.providers.docker.hooks.docker import DockerHook
-
+    """A docker-py ``APIClient`` from a fresh ``DockerHook`` (one per thread that uses it)."""
     try:
-        return DockerHook(
-            docker_conn_id=settings.docker_conn_id, base_url=settings.url, version="auto"
-        ).api_client
+        return _hook(settings).api_client
     except Exception as exc:  # noqa: BLE001 - AirflowException, DockerException, OSError
         raise StepFailedError(
             f"step {step_name!r}: cannot reach the Docker engine at {settings.url}: {exc}"
         ) from None
 
 
-def _check_image(client: Any, settings: DockerSettings, step_name: str) -> None:
+def _ensure_image(client: Any, settings: DockerSettings, step_name: str) -> None:
+    """The image on the engine: pulled when the target allows it, else a clear error."""
     from docker.errors import ImageNotFound
 
-    if settings.pull != "never":
+    if settings.pull == "always":
+        client.pull(settings.image)
         return
     try:
         client.inspect_image(settings.image)
     except ImageNotFound:
+        if settings.pull == "missing":
+            client.pull(settings.image)
+            return
         raise UserErrorException(
             f"step {step_name!r}: image {settings.image!r} is not on the Docker engine at "
             f'{settings.url}; build or load it there (see docs/backends.md), or set "pull": '
@@ -468,139 +383,206 @@ def _check_image(client: Any, settings: DockerSettings, step_name: str) -> None:
         ) from None
 
 
-def _exit_code(exc: BaseException) -> str:
-    match = _STATUS_RE.search(str(exc))
-    return match.group(1) if match else "non-zero"
+def remove_leftovers(client: Any, identity: TaskIdentity | None) -> list[str]:
+    """Remove the containers an earlier, dead attempt of this task left (``cancel`` module)."""
+    if identity is None:
+        return []
+    filters = {"label": [f"{key}={value}" for key, value in identity.labels().items()]}
+    removed = []
+    for container in client.containers(all=True, filters=filters):
+        with contextlib.suppress(Exception):
+            client.remove_container(container["Id"], force=True)
+            removed.append(container["Id"])
+    return removed
+
+
+def start_container(client: Any, spec: dict[str, Any]) -> str:
+    """Create and start one container from a ``container_kwargs`` dict; returns its id."""
+    create = {k: v for k, v in spec.items() if k not in HOST_CONFIG_KEYS}
+    host = {k: spec[k] for k in HOST_CONFIG_KEYS if spec.get(k) is not None}
+    container = client.create_container(
+        **create, host_config=client.create_host_config(**host), tty=False
+    )
+    return container["Id"]
+
+
+@dataclass
+class _Rank:
+    """One rank's container and what came out of it."""
+
+    container: str | None = None
+    exit_code: int | None = None
+    output: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES)
+    )
+    stderr_tail: collections.deque[str] = field(default_factory=collections.deque)
+    error: BaseException | None = None
 
 
 class _Group:
-    """Runs one DockerOperator per rank in threads; stops them all on a failure or the timeout."""
+    """Runs one container per rank, each followed in its own thread; stops them all on a
+    failure, the timeout or a kill, and removes them all at the end."""
 
-    def __init__(self, launch: Launch, kwargs_list: list[dict[str, Any]], settings: DockerSettings):
-        operator_class = _step_operator_class()
+    def __init__(self, launch: Launch, specs: list[dict[str, Any]], settings: DockerSettings):
         self.launch = launch
+        self.specs = specs
         self.settings = settings
-        self.ops = []
-        many = len(kwargs_list) > 1
-        for rank, kwargs in enumerate(kwargs_list):
-            docker_op = operator_class(**kwargs)
-            docker_op._cached_logger = _RankLog(launch.op.log, f"[rank {rank}] " if many else "")
-            self.ops.append(docker_op)
-        self.results: dict[int, Any] = {}
-        self.failures: list[tuple[int, BaseException]] = []
+        self.ranks = [_Rank() for _ in specs]
         self.stopping = False
         self.killed = False
         self.timed_out = False
-        self._stopped: set[str] = set()
-        self._lock = threading.Lock()
         self.holder: str | None = None
+        self._stopped: set[str] = set()
+        self._failed: list[int] = []
+        self._lock = threading.Lock()
 
-    def _run_rank(self, rank: int) -> None:
+    @property
+    def failed(self) -> list[int]:
+        """Ranks that failed, first failure first (the others may only have been stopped)."""
+        return list(self._failed)
+
+    def _run_rank(self, index: int) -> None:
+        rank = self.ranks[index]
+        prefix = f"[rank {index}] " if len(self.ranks) > 1 else ""
+        log = self.launch.op.log
+        client = None
         try:
-            self.results[rank] = self.ops[rank].execute(self.launch.context)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            client = _api_client(self.settings, self.launch.op.step_name)
             with self._lock:
-                self.failures.append((rank, exc))
+                if self.stopping:
+                    return
+                rank.container = start_container(client, self.specs[index])
+            # attached before it starts: a container that exits at once has ended its streams
+            # before a later attach could follow them (what DockerOperator does too)
+            frames = client.attach(
+                rank.container, stdout=True, stderr=True, stream=True, demux=True
+            )
+            client.start(rank.container)
+            lines = _WholeLines(frames)
+            rank.stderr_tail = lines.stderr_tail
+            for line in lines:
+                rank.output.append(line)
+                log.info("%s%s", prefix, line)
+            rank.exit_code = int(client.wait(rank.container).get("StatusCode", -1))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            rank.error = exc
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+        if rank.error is not None or rank.exit_code not in (None, 0):
+            with self._lock:
+                self._failed.append(index)
 
     def _start_holder(self, client: Any) -> None:
         """Several ranks: a holder container owns the network namespace they all join."""
-        first = self.ops[0]
-        container = client.create_container(
-            image=self.settings.image,
-            entrypoint=[self.settings.python],
-            command=["-c", "import signal; signal.pause()"],
-            user=self.settings.user,
-            labels={**first.labels, f"{LABEL_PREFIX}.rank": "network"},
-            host_config=client.create_host_config(network_mode=self.settings.network),
+        first = self.specs[0]
+        self.holder = start_container(
+            client,
+            {
+                "image": self.settings.image,
+                "entrypoint": [self.settings.python],
+                "command": ["-c", "import signal; signal.pause()"],
+                "user": self.settings.user,
+                "labels": {**first["labels"], f"{LABEL_PREFIX}.rank": "network"},
+                "network_mode": self.settings.network,
+            },
         )
-        self.holder = container["Id"]
         client.start(self.holder)
-        for docker_op in self.ops:
-            docker_op.network_mode = f"container:{self.holder}"
+        for spec in self.specs:
+            spec["network_mode"] = f"container:{self.holder}"
 
     def kill(self) -> None:
         """The task is being killed (``on_kill``): stop every container now."""
         self.killed = True
         self.stop_all()
 
-    def stop_all(self) -> None:
+    def stop_all(self, client: Any = None) -> None:
         """Stop every container started so far; called again, it stops those created since."""
-        self.stopping = True
-        for docker_op in self.ops:
-            container = docker_op.container
-            if container is None or container["Id"] in self._stopped:
-                continue
-            self._stopped.add(container["Id"])
-            with contextlib.suppress(Exception):
-                docker_op.cli.stop(container["Id"], timeout=STOP_GRACE_S)
+        with self._lock:
+            self.stopping = True
+            ids = [
+                r.container for r in self.ranks if r.container and r.container not in self._stopped
+            ]
+            self._stopped.update(ids)
+        if not ids:
+            return
+        own = client is None
+        try:
+            client = client or _api_client(self.settings, self.launch.op.step_name)
+            for container_id in ids:
+                with contextlib.suppress(Exception):
+                    client.stop(container_id, timeout=STOP_GRACE_S)
+        except Exception:  # noqa: BLE001 - cleanup removes them anyway
+            return
+        finally:
+            if own and client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
 
     def cleanup(self, client: Any) -> None:
-        """Remove every container this step created (DockerOperator's own removal may not have run)."""
-        from docker.errors import NotFound
-
-        ids = [o.container["Id"] for o in self.ops if o.container is not None]
+        """Remove every container this step created, whatever happened."""
+        ids = [r.container for r in self.ranks if r.container]
         if self.holder:
             ids.append(self.holder)
         for container_id in ids:
-            with contextlib.suppress(NotFound, Exception):
+            with contextlib.suppress(Exception):
                 client.remove_container(container_id, force=True)
 
     def run(self, client: Any, timeout_s: float | None) -> tuple[bool, float]:
         """Run all ranks; returns ``(timed out, duration)``."""
         started = time.monotonic()
-        if len(self.ops) > 1:
-            self._start_holder(client)
-        threads = [
-            threading.Thread(target=self._run_rank, args=(rank,), daemon=True)
-            for rank in range(len(self.ops))
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            with stoppable(self.kill):
-                self._wait(threads, started, timeout_s)
-        except BaseException:
-            # the task itself is being stopped (timeout, kill, Ctrl-C): take the containers down
-            self.stop_all()
-            raise
+        with stoppable(self.kill):
+            if len(self.specs) > 1:
+                self._start_holder(client)
+            threads = [
+                threading.Thread(target=self._run_rank, args=(index,), daemon=True)
+                for index in range(len(self.specs))
+            ]
+            for thread in threads:
+                thread.start()
+            try:
+                self._wait(threads, started, timeout_s, client)
+            except BaseException:
+                # the task itself is being stopped (timeout, kill, Ctrl-C): take the containers down
+                self.stop_all(client)
+                raise
         return self.timed_out, time.monotonic() - started
 
     def _wait(
-        self, threads: list[threading.Thread], started: float, timeout_s: float | None
+        self,
+        threads: list[threading.Thread],
+        started: float,
+        timeout_s: float | None,
+        client: Any,
     ) -> None:
         while any(t.is_alive() for t in threads):
             for thread in threads:
                 thread.join(timeout=0.1)
-            if self.stopping:
-                self.stop_all()  # a container created while stopping is stopped too
-            elif self.failures:
-                self.stop_all()
+            if self.stopping or self.failed:
+                self.stop_all(client)  # a container created while stopping is stopped too
             elif timeout_s is not None and time.monotonic() - started > timeout_s:
                 self.timed_out = True
-                self.stop_all()
+                self.stop_all(client)
 
 
-def _failure_message(
-    launch: Launch,
-    settings: DockerSettings,
-    rank: int,
-    exc: BaseException,
-    ranks: int,
-    stderr_tail: Any = None,
-) -> str:
+def _failure_message(launch: Launch, settings: DockerSettings, index: int, rank: _Rank) -> str:
     op = launch.op
-    what = getattr(op, "script_name", None) or launch.commands[rank].argv[-1]
-    where = f" (container {rank} of {ranks})" if ranks > 1 else ""
-    logs = [str(line) for line in getattr(exc, "logs", None) or []]
-    if logs or "StatusCode" in str(exc):
-        stderr = list(stderr_tail or [])
-        stream, lines = ("stderr", stderr) if stderr else ("output", logs)
-        detail = "\n".join(lines[-STDERR_TAIL_LINES:]) or "(no output)"
+    ranks = len(launch.commands)
+    what = getattr(op, "script_name", None) or launch.commands[index].argv[-1]
+    where = f" (container {index} of {ranks})" if ranks > 1 else ""
+    if rank.error is not None:
         return (
-            f"step {op.step_name!r} failed: {what}{where} exited with code {_exit_code(exc)} in "
-            f"image {settings.image!r}; last lines of {stream}:\n{detail}"
+            f"step {op.step_name!r} failed: {what}{where} could not run in image "
+            f"{settings.image!r}: {rank.error}"
         )
-    return f"step {op.step_name!r} failed: {what}{where} could not run in image {settings.image!r}: {exc}"
+    stderr = list(rank.stderr_tail)
+    stream, lines = ("stderr", stderr) if stderr else ("output", list(rank.output))
+    detail = "\n".join(lines[-STDERR_TAIL_LINES:]) or "(no output)"
+    return (
+        f"step {op.step_name!r} failed: {what}{where} exited with code {rank.exit_code} in "
+        f"image {settings.image!r}; last lines of {stream}:\n{detail}"
+    )
 
 
 def run(launch: Launch) -> ProcessResult:
@@ -612,38 +594,47 @@ def run(launch: Launch) -> ProcessResult:
         raise TypeError("a launch needs at least one command")
     settings = DockerSettings.of(op)
     client = _api_client(settings, op.step_name)
-    _check_image(client, settings, op.step_name)
-    environment = getattr(op, "environment", None) or {}
-    if (environment.get("dependencies") or {}).get("pip_packages") and not environment.get(
-        "user_managed_dependencies"
-    ):
-        op.log.warning(
-            "mlpipe: step %r: the docker backend does not install pip packages; image %r must "
-            "provide them",
-            op.step_name,
-            settings.image,
-        )
     lease = None
-    if settings.gpus:
-        nodes = int(launch.commands[0].env.get("NODE_COUNT") or 1)
-        per_node = -(-len(launch.commands) // nodes)
-        lease = DeviceLease.acquire(
-            gpus_held(nodes, per_node, settings.gpus), settings.gpus * nodes, step_name=op.step_name
-        )
-        op.log.info("mlpipe: step %r holds GPU device(s) %s", op.step_name, ",".join(lease.devices))
-    op.log.info(
-        "mlpipe: step %r runs in image %r (engine %s, network %s)",
-        op.step_name,
-        settings.image,
-        settings.url,
-        settings.network,
-    )
     group = None
     try:
-        kwargs_list = container_kwargs(
-            launch, settings, gpu_devices=lease.devices if lease else None
+        removed = remove_leftovers(client, TaskIdentity.of(op, launch.context))
+        if removed:
+            op.log.warning(
+                "mlpipe: step %r: removed %d container(s) an earlier attempt of this task left",
+                op.step_name,
+                len(removed),
+            )
+        _ensure_image(client, settings, op.step_name)
+        environment = getattr(op, "environment", None) or {}
+        if (environment.get("dependencies") or {}).get("pip_packages") and not environment.get(
+            "user_managed_dependencies"
+        ):
+            op.log.warning(
+                "mlpipe: step %r: the docker backend does not install pip packages; image %r "
+                "must provide them",
+                op.step_name,
+                settings.image,
+            )
+        if settings.gpus:
+            nodes = int(launch.commands[0].env.get("NODE_COUNT") or 1)
+            per_node = -(-len(launch.commands) // nodes)
+            lease = DeviceLease.acquire(
+                gpus_held(nodes, per_node, settings.gpus),
+                settings.gpus * nodes,
+                step_name=op.step_name,
+            )
+            op.log.info(
+                "mlpipe: step %r holds GPU device(s) %s", op.step_name, ",".join(lease.devices)
+            )
+        op.log.info(
+            "mlpipe: step %r runs in image %r (engine %s, network %s)",
+            op.step_name,
+            settings.image,
+            settings.url,
+            settings.network,
         )
-        group = _Group(launch, kwargs_list, settings)
+        specs = container_kwargs(launch, settings, gpu_devices=lease.devices if lease else None)
+        group = _Group(launch, specs, settings)
         timed_out, duration = group.run(client, launch.timeout_s)
     finally:
         if group is not None:
@@ -661,12 +652,9 @@ def run(launch: Launch) -> ProcessResult:
             f"step {op.step_name!r} timed out after {launch.timeout_s:g} s "
             "(max_run_duration_seconds) and its container was stopped"
         )
-    if group.failures:
-        rank, exc = group.failures[0]
-        message = _failure_message(
-            launch, settings, rank, exc, len(launch.commands), group.ops[rank].stderr_tail
-        )
-        raise StepFailedError(message) from None
-    output = group.results.get(0)
-    lines = output if isinstance(output, list) else ([output] if output else [])
-    return ProcessResult(0, duration, [str(line) for line in lines[-STDERR_TAIL_LINES:]])
+    if group.failed:
+        index = group.failed[0]
+        raise StepFailedError(
+            _failure_message(launch, settings, index, group.ranks[index])
+        ) from None
+    return ProcessResult(0, duration, list(group.ranks[0].output))
