@@ -10,7 +10,7 @@ import hashlib
 import keyword
 import re
 
-from mlpipe_provider.contract.constants import REUSE_SUFFIX
+from mlpipe_provider.contract.constants import PLAN_TASK_ID
 
 _TASK_ID_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _IDENT_BAD = re.compile(r"[^A-Za-z0-9_]")
@@ -24,8 +24,8 @@ def _short_hash(text: str) -> str:
 def task_id_for(name: str) -> str:
     """A valid Airflow task id; names that had to change get a hash suffix to stay unique."""
     cleaned = _TASK_ID_BAD.sub("_", name).strip(".") or "step"
-    # REUSE_SUFFIX ends the id of every step's reuse sensor: a step may not take such an id itself
-    if cleaned != name or len(cleaned) > MAX_TASK_ID or cleaned.endswith(REUSE_SUFFIX):
+    # PLAN_TASK_ID is the pipeline-level reuse check's: a step may not take it
+    if cleaned != name or len(cleaned) > MAX_TASK_ID or cleaned == PLAN_TASK_ID:
         cleaned = f"{cleaned[:MAX_TASK_ID]}_{_short_hash(name)}"
     return cleaned
 
@@ -38,7 +38,11 @@ def dag_id_for(name: str) -> str:
 def identifier_for(task_id: str, taken: set[str]) -> str:
     """A Python variable name for a task, unique within the generated file."""
     ident = _IDENT_BAD.sub("_", task_id).strip("_").lower() or "step"
-    if ident[0].isdigit() or keyword.iskeyword(ident) or ident in {"dag", "DAG", "Param"}:
+    if (
+        ident[0].isdigit()
+        or keyword.iskeyword(ident)
+        or ident in {"dag", "DAG", "Param", "reuse_plan"}
+    ):
         ident = f"step_{ident}"
     base, n = ident, 2
     while ident in taken:

@@ -3,10 +3,10 @@
 Lowering names every step with a task id (``task_id_for(step.name)``). A kind with ``group=True``
 (modules) compiles into a TaskGroup named after the step instead: the group id is that task id
 made valid for a group (no dots), the operator's id inside the group is the kind's name, and
-Airflow prefixes it, so the step's real task id is ``"<group>.<kind>"`` and its reuse sensor's is
-``reuse_task_id`` of that. Everything that names a task at run time (the sensor's
-``step_task_id``, a consumer's ``producer``, ``upstream_record``, the embedded runner's status
-merge) uses the real id, so codegen rewrites the lowered references through ``Placement``.
+Airflow prefixes it, so the step's real task id is ``"<group>.<kind>"``. Everything that names a
+task at run time (a consumer's ``producer``, ``upstream_record``, the plan task's decisions, the
+embedded runner's status) uses the real id, so codegen rewrites the lowered references through
+``Placement``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.kinds import KINDS
-from mlpipe_provider.contract.constants import InputKind, reuse_task_id
+from mlpipe_provider.contract.constants import PLAN_TASK_ID, InputKind
 
 _GROUP_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
-MAX_GROUP_ID = 200  # Airflow's limit for group keys; task ids (<= 250) add ".<kind>.reuse"
+MAX_GROUP_ID = 200  # Airflow's limit for group keys; task ids (<= 250) add ".<kind>"
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,10 @@ def group_id_for(task_id: str) -> str:
 
 def place_tasks(steps: dict[str, dict[str, Any]], order: list[str]) -> dict[str, Placement]:
     """A placement for every step, with group ids that collide with no other id in the DAG."""
-    taken: set[str] = set()
+    taken: set[str] = {PLAN_TASK_ID}
     for task_id in order:
         if not KINDS[steps[task_id]["kind"]].group:
-            taken |= {task_id, reuse_task_id(task_id)}
+            taken.add(task_id)
     placements: dict[str, Placement] = {}
     for task_id in order:
         kind = KINDS[steps[task_id]["kind"]]
@@ -66,7 +66,6 @@ def _ids_in(group: str, child: str) -> set[str]:
     return {
         group,
         full,
-        reuse_task_id(full),
         f"{group}.upstream_join_id",
         f"{group}.downstream_join_id",
     }

@@ -6,8 +6,8 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.data_transfer import DataTransferStepOperator
+from mlpipe_provider.operators.reuse_plan import ReusePlanOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
-from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -22,11 +22,11 @@ with DAG(
     },
     doc_md='# data_transfer\n\nCopy the reports to the archive datastore, then summarise the archived copy.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| archive_reports | data_transfer | adf-compute | yes |\n| summarize | summarize.py | cpu-cluster | yes |\n',
 ) as dag:
-    archive_reports_reuse = StepReuseSensor(
-        task_id='archive_reports.reuse',
-        task_display_name='archive_reports (reuse check)',
-        step_task_id='archive_reports',
+    reuse_plan = ReusePlanOperator(
+        task_id='mlpipe.plan',
+        task_display_name='reuse check',
     )
+
     archive_reports = DataTransferStepOperator(
         task_id='archive_reports',
         task_display_name='archive_reports',
@@ -77,13 +77,7 @@ with DAG(
             Asset(name='examples/datastores/archive/reports/2024', uri='x-mlpipe://examples/datastores/archive/reports/2024', group='mlpipe-datastore'),
         ],
     )
-    archive_reports_reuse >> archive_reports
 
-    summarize_reuse = StepReuseSensor(
-        task_id='summarize.reuse',
-        task_display_name='summarize (reuse check)',
-        step_task_id='summarize',
-    )
     summarize = PythonScriptStepOperator(
         task_id='summarize',
         task_display_name='summarize',
@@ -129,7 +123,7 @@ with DAG(
             Asset(name='examples/pipelines/data_transfer/summarize/summary', uri='x-mlpipe://examples/pipelines/data_transfer/summarize/summary', group='mlpipe-output'),
         ],
     )
-    summarize_reuse >> summarize
 
 
-    archive_reports >> summarize_reuse
+    reuse_plan >> archive_reports
+    archive_reports >> summarize

@@ -7,7 +7,7 @@ from airflow.sdk import Asset, DAG, Param
 
 from mlpipe_provider.operators.estimator import EstimatorStepOperator
 from mlpipe_provider.operators.estimator import MpiStepOperator
-from mlpipe_provider.sensors.reuse import StepReuseSensor
+from mlpipe_provider.operators.reuse_plan import ReusePlanOperator
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -23,11 +23,11 @@ with DAG(
     },
     doc_md='# distributed_training\n\nEstimator + MPI ranks on the local backend.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| estimate | estimate.py | cpu-cluster | yes |\n| score | score.py | cpu-cluster | yes |\n',
 ) as dag:
-    estimate_reuse = StepReuseSensor(
-        task_id='estimate.reuse',
-        task_display_name='estimate (reuse check)',
-        step_task_id='estimate',
+    reuse_plan = ReusePlanOperator(
+        task_id='mlpipe.plan',
+        task_display_name='reuse check',
     )
+
     estimate = EstimatorStepOperator(
         task_id='estimate',
         task_display_name='estimate',
@@ -73,13 +73,7 @@ with DAG(
             Asset(name='examples/pipelines/distributed_training/estimate/partials', uri='x-mlpipe://examples/pipelines/distributed_training/estimate/partials', group='mlpipe-output'),
         ],
     )
-    estimate_reuse >> estimate
 
-    score_reuse = StepReuseSensor(
-        task_id='score.reuse',
-        task_display_name='score (reuse check)',
-        step_task_id='score',
-    )
     score = MpiStepOperator(
         task_id='score',
         task_display_name='score',
@@ -142,7 +136,7 @@ with DAG(
             Asset(name='examples/pipelines/distributed_training/score/scores', uri='x-mlpipe://examples/pipelines/distributed_training/score/scores', group='mlpipe-output'),
         ],
     )
-    score_reuse >> score
 
 
-    estimate >> score_reuse
+    reuse_plan >> estimate
+    estimate >> score

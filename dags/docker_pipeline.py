@@ -5,8 +5,8 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 
 from airflow.sdk import Asset, DAG, Param
 
+from mlpipe_provider.operators.reuse_plan import ReusePlanOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
-from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -21,11 +21,11 @@ with DAG(
     },
     doc_md='# docker_pipeline\n\nTokenize a corpus in a container (no network, input read-only), summarise locally.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| tokenize | tokenize_corpus.py | docker-cpu | yes |\n| summarize | summarize.py | cpu-cluster | yes |\n',
 ) as dag:
-    tokenize_reuse = StepReuseSensor(
-        task_id='tokenize.reuse',
-        task_display_name='tokenize (reuse check)',
-        step_task_id='tokenize',
+    reuse_plan = ReusePlanOperator(
+        task_id='mlpipe.plan',
+        task_display_name='reuse check',
     )
+
     tokenize = PythonScriptStepOperator(
         task_id='tokenize',
         task_display_name='tokenize',
@@ -72,13 +72,7 @@ with DAG(
             Asset(name='examples/pipelines/docker_pipeline/tokenize/tokens', uri='x-mlpipe://examples/pipelines/docker_pipeline/tokenize/tokens', group='mlpipe-output'),
         ],
     )
-    tokenize_reuse >> tokenize
 
-    summarize_reuse = StepReuseSensor(
-        task_id='summarize.reuse',
-        task_display_name='summarize (reuse check)',
-        step_task_id='summarize',
-    )
     summarize = PythonScriptStepOperator(
         task_id='summarize',
         task_display_name='summarize',
@@ -124,7 +118,7 @@ with DAG(
             Asset(name='examples/pipelines/docker_pipeline/summarize/summary', uri='x-mlpipe://examples/pipelines/docker_pipeline/summarize/summary', group='mlpipe-output'),
         ],
     )
-    summarize_reuse >> summarize
 
 
-    tokenize >> summarize_reuse
+    reuse_plan >> tokenize
+    tokenize >> summarize

@@ -6,8 +6,8 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 from airflow.sdk import Asset, DAG, Param, TaskGroup
 
 from mlpipe_provider.operators.module import ModuleStepOperator
+from mlpipe_provider.operators.reuse_plan import ReusePlanOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
-from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -22,12 +22,12 @@ with DAG(
     },
     doc_md='# module_pipeline\n\nClean text with the published clean_text module, then count its words.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| clean | clean_text.py | local | yes |\n| word_counts | word_counts.py | local | yes |\n',
 ) as dag:
+    reuse_plan = ReusePlanOperator(
+        task_id='mlpipe.plan',
+        task_display_name='reuse check',
+    )
+
     with TaskGroup(group_id='clean', tooltip='ModuleStep clean: module clean_text, version 1'):
-        clean_reuse = StepReuseSensor(
-            task_id='module.reuse',
-            task_display_name='clean (reuse check)',
-            step_task_id='clean.module',
-        )
         clean = ModuleStepOperator(
             task_id='module',
             task_display_name='clean',
@@ -80,13 +80,7 @@ with DAG(
                 Asset(name='examples/pipelines/module_pipeline/clean.module/cleaned_text', uri='x-mlpipe://examples/pipelines/module_pipeline/clean.module/cleaned_text', group='mlpipe-output'),
             ],
         )
-        clean_reuse >> clean
 
-    word_counts_reuse = StepReuseSensor(
-        task_id='word_counts.reuse',
-        task_display_name='word_counts (reuse check)',
-        step_task_id='word_counts',
-    )
     word_counts = PythonScriptStepOperator(
         task_id='word_counts',
         task_display_name='word_counts',
@@ -132,7 +126,7 @@ with DAG(
             Asset(name='examples/pipelines/module_pipeline/word_counts/counts', uri='x-mlpipe://examples/pipelines/module_pipeline/word_counts/counts', group='mlpipe-output'),
         ],
     )
-    word_counts_reuse >> word_counts
 
 
-    clean >> word_counts_reuse
+    reuse_plan >> clean
+    clean >> word_counts

@@ -5,8 +5,8 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 
 from airflow.sdk import Asset, DAG, Param
 
+from mlpipe_provider.operators.reuse_plan import ReusePlanOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
-from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -24,11 +24,11 @@ with DAG(
     },
     doc_md='# prep_train_evaluate\n\nPrepare the iris data, train a softmax classifier, evaluate it on held-out rows.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| prep | prep.py | cpu-cluster | yes |\n| train | train.py | gpu-cluster | yes |\n| evaluate | evaluate.py | cpu-cluster | yes |\n',
 ) as dag:
-    prep_reuse = StepReuseSensor(
-        task_id='prep.reuse',
-        task_display_name='prep (reuse check)',
-        step_task_id='prep',
+    reuse_plan = ReusePlanOperator(
+        task_id='mlpipe.plan',
+        task_display_name='reuse check',
     )
+
     prep = PythonScriptStepOperator(
         task_id='prep',
         task_display_name='prep',
@@ -80,13 +80,7 @@ with DAG(
             Asset(name='examples/pipelines/prep_train_evaluate/prep/prepared', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/prep/prepared', group='mlpipe-output'),
         ],
     )
-    prep_reuse >> prep
 
-    train_reuse = StepReuseSensor(
-        task_id='train.reuse',
-        task_display_name='train (reuse check)',
-        step_task_id='train',
-    )
     train = PythonScriptStepOperator(
         task_id='train',
         task_display_name='train',
@@ -156,13 +150,7 @@ with DAG(
             Asset(name='examples/pipelines/prep_train_evaluate/train/model', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/train/model', group='mlpipe-output'),
         ],
     )
-    train_reuse >> train
 
-    evaluate_reuse = StepReuseSensor(
-        task_id='evaluate.reuse',
-        task_display_name='evaluate (reuse check)',
-        step_task_id='evaluate',
-    )
     evaluate = PythonScriptStepOperator(
         task_id='evaluate',
         task_display_name='evaluate',
@@ -225,9 +213,9 @@ with DAG(
             Asset(name='examples/pipelines/prep_train_evaluate/evaluate/report', uri='x-mlpipe://examples/pipelines/prep_train_evaluate/evaluate/report', group='mlpipe-output'),
         ],
     )
-    evaluate_reuse >> evaluate
 
 
-    prep >> train_reuse
-    prep >> evaluate_reuse
-    train >> evaluate_reuse
+    reuse_plan >> prep
+    prep >> train
+    prep >> evaluate
+    train >> evaluate

@@ -5,8 +5,8 @@ Do not edit: change the pipeline definition and run `mlpipe compile` again.
 
 from airflow.sdk import Asset, DAG, Param
 
+from mlpipe_provider.operators.reuse_plan import ReusePlanOperator
 from mlpipe_provider.operators.script import PythonScriptStepOperator
-from mlpipe_provider.sensors.reuse import StepReuseSensor
 
 WORKSPACE = '../examples/.mlpipe'
 
@@ -21,11 +21,11 @@ with DAG(
     },
     doc_md='# seed\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| train.py | train.py | STANDARD_NC6 | yes |\n',
 ) as dag:
-    train_py_reuse = StepReuseSensor(
-        task_id='train.py.reuse',
-        task_display_name='train.py (reuse check)',
-        step_task_id='train.py',
+    reuse_plan = ReusePlanOperator(
+        task_id='mlpipe.plan',
+        task_display_name='reuse check',
     )
+
     train_py = PythonScriptStepOperator(
         task_id='train.py',
         task_display_name='train.py',
@@ -73,5 +73,6 @@ with DAG(
             Asset(name='examples/pipelines/seed/train.py/output_data1', uri='x-mlpipe://examples/pipelines/seed/train.py/output_data1', group='mlpipe-output'),
         ],
     )
-    train_py_reuse >> train_py
 
+
+    reuse_plan >> train_py

@@ -13,11 +13,12 @@ from mlpipe_provider.contract.constants import (
     DEPRECATED,
     DISABLED,
     ERROR_XCOM,
+    PLAN_TASK_ID,
+    PLAN_XCOM_PREFIX,
     REGENERATE_PARAM,
-    REUSE_SUFFIX,
     InputKind,
     StepKind,
-    reuse_task_id,
+    plan_xcom_key,
 )
 from mlpipe_provider.contract.specs import (
     ComputeSpec,
@@ -36,7 +37,8 @@ __all__ = [
     "DISABLED",
     "ERROR_XCOM",
     "REGENERATE_PARAM",
-    "REUSE_SUFFIX",
+    "PLAN_TASK_ID",
+    "PLAN_XCOM_PREFIX",
     "ComputeSpec",
     "ContractError",
     "EnvironmentSpec",
@@ -45,6 +47,6 @@ __all__ = [
     "OutputSpec",
     "StepKind",
     "StepSpec",
-    "reuse_task_id",
+    "plan_xcom_key",
     "validate_step_kwargs",
 ]

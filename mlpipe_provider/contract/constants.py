@@ -45,8 +45,11 @@ REGENERATE_PARAM = "mlpipe_regenerate_outputs"
 #: DAG param: keep running steps that do not depend on a failed one (v1 ``continue_on_step_failure``)
 CONTINUE_PARAM = "mlpipe_continue_on_step_failure"
 
-#: ends the task id of every step's reuse sensor; a step may not take such an id itself
-REUSE_SUFFIX = ".reuse"
+#: the task id of the pipeline-level reuse check at the root of every compiled DAG; a step may
+#: not take it (``compiler/naming.py``)
+PLAN_TASK_ID = "mlpipe.plan"
+#: a key of the plan task's XComs: the record of a step it found reused, for the steps after it
+PLAN_XCOM_PREFIX = "reused:"
 
 #: XCom key under which a failed step (or its sensor) leaves its error for the run's status
 ERROR_XCOM = "mlpipe_error"
@@ -60,6 +63,6 @@ DISABLED = "Disabled"
 DEPRECATED = "Deprecated"
 
 
-def reuse_task_id(step_task_id: str) -> str:
-    """The task id of the reuse sensor that guards step ``step_task_id``."""
-    return f"{step_task_id}{REUSE_SUFFIX}"
+def plan_xcom_key(step_task_id: str) -> str:
+    """The key under which the plan task publishes the reused record of step ``step_task_id``."""
+    return f"{PLAN_XCOM_PREFIX}{step_task_id}"

@@ -36,41 +36,48 @@ TERMINAL = {"Finished", "Failed", "Canceled"}
 
 
 def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Step entries from task entries: each reuse sensor folds into the step it decides for.
+    """Step entries from task entries: the plan task's decisions fold into the steps they decide.
 
-    A reused step's task is skipped in Airflow; for v1 callers it is a finished step whose record
-    (outputs, metrics, ``azureml.reusedrunid``) is the one the sensor found.
+    A reused step's task is skipped in Airflow (by the plan task, or by itself as it started);
+    for v1 callers it is a finished step whose record (outputs, metrics, ``azureml.reusedrunid``)
+    is the reused one: the plan's XCom ``plan_xcom_key(step)``, or the step's own return value.
 
-    Why a step failed (``runtime/step_failure.publish_error``) becomes the entry's ``error``. A
-    sensor that failed stands for its step: the step never started, but it is Failed with the
-    sensor's cause (a bad parameter, a missing input path), or Canceled when it was only stopped
-    because another step failed; it never shows NotStarted with no reason.
+    Why a step failed (``runtime/step_failure.publish_error``) becomes the entry's ``error``; a
+    step stopped because another failed (continue_on_step_failure=False) is Canceled. When the
+    plan task failed (a conf key the DAG does not take), no step started, and each is Failed
+    with the plan's cause; it never shows NotStarted with no reason.
     """
-    from mlpipe_provider.contract.constants import ERROR_XCOM, REUSE_SUFFIX
+    from mlpipe_provider.contract.constants import ERROR_XCOM, PLAN_TASK_ID, PLAN_XCOM_PREFIX
 
+    plan = tasks.get(PLAN_TASK_ID) or {}
+    planned = {
+        key[len(PLAN_XCOM_PREFIX) :]: value
+        for key, value in (plan.get("xcom") or {}).items()
+        if key.startswith(PLAN_XCOM_PREFIX) and isinstance(value, dict)
+    }
+    plan_error = (plan.get("xcom") or {}).get(ERROR_XCOM) if plan.get("state") == "failed" else None
     steps: dict[str, dict[str, Any]] = {}
     for task_id, info in tasks.items():
-        if info.get("operator") == "StepReuseSensor":
+        if task_id == PLAN_TASK_ID:
             continue
         entry = dict(info)
-        sensor = tasks.get(f"{task_id}{REUSE_SUFFIX}") or {}
-        decision = sensor.get("record")
-        if isinstance(decision, dict):
-            entry["fingerprint"] = decision.get("fingerprint")
-            if decision.get("decision") == "reuse":
-                entry["record"] = decision.get("record")
+        record = planned.get(task_id)
+        if record is not None:
+            entry["record"] = record
+        record = entry.get("record")
+        if isinstance(record, dict):
+            entry["fingerprint"] = record.get("fingerprint")
+            if record.get("reused") and entry.get("state") == "skipped":
                 entry["status"] = "Finished"
-        if entry.get("state") is None and sensor.get("state") in ("running", "up_for_reschedule"):
-            entry["status"] = "Running"
         own_error = (info.get("xcom") or {}).get(ERROR_XCOM)
-        sensor_error = (sensor.get("xcom") or {}).get(ERROR_XCOM)
         if isinstance(own_error, dict) and entry.get("state") == "failed":
             entry["error"] = own_error.get("error")
-        elif isinstance(sensor_error, dict) and sensor.get("state") == "failed":
-            entry["error"] = sensor_error.get("error")
-            if entry.get("state") in (None, "upstream_failed"):
-                entry["status"] = "Canceled" if sensor_error.get("kind") == "stopped" else "Failed"
-        elif entry.get("state") == "upstream_failed" or sensor.get("state") == "upstream_failed":
+            if own_error.get("kind") == "stopped":
+                entry["status"] = "Canceled"
+        elif isinstance(plan_error, dict) and entry.get("state") in (None, "upstream_failed"):
+            entry["error"] = plan_error.get("error")
+            entry["status"] = "Failed"
+        elif entry.get("state") == "upstream_failed":
             entry["status"] = "Canceled"
             entry["error"] = "not run: a step it depends on failed or did not run"
         steps[task_id] = entry

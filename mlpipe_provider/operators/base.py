@@ -1,9 +1,11 @@
 """What every mlpipe step operator shares: its data, its compute, and the reuse protocol.
 
 Subclasses say what makes their result what it is (``fingerprint_settings``) and how to produce
-it (``produce``); the base class skips the task when its reuse sensor found a result, holds the
-lease while producing, digests the outputs and records the store entry. That keeps invariants
-1-5 in one place for every step kind.
+it (``produce``); the base class decides reuse when the task starts (a verified result: publish
+it and skip; another run producing it: defer until that run commits; else run), holds the lease
+while producing, digests the outputs and records the store entry. That keeps invariants 1-5 in
+one place for every step kind, in one Airflow task per step. Steps the pipeline's plan task
+(``operators/reuse_plan.py``) found reused never start at all.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class MlpipeStepOperator(BaseOperator):
         environment: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # An upstream step the plan skipped (reused) is no reason not to run: ``none_failed``
+        # runs once every upstream succeeded or was skipped, and not after a failure.
+        kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
         #: the arguments checked against the compile/run contract: a hand-edited DAG file with a
         #: missing or mistyped field fails here, at parse time, naming the task and the field
@@ -63,6 +68,13 @@ class MlpipeStepOperator(BaseOperator):
         """Run the step; return its record (``outputs`` locations, ``metrics``, ...)."""
         raise NotImplementedError
 
+    #: whether reusing this step's result still does work (copies to a destination, registers a
+    #: dataset), so the step must start even when reused; the plan task leaves such steps alone
+    reuse_has_effects: bool = False
+
+    def on_reused(self, context: Any, record: dict[str, Any]) -> None:
+        """Work a reused result still needs before the step skips (see ``reuse_has_effects``)."""
+
     def on_kill(self) -> None:
         """The task was killed from outside: stop the step's processes, containers or pods too."""
         from mlpipe_provider.runtime.cancel import stop_all
@@ -79,11 +91,16 @@ class MlpipeStepOperator(BaseOperator):
         try:
             record = run_step(self, context)
         except BaseException as exc:
-            publish_error(context, exc)
+            publish_error(context, exc, stopped=bool(getattr(exc, "mlpipe_stopped", False)))
             raise
         if self.outlets:
             self._describe_asset_events(context, record)
         return record
+
+    def execute_after_wait(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        """Back from waiting on another run's lease (``triggers/lease.py``): decide again; its
+        result is most likely committed now and is reused."""
+        return self.execute(context)
 
     def _describe_asset_events(self, context: Any, record: dict[str, Any]) -> None:
         """Put where this run wrote each outlet and its digest on the asset event (docs/lineage.md).

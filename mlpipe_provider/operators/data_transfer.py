@@ -66,12 +66,17 @@ class DataTransferStepOperator(MlpipeStepOperator):
             settings["sql"] = {"datastore": source["datastore"], **source["sql"]}
         return settings
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        if self.destination.get("kind") == InputKind.DATA_REFERENCE:
+    @property
+    def reuse_has_effects(self) -> bool:
+        """A ``DataReference`` destination is put back when it changed since it was written, so
+        the transfer must start even when reused."""
+        return self.destination.get("kind") == InputKind.DATA_REFERENCE
+
+    def on_reused(self, context: Any, record: dict[str, Any]) -> None:
+        if self.reuse_has_effects:
             from mlpipe_provider.runtime.data_transfer import restore_reused_destination
 
-            restore_reused_destination(self, context)
-        return super().execute(context)
+            restore_reused_destination(self, record)
 
     def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.data_transfer import run_transfer

@@ -61,13 +61,17 @@ class PythonScriptStepOperator(MlpipeStepOperator):
 
         return script_settings(self, params)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        if any(o.get("destination") or o.get("register") for o in self.outputs):
-            # OutputFileDatasetConfig: a reused result is copied and registered like a fresh one
+    @property
+    def reuse_has_effects(self) -> bool:
+        """An ``OutputFileDatasetConfig`` with a destination or a registration: a reused result
+        is copied and registered like a fresh one, so the step must start even when reused."""
+        return any(o.get("destination") or o.get("register") for o in self.outputs)
+
+    def on_reused(self, context: Any, record: dict[str, Any]) -> None:
+        if self.reuse_has_effects:
             from mlpipe_provider.runtime.datasets import finish_reused_outputs
 
-            finish_reused_outputs(self, context)
-        return super().execute(context)
+            finish_reused_outputs(self, record)
 
     def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.script_step import run_script

@@ -52,7 +52,7 @@ from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.datastores import DatastoreAccess
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.hashing import StatCache, iter_tree, stat_cache_path, tree_digest
-from mlpipe_provider.runtime.reuse import reuse_task_id, upstream_record
+from mlpipe_provider.runtime.reuse import upstream_record
 from mlpipe_provider.runtime.step_context import StepWorkspace
 from mlpipe_provider.runtime.transfer.copy import copy_verified
 from mlpipe_provider.runtime.transfer.place import place_on_destination, stored_digests
@@ -130,12 +130,9 @@ def _check_types(op: Any, source_is_dir: bool, source: str) -> str:
 # --- a reused transfer ------------------------------------------------------------------------
 
 
-def restore_reused_destination(op: Any, context: Any) -> None:
+def restore_reused_destination(op: Any, record: dict[str, Any]) -> None:
     """Before a reused transfer skips: put back any destination file changed since it was written."""
-    decision = context["ti"].xcom_pull(task_ids=reuse_task_id(op.task_id))
-    if not (isinstance(decision, dict) and decision.get("decision") == "reuse"):
-        return
-    output = decision["record"]["outputs"][op.destination["output"]]
+    output = record["outputs"][op.destination["output"]]
     ws = StepWorkspace.for_operator(op.workspace, op.dag.fileloc)
     cache = StatCache(stat_cache_path(ws.directory))
     try:
@@ -169,7 +166,7 @@ def restore_reused_destination(op: Any, context: Any) -> None:
             counts["files_written"],
             op.destination["datastore"],
             op.destination["path_on_datastore"],
-            decision["record"].get("reused_run_id"),
+            record.get("reused_run_id"),
         )
 
 

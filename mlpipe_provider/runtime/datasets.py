@@ -456,13 +456,7 @@ def finish_outputs(
     return done
 
 
-def finish_reused_outputs(op: Any, context: Any) -> None:
+def finish_reused_outputs(op: Any, record: dict[str, Any]) -> None:
     """Before a reused step skips: its destinations and registrations hold for the reused result."""
-    from mlpipe_provider.runtime.reuse import reuse_task_id
-
-    decision = context["ti"].xcom_pull(task_ids=reuse_task_id(op.task_id))
-    if not (isinstance(decision, dict) and decision.get("decision") == "reuse"):
-        return
-    record = decision["record"]
     ws = StepWorkspace.for_operator(op.workspace, op.dag.fileloc)
     finish_outputs(op, ws, record["reused_run_id"], record.get("outputs", {}), fresh=False)

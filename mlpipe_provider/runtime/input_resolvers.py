@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipe_provider.contract.constants import InputKind, reuse_task_id
+from mlpipe_provider.contract.constants import PLAN_TASK_ID, InputKind, plan_xcom_key
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
 
@@ -33,12 +33,13 @@ class InputLocation:
 
 
 def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
-    """What a producing step published: its own record, or the reused record its sensor found."""
-    # The decision first: a step whose sensor said "reuse" skips, so it never has a record of its
-    # own in this run, and most upstream steps of a re-run are reused (one XCom read, not two).
-    decision = ti.xcom_pull(task_ids=reuse_task_id(producer_task_id))
-    if isinstance(decision, dict) and decision.get("decision") == "reuse":
-        return decision.get("record")
+    """What a producing step published: the reused record the plan task found for it, or the
+    step's own record (produced, or reused when the step decided that itself as it started)."""
+    # The plan first: a step the plan found reused never runs, so it has no record of its own,
+    # and most upstream steps of a re-run are found by the plan (one XCom read, not two).
+    planned = ti.xcom_pull(task_ids=PLAN_TASK_ID, key=plan_xcom_key(producer_task_id))
+    if isinstance(planned, dict):
+        return planned
     return ti.xcom_pull(task_ids=producer_task_id) or None
 
 

@@ -1,7 +1,8 @@
-"""Reuse decisions shared by the reuse sensor and the step operator.
+"""Fingerprints and store lookups for one step in one run, shared by everything that decides.
 
-The sensor decides (reuse a verified entry, wait for a concurrent producer, or run); the operator
-runs and then records an entry. Both compute the fingerprint the same way, through ``StepReuse``.
+The plan task (``runtime/reuse_plan.py``) and the step itself as it starts
+(``runtime/reuse_decision.py``) decide; the step then runs and records an entry
+(``runtime/step_protocol.py``). All compute the fingerprint the same way, through ``StepReuse``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from typing import Any
 from mlpipe_provider import remote_digest
 from mlpipe_provider.contract.constants import (  # noqa: F401 - importers of the old home
     REGENERATE_PARAM,
-    REUSE_SUFFIX,
     InputKind,
-    reuse_task_id,
 )
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.fingerprint import fingerprint_of, step_material

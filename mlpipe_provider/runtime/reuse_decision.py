@@ -1,71 +1,113 @@
-"""What the reuse sensor decides on each poke (see ``sensors/reuse.py``)."""
+"""Whether a step runs, is reused, or waits: one rule, asked by the plan task and by the step.
+
+The pipeline-level plan (``runtime/reuse_plan.py``) asks ``stored_result`` for every step whose
+inputs it already knows; a step the plan could not decide asks ``decide`` when it starts, which
+adds the lease: of several runs that miss on one fingerprint at once, one takes the lease and
+produces, the others wait for its commit (``triggers/lease.py``) and then reuse it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from mlpipe_provider.contract.constants import REGENERATE_PARAM
 from mlpipe_provider.runtime.reuse import StepReuse, holder_id
-from mlpipe_provider.store import CLAIM_TTL_S
+from mlpipe_provider.store import lease_ttl
+
+#: ``$MLPIPE_REUSE_VERIFY``: ``sizes`` (default) checks that every stored output file is present
+#: with its recorded size; ``full`` re-hashes the stored outputs too
+VERIFY_ENV = "MLPIPE_REUSE_VERIFY"
 
 
-def _run(fingerprint: str, reason: str) -> dict[str, Any]:
-    return {"decision": "run", "fingerprint": fingerprint, "reason": reason}
+def verify_full() -> bool:
+    mode = os.environ.get(VERIFY_ENV, "sizes")
+    if mode not in ("sizes", "full"):
+        raise ValueError(f"${VERIFY_ENV} must be 'sizes' or 'full', got {mode!r}")
+    return mode == "full"
 
 
-def decide(sensor: Any, context: Any) -> dict[str, Any] | None:
-    """A decision dict, or None to poke again (another run is producing this result right now)."""
-    step = sensor.dag.get_task(sensor.step_task_id)
-    reuse = StepReuse(step, context)
-    try:
-        fingerprint, _ = reuse.fingerprint()
-        log = sensor.log
-        log.info("mlpipe: step %r fingerprint %s", step.step_name, fingerprint)
-        if context["params"].get(REGENERATE_PARAM):
-            log.info("mlpipe: regenerate_outputs=True: step %r runs", step.step_name)
-            return _run(fingerprint, "regenerate_outputs=True")
-        if not step.allow_reuse:
-            log.info("mlpipe: allow_reuse=False: step %r runs", step.step_name)
-            return _run(fingerprint, "allow_reuse=False")
-        manifest, why = reuse.verified_entry(fingerprint, full=sensor.verify_mode == "full")
-        if manifest is not None:
-            record = {
-                **{
-                    k: manifest[k]
-                    for k in ("outputs", "metrics", "run_folder", "duration_s")
-                    if k in manifest
-                },
-                "step_run_id": manifest["step_run_id"],
-                "step_name": step.step_name,
-                "status": "Finished",
-                "reused": True,
-                "reused_run_id": manifest["step_run_id"],
-                "reused_pipeline_run_id": manifest.get("dag_run_id"),
-                "reused_dag_id": manifest.get("dag_id"),
-                "fingerprint": fingerprint,
-            }
-            log.info(
-                "mlpipe: reusing step run %s of DAG %r run %r for step %r (fingerprint %s)",
-                manifest["step_run_id"],
-                manifest.get("dag_id"),
-                manifest.get("dag_run_id"),
-                step.step_name,
-                fingerprint,
-            )
-            return {"decision": "reuse", "fingerprint": fingerprint, "record": record}
-        if why != "no entry":
-            log.warning(
-                "mlpipe: stored entry for %s is not usable (%s): step runs again", fingerprint, why
-            )
-        holder = holder_id(context, step.task_id)
-        if reuse.store.acquire(fingerprint, holder, CLAIM_TTL_S) is not None:
-            return _run(fingerprint, why)
-        current = reuse.store.read_lease(fingerprint)
-        log.info(
-            "mlpipe: %s is computing this result right now (fingerprint %s); waiting",
-            current.holder if current else "another run",
+@dataclass(frozen=True)
+class Decision:
+    """What a step does in this run."""
+
+    action: Literal["reuse", "run", "wait"]
+    fingerprint: str
+    #: why it runs (a miss's cause, ``regenerate_outputs=True``, ``allow_reuse=False``)
+    reason: str = ""
+    #: the reused record (``reuse``), as downstream steps and the run's status read it
+    record: dict[str, Any] | None = None
+    #: who holds the lease (``wait``)
+    holder: str | None = None
+
+
+def reused_record(step: Any, manifest: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    """The record a reused step publishes: the stored one, marked with the run it came from."""
+    return {
+        **{
+            k: manifest[k]
+            for k in ("outputs", "metrics", "run_folder", "duration_s")
+            if k in manifest
+        },
+        "step_run_id": manifest["step_run_id"],
+        "step_name": step.step_name,
+        "status": "Finished",
+        "reused": True,
+        "reused_run_id": manifest["step_run_id"],
+        "reused_pipeline_run_id": manifest.get("dag_run_id"),
+        "reused_dag_id": manifest.get("dag_id"),
+        "fingerprint": fingerprint,
+    }
+
+
+def reuse_message(step: Any, record: dict[str, Any]) -> str:
+    """The log line (and skip reason) of a reused step: which step run, of which pipeline run."""
+    return (
+        f"mlpipe: step {step.step_name!r} reused step run {record['reused_run_id']} "
+        f"(DAG {record.get('reused_dag_id')!r}, run {record.get('reused_pipeline_run_id')!r}, "
+        f"fingerprint {record['fingerprint']})"
+    )
+
+
+def stored_result(
+    step: Any, reuse: StepReuse, fingerprint: str, params: dict[str, Any], log: Any
+) -> tuple[dict[str, Any] | None, str]:
+    """The reused record for ``fingerprint`` if one may be used, else None and why the step runs."""
+    if params.get(REGENERATE_PARAM):
+        return None, "regenerate_outputs=True"
+    if not step.allow_reuse:
+        return None, "allow_reuse=False"
+    manifest, why = reuse.verified_entry(fingerprint, full=verify_full())
+    if manifest is not None:
+        return reused_record(step, manifest, fingerprint), "verified"
+    if why != "no entry":
+        log.warning(
+            "mlpipe: stored entry for %s is not usable (%s): step %r runs again",
             fingerprint,
+            why,
+            step.step_name,
         )
-        return None
-    finally:
-        reuse.close()
+    return None, why
+
+
+def decide(step: Any, context: Any, reuse: StepReuse, fingerprint: str) -> Decision:
+    """Reuse a verified result; else take the lease and run; else wait for the lease's holder.
+
+    A run with ``regenerate_outputs`` or a step with ``allow_reuse=False`` runs without waiting
+    for anyone (v1 recomputes those whatever else is running).
+    """
+    log = step.log
+    record, why = stored_result(step, reuse, fingerprint, context["params"], log)
+    if record is not None:
+        return Decision("reuse", fingerprint, record=record)
+    if why in ("regenerate_outputs=True", "allow_reuse=False"):
+        log.info("mlpipe: %s: step %r runs", why, step.step_name)
+        return Decision("run", fingerprint, reason=why)
+    holder = holder_id(context, step.task_id)
+    if reuse.store.acquire(fingerprint, holder, lease_ttl()) is not None:
+        return Decision("run", fingerprint, reason=why)
+    current = reuse.store.read_lease(fingerprint)
+    return Decision(
+        "wait", fingerprint, reason=why, holder=current.holder if current else "another run"
+    )

@@ -2,14 +2,14 @@
 
 Airflow's own rule is v1's ``True``: a failed task stops only its downstream, and independent
 branches keep running. v1's default is ``False``: once a step fails, no further step starts and the
-run is Failed. Every compiled DAG has the boolean param ``CONTINUE_PARAM`` (default False); the reuse
-sensor in front of each step calls ``stop_reason`` before it lets its step start, and fails (so its
-step ends as ``upstream_failed`` and never runs) when the flag is off and a task of the same DAG run
-has failed. A step that is already running is left to finish, as in v1, where a failing step does
+run is Failed. Every compiled DAG has the boolean param ``CONTINUE_PARAM`` (default False); each
+step calls ``stop_reason`` as it starts (and again after waiting for another run's lease), and
+fails at once, without running, when the flag is off and a task of the same DAG run has failed. A step that is already running is left to finish, as in v1, where a failing step does
 not cancel steps already running; its outputs are recorded and reusable as usual.
 
 Airflow's DAG-level ``fail_fast`` is not used: it is fixed per DAG (v1's flag is per submit), and
-it refuses trigger rules other than ``all_success``, which the reuse sensors need.
+it refuses trigger rules other than ``all_success``; steps need ``none_failed`` (an upstream step
+the plan task skipped because it was reused must not stop them).
 """
 
 from __future__ import annotations
@@ -42,27 +42,31 @@ def failed_tasks(context: Any) -> list[str]:
 
 
 def _step_label(dag: Any, task_id: str) -> str:
-    """The v1 step name of a task (a reuse sensor stands for its step), else the task id."""
+    """The v1 step name of a task, else the task id."""
     task = dag.task_dict.get(task_id) if dag is not None else None
-    step_task_id = getattr(task, "step_task_id", None)
-    if step_task_id is not None:
-        task = dag.task_dict.get(step_task_id, task)
     return str(getattr(task, "step_name", None) or task_id)
+
+
+def _was_stopped(error: Any) -> bool:
+    return isinstance(error, dict) and error.get("kind") == "stopped"
 
 
 def stop_reason(dag: Any, context: Any, step_name: str) -> str | None:
     """Why step ``step_name`` must not start in this run, or None when it may.
 
-    The steps named are the failed step operators; failed reuse sensors are named only when no
-    step operator failed (a sensor stopped by this very rule is failed too, and is not the cause).
+    The steps named are the failed step tasks; a step stopped by this very rule is failed too,
+    and is named only when no step failed of its own accord (it is not the cause).
     """
     if context["params"].get(CONTINUE_PARAM, False):
         return None
     failed = [t for t in failed_tasks(context) if t in dag.task_dict]
     if not failed:
         return None
-    steps = [t for t in failed if getattr(dag.task_dict[t], "step_task_id", None) is None]
-    labels = sorted({_step_label(dag, t) for t in (steps or failed)})
+    if len(failed) > 1:  # leave out steps stopped by this rule, if a step failed by itself
+        ti = context["ti"]
+        causes = [t for t in failed if not _was_stopped(ti.xcom_pull(task_ids=t, key=ERROR_XCOM))]
+        failed = causes or failed
+    labels = sorted({_step_label(dag, t) for t in failed})
     names = ", ".join(repr(label) for label in labels)
     return (
         f"pipeline stops after step {names} failed (continue_on_step_failure=False): "
@@ -73,7 +77,12 @@ def stop_reason(dag: Any, context: Any, step_name: str) -> str | None:
 #: the last characters of an error kept for the program (a step's stderr tail is in the message)
 ERROR_TAIL_CHARS = 4000
 # Airflow's control-flow exceptions: a skip, a sensor's reschedule or a deferral is no failure
-_CONTROL_FLOW = {"AirflowSkipException", "AirflowRescheduleException", "TaskDeferred"}
+_CONTROL_FLOW = {
+    "AirflowSkipException",
+    "AirflowRescheduleException",
+    "TaskDeferred",
+    "DownstreamTasksSkipped",
+}
 
 
 def publish_error(context: Any, exc: BaseException, *, stopped: bool = False) -> None:

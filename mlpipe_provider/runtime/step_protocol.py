@@ -11,25 +11,56 @@ import threading
 import time
 from typing import Any
 
-from mlpipe_provider.runtime.reuse import StepReuse, holder_id, reuse_task_id
+from mlpipe_provider.runtime.reuse import StepReuse, holder_id
+from mlpipe_provider.runtime.reuse_decision import Decision, decide, reuse_message
 from mlpipe_provider.store import lease_ttl
 from mlpipe_provider.tracking import track_step
 
 
-def _skip_if_reused(op: Any, context: Any) -> None:
-    decision = context["ti"].xcom_pull(task_ids=reuse_task_id(op.task_id))
-    if isinstance(decision, dict) and decision.get("decision") == "reuse":
-        from airflow.sdk.exceptions import AirflowSkipException
+def _refuse_if_stopped(op: Any, context: Any) -> None:
+    """v1's ``continue_on_step_failure=False``: no step starts once a step of the run failed."""
+    from mlpipe_provider.runtime.step_failure import stop_reason
 
-        record = decision["record"]
-        message = (
-            f"mlpipe: step {op.step_name!r} reused step run {record['reused_run_id']} "
-            f"(DAG {record.get('reused_dag_id')!r}, run {record.get('reused_pipeline_run_id')!r}, "
-            f"fingerprint {decision['fingerprint']})"
-        )
-        op.log.info("%s", message)
-        track_step(op, context, record)  # MLflow, if configured; never raises
-        raise AirflowSkipException(message)
+    reason = stop_reason(op.dag, context, op.step_name)
+    if reason is None:
+        return
+    from airflow.sdk.exceptions import AirflowFailException
+
+    op.log.error("mlpipe: %s", reason)
+    stop = AirflowFailException(reason)
+    stop.mlpipe_stopped = True  # type: ignore[attr-defined] - read by the operator's execute()
+    raise stop
+
+
+def _skip_reused(op: Any, context: Any, record: dict[str, Any]) -> None:
+    """Publish the reused record (for later steps and the run's status), then skip the task."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    op.on_reused(context, record)
+    context["ti"].xcom_push(key="return_value", value=record)
+    message = reuse_message(op, record)
+    op.log.info("%s", message)
+    track_step(op, context, record)  # MLflow, if configured; never raises
+    raise AirflowSkipException(message)
+
+
+def _wait_for_holder(op: Any, reuse: StepReuse, decision: Decision) -> None:
+    """Give the worker slot back until the lease's holder commits or its lease ends."""
+    from mlpipe_provider.triggers.lease import LeaseTrigger
+
+    op.log.info(
+        "mlpipe: %s is computing this result right now (fingerprint %s); step %r waits for it "
+        "without holding a worker slot",
+        decision.holder,
+        decision.fingerprint,
+        op.step_name,
+    )
+    op.defer(
+        trigger=LeaseTrigger(
+            workspace_dir=str(reuse.ws.directory), fingerprint=decision.fingerprint
+        ),
+        method_name="execute_after_wait",
+    )
 
 
 class _Heartbeat:
@@ -56,11 +87,18 @@ class _Heartbeat:
 
 
 def run_step(op: Any, context: Any) -> dict[str, Any]:
-    """Skip on reuse; otherwise produce under the lease, digest outputs, commit the entry."""
-    _skip_if_reused(op, context)
+    """Decide (reuse, wait, or run); run under the lease, digest outputs, commit the entry."""
+    _refuse_if_stopped(op, context)
     reuse = StepReuse(op, context)
     try:
         fingerprint, _ = reuse.fingerprint()
+        op.log.info("mlpipe: step %r fingerprint %s", op.step_name, fingerprint)
+        decision = decide(op, context, reuse, fingerprint)
+        if decision.action == "reuse":
+            assert decision.record is not None
+            _skip_reused(op, context, decision.record)
+        if decision.action == "wait":
+            _wait_for_holder(op, reuse, decision)
         heartbeat = _Heartbeat(reuse, fingerprint, holder_id(context, op.task_id))
         try:
             record = op.produce(context, reuse)

@@ -1,14 +1,14 @@
 """Where a ``PipelineRun`` reads its state: one shape, two sources.
 
 Both give the dict that ``runs/<id>/status.json`` holds (``status``, ``error``,
-``airflow_run_id``, ``steps``: per step task its state, times and record, with every reuse
-sensor's decision folded in by ``merge_reuse_decisions``), so ``PipelineRun`` and ``StepRun`` have
+``airflow_run_id``, ``steps``: per step task its state, times and record, with the plan task's
+reuse decisions folded in by ``merge_reuse_decisions``), so ``PipelineRun`` and ``StepRun`` have
 one code path whichever Airflow ran the pipeline:
 
 - ``EmbeddedRunSource``: the embedded runner rewrites ``status.json``; reading it is the source.
 - ``ServerRunSource``: a run on an Airflow server (``request.json`` has ``"server": url``) is read
-  through the REST API (the DAG run, its task instances, and the XCom ``return_value`` of each
-  finished task). Once the run has ended the result is written to ``status.json``, so a finished
+  through the REST API (the DAG run, its task instances, the XCom ``return_value`` of each
+  finished task, and for each skipped (reused) step the record the plan task or the step published). Once the run has ended the result is written to ``status.json``, so a finished
   run stays readable without the server.
 """
 
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlpipe_provider.contract.constants import ERROR_XCOM
+from mlpipe_provider.contract.constants import ERROR_XCOM, PLAN_TASK_ID, plan_xcom_key
 from mlpipe_provider.embedded.status import (
     LOG_FILE,
     STATUS_FILE,
@@ -45,6 +45,18 @@ class RunSource(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    def _reused_record(self, task_id: str) -> Any:
+        """The record a skipped step reused: the plan task's decision, else the step's own."""
+        key = (f"{task_id}:reused", 0)
+        if key not in self._records:
+            record = self.client.xcom(
+                self.dag_id, self.airflow_run_id, PLAN_TASK_ID, key=plan_xcom_key(task_id)
+            )
+            if record is None:
+                record = self.client.xcom(self.dag_id, self.airflow_run_id, task_id)
+            self._records[key] = record
+        return self._records[key]
+
     def cancel(self) -> None: ...
 
     def where(self) -> str:
@@ -64,6 +76,18 @@ class EmbeddedRunSource:
 
     def status(self) -> dict[str, Any]:
         return read_json(self.run_dir / STATUS_FILE) or dict(NOT_STARTED)
+
+    def _reused_record(self, task_id: str) -> Any:
+        """The record a skipped step reused: the plan task's decision, else the step's own."""
+        key = (f"{task_id}:reused", 0)
+        if key not in self._records:
+            record = self.client.xcom(
+                self.dag_id, self.airflow_run_id, PLAN_TASK_ID, key=plan_xcom_key(task_id)
+            )
+            if record is None:
+                record = self.client.xcom(self.dag_id, self.airflow_run_id, task_id)
+            self._records[key] = record
+        return self._records[key]
 
     def cancel(self) -> None:
         write_json(self.run_dir / STATUS_FILE, {**self.status(), "status": "Canceled"})
@@ -157,6 +181,10 @@ class ServerRunSource:
                     )
                 if self._records[key] is not None:
                     entry["record"] = self._records[key]
+            elif state == "skipped":  # reused: found by the plan task, or by the step itself
+                record = self._reused_record(ti["task_id"])
+                if record is not None:
+                    entry["record"] = record
             elif state == "failed":  # why it failed (runtime/step_failure.publish_error)
                 key = (f"{ti['task_id']}:{ERROR_XCOM}", int(ti.get("try_number") or 0))
                 if key not in self._records:
@@ -182,6 +210,18 @@ class ServerRunSource:
             "end": run.get("end_date"),
             "steps": merge_reuse_decisions(tasks),
         }
+
+    def _reused_record(self, task_id: str) -> Any:
+        """The record a skipped step reused: the plan task's decision, else the step's own."""
+        key = (f"{task_id}:reused", 0)
+        if key not in self._records:
+            record = self.client.xcom(
+                self.dag_id, self.airflow_run_id, PLAN_TASK_ID, key=plan_xcom_key(task_id)
+            )
+            if record is None:
+                record = self.client.xcom(self.dag_id, self.airflow_run_id, task_id)
+            self._records[key] = record
+        return self._records[key]
 
     def cancel(self) -> None:
         self.client.set_dag_run_state(self.dag_id, self.airflow_run_id, "failed")
