@@ -121,29 +121,60 @@ def run_dag(airflow_db, tmp_path):
 
 
 def task_records(dag_run):
+    """``{task_id: (state, record)}``: a step's published record; for a skipped (reused) step the
+    reused record, whether the plan task found it or the step itself as it started."""
+    from mlpipe_provider.contract.constants import PLAN_TASK_ID, plan_xcom_key
+
+    xcoms = task_xcoms(dag_run)
+    states = task_states(dag_run)
+    out = {}
+    for task_id, state in states.items():
+        record = xcoms.get(task_id, {}).get("return_value")
+        if record is None and state == "skipped":
+            record = xcoms.get(PLAN_TASK_ID, {}).get(plan_xcom_key(task_id))
+        out[task_id] = (state, record)
+    return out
+
+
+def task_states(dag_run) -> dict:
     from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return {
+            ti.task_id: str(ti.state)
+            for ti in session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+                )
+            )
+        }
+
+
+def task_xcoms(dag_run) -> dict:
+    """``{task_id: {key: value}}``: every XCom of the run."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    out = {}
+    out: dict = {}
     with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+        for xcom in session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id
             )
-        ).all()
-        for ti in tis:
-            xcom = session.scalar(
-                select(XComModel).where(
-                    XComModel.dag_id == ti.dag_id,
-                    XComModel.run_id == ti.run_id,
-                    XComModel.task_id == ti.task_id,
-                    XComModel.key == "return_value",
-                )
-            )
-            out[ti.task_id] = (str(ti.state), XComModel.deserialize_value(xcom) if xcom else None)
+        ):
+            out.setdefault(xcom.task_id, {})[xcom.key] = XComModel.deserialize_value(xcom)
     return out
+
+
+def step_fingerprint(dag_run, task_id: str) -> str:
+    """The fingerprint of a step in a run: published as it started, or on its reused record."""
+    from mlpipe_provider.contract.constants import FINGERPRINT_XCOM
+
+    own = task_xcoms(dag_run).get(task_id, {}).get(FINGERPRINT_XCOM)
+    return own or task_records(dag_run)[task_id][1]["fingerprint"]
 
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import task_xcoms, write_script
 
+from mlpipe_provider.contract.constants import ERROR_XCOM
 from mlpipe_provider.runtime.step_failure import CONTINUE_PARAM
 from mlpipe_provider.sdk import Pipeline, PipelineData, PythonScriptStep
 
@@ -81,9 +82,11 @@ def test_default_is_v1_false_the_independent_branch_stops_and_the_run_fails(
     dag_run, records = run_dag(pipeline(ws, project), dag_id="stop_default")
     assert str(dag_run.state) == "failed"
     assert records["a"][0] == "failed"
-    assert records["b"][0] == "success"  # its sensor let it start before a failed: it finishes
-    assert records["c.reuse"][0] == "failed"  # stopped by continue_on_step_failure=False
-    assert records["c"][0] == "upstream_failed"
+    assert records["b"][0] == "success"  # it started before a failed: it finishes
+    # stopped by continue_on_step_failure=False as it started: failed, marked as stopped
+    assert records["c"][0] == "failed"
+    error = task_xcoms(dag_run)["c"][ERROR_XCOM]
+    assert error["kind"] == "stopped" and "after step 'a' failed" in error["error"]
     assert records["d"][0] == "upstream_failed"
     assert executed(calls) == {"a", "b"}
 
@@ -95,7 +98,7 @@ def test_false_in_conf_stops_the_run_and_the_log_names_the_failed_step(
         pipeline(ws, project), dag_id="stop_false", conf={CONTINUE_PARAM: False}
     )
     assert str(dag_run.state) == "failed"
-    assert records["c"][0] == "upstream_failed"
+    assert records["c"][0] == "failed"
     assert "c" not in executed(calls)
     out, err = capfd.readouterr()  # the task log, as Airflow prints it during dag.test
     assert (

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mlpipe_provider.contract import (
-    REUSE_SUFFIX,
+    PLAN_TASK_ID,
     ContractError,
     InputKind,
-    reuse_task_id,
+    plan_xcom_key,
     validate_step_kwargs,
 )
 
@@ -106,7 +106,8 @@ def test_contract_names_are_the_strings_dag_files_and_records_use():
     assert InputKind.DATA_REFERENCE == "data_reference"
     # plain strings: a spec holding one is written into a DAG file with repr
     assert repr(InputKind.DATA_REFERENCE) == "'data_reference'"
-    assert reuse_task_id("prep") == "prep" + REUSE_SUFFIX == "prep.reuse"
+    assert plan_xcom_key("prep") == "reused:prep"
+    assert PLAN_TASK_ID == "mlpipe.plan"
 
 
 def test_the_contract_imports_no_authoring_compiler_or_airflow_code():

@@ -19,9 +19,7 @@ def test_dagbag_loads_every_dag_without_import_errors():
     assert bag.import_errors == {}
     assert {"seed", "prep_train_evaluate"} <= set(bag.dag_ids)
     dag = bag.dags["prep_train_evaluate"]
-    assert {"prep", "train", "evaluate", "prep.reuse", "train.reuse", "evaluate.reuse"} == set(
-        dag.task_ids
-    )
+    assert {"mlpipe.plan", "prep", "train", "evaluate"} == set(dag.task_ids)
     assert (
         dag.get_task("train").pool == "gpu-cluster" and dag.get_task("train").queue == "gpu-cluster"
     )
@@ -45,7 +43,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "mlpipe_provider.operators.script",
             "mlpipe_provider.operators.estimator",
             "mlpipe_provider.operators.module",
-            "mlpipe_provider.sensors.reuse",
+            "mlpipe_provider.operators.reuse_plan",
         }, (path, modules)
         calls = [
             n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
@@ -59,7 +57,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "ModuleStepOperator",
             "MpiStepOperator",
             "PythonScriptStepOperator",
-            "StepReuseSensor",
+            "ReusePlanOperator",
             "TaskGroup",
         }
 

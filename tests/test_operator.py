@@ -194,7 +194,7 @@ def test_shared_run_succeeded(features):
     assert str(features.dag_run.state) == "success", features.log[-5000:]
     for step in ("shell", "params", "tokens", "env", "metrics"):
         assert features.records[step][0] == "success"
-        assert features.records[f"{step}.reuse"][0] == "success"
+    assert features.records["mlpipe.plan"][0] == "success"
 
 
 def test_shell_metacharacters_reach_the_script_unchanged(features):
@@ -278,7 +278,6 @@ def test_failing_script_fails_its_step_and_stops_only_its_downstream(ws, project
     assert str(dag_run.state) == "failed"
     assert records["fail"][0] == "failed"
     for step in ("after", "after_after"):
-        assert records[f"{step}.reuse"][0] == "upstream_failed", records
         assert records[step][0] == "upstream_failed", records
     assert records["independent"][0] == "success"
     assert "step 'fail' failed: fail.py exited with code 3" in log
@@ -356,8 +355,7 @@ def test_bad_datareference_paths_fail_with_a_clear_message(ws, project, run_dag)
     )
     assert str(dag_run.state) == "failed"
     for step in ("reads_missing", "reads_escape"):
-        assert records[f"{step}.reuse"][0] == "failed", records
-        assert records[step][0] == "upstream_failed", records
+        assert records[step][0] == "failed", records  # fingerprinting the input failed
     assert not marker.exists()
     assert (
         "step 'reads_missing', input 'missing': 'no/such/dir' does not exist in datastore "
@@ -426,8 +424,8 @@ def test_hostile_names_and_arguments_compile_to_a_clean_dag(ws, project, run_dag
         assert not (isinstance(node, ast.Attribute) and node.attr == "system")
     assert imported == {
         "airflow.sdk",
+        "mlpipe_provider.operators.reuse_plan",
         "mlpipe_provider.operators.script",
-        "mlpipe_provider.sensors.reuse",
     }
 
     for index, name in enumerate(names):

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from conftest import step_fingerprint, write_script
 
 from mlpipe_provider.sdk import (
     DataReference,
@@ -121,13 +121,14 @@ def test_second_identical_run_executes_nothing_and_reports_the_same_outputs(h):
     assert executed == ["a", "b", "c"]
     executed, second = h.run()
     assert executed == []
+    assert second["mlpipe.plan"][0] == "success"
+    assert set(second) == {"mlpipe.plan", "a", "b", "c"}  # one task per step, plus the plan
     for step in "abc":
-        assert second[step][0] == "skipped"  # visible in the UI as skipped
-        state, decision = second[f"{step}.reuse"]
-        assert state == "success" and decision["decision"] == "reuse"
-        assert decision["record"]["reused_run_id"] == first[step][1]["step_run_id"]
-        assert decision["record"]["outputs"] == first[step][1]["outputs"]
-    assert second["c.reuse"][1]["record"]["metrics"] == {"length": len("HELLO REUSE\n") * 2}
+        state, record = second[step]
+        assert state == "skipped"  # visible in the UI as skipped; the plan decided all three
+        assert record["reused"] and record["reused_run_id"] == first[step][1]["step_run_id"]
+        assert record["outputs"] == first[step][1]["outputs"]
+    assert second["c"][1]["metrics"] == {"length": len("HELLO REUSE\n") * 2}
 
 
 def test_editing_a_script_reruns_that_step_and_its_downstream_only(h):
@@ -240,7 +241,7 @@ def test_step_killed_mid_write_leaves_no_entry(h, run_dag):
     )
     dag_run, records = run_dag(Pipeline(h.ws, [step]), dag_id="killed")
     assert records["k"][0] == "failed"
-    fingerprint = records["k.reuse"][1]["fingerprint"]
+    fingerprint = step_fingerprint(dag_run, "k")
     from mlpipe_provider.runtime.step_context import StepWorkspace
     from mlpipe_provider.store import OutputStore
 
@@ -271,7 +272,7 @@ def _store(h):
 
 def test_a_lease_whose_holder_died_expires_and_the_step_runs(h):
     _, first = h.run()
-    fingerprint = first["a.reuse"][1]["fingerprint"]
+    fingerprint = first["a"][1]["fingerprint"]
     store = _store(h)
     store.delete_entry(fingerprint)
     lease_file = Path(store.root) / "leases" / f"{fingerprint}.json"
@@ -289,7 +290,7 @@ def test_sensor_waits_for_a_live_holder_then_runs_when_it_gives_up(h):
     import time
 
     _, first = h.run()
-    fingerprint = first["a.reuse"][1]["fingerprint"]
+    fingerprint = first["a"][1]["fingerprint"]
     store = _store(h)
     store.delete_entry(fingerprint)
     assert store.acquire(fingerprint, "other/run/a", ttl=60) is not None

@@ -75,7 +75,7 @@ ALLOWED_IMPORTS = {
     "pendulum",
     "mlpipe_provider.operators.datastore_watch",
     "mlpipe_provider.operators.script",
-    "mlpipe_provider.sensors.reuse",
+    "mlpipe_provider.operators.reuse_plan",
     "mlpipe_provider.timetables",
 }
 

@@ -51,6 +51,10 @@ PLAN_TASK_ID = "mlpipe.plan"
 #: a key of the plan task's XComs: the record of a step it found reused, for the steps after it
 PLAN_XCOM_PREFIX = "reused:"
 
+#: XCom key under which a step that runs (is not reused) leaves its fingerprint as it starts, so
+#: a step that then fails or is killed can still be matched with the store's lease and entries
+FINGERPRINT_XCOM = "mlpipe_fingerprint"
+
 #: XCom key under which a failed step (or its sensor) leaves its error for the run's status
 ERROR_XCOM = "mlpipe_error"
 

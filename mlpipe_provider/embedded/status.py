@@ -47,7 +47,12 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
     plan task failed (a conf key the DAG does not take), no step started, and each is Failed
     with the plan's cause; it never shows NotStarted with no reason.
     """
-    from mlpipe_provider.contract.constants import ERROR_XCOM, PLAN_TASK_ID, PLAN_XCOM_PREFIX
+    from mlpipe_provider.contract.constants import (
+        ERROR_XCOM,
+        FINGERPRINT_XCOM,
+        PLAN_TASK_ID,
+        PLAN_XCOM_PREFIX,
+    )
 
     plan = tasks.get(PLAN_TASK_ID) or {}
     planned = {
@@ -65,8 +70,11 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
         if record is not None:
             entry["record"] = record
         record = entry.get("record")
+        own_fingerprint = (info.get("xcom") or {}).get(FINGERPRINT_XCOM)
+        if own_fingerprint:  # a step that ran published it as it started, even if it then failed
+            entry["fingerprint"] = own_fingerprint
         if isinstance(record, dict):
-            entry["fingerprint"] = record.get("fingerprint")
+            entry["fingerprint"] = record.get("fingerprint") or entry.get("fingerprint")
             if record.get("reused") and entry.get("state") == "skipped":
                 entry["status"] = "Finished"
         own_error = (info.get("xcom") or {}).get(ERROR_XCOM)

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from mlpipe_provider.contract.constants import FINGERPRINT_XCOM
 from mlpipe_provider.runtime.reuse import StepReuse, holder_id
 from mlpipe_provider.runtime.reuse_decision import Decision, decide, reuse_message
 from mlpipe_provider.store import lease_ttl
@@ -99,6 +100,7 @@ def run_step(op: Any, context: Any) -> dict[str, Any]:
             _skip_reused(op, context, decision.record)
         if decision.action == "wait":
             _wait_for_holder(op, reuse, decision)
+        context["ti"].xcom_push(key=FINGERPRINT_XCOM, value=fingerprint)
         heartbeat = _Heartbeat(reuse, fingerprint, holder_id(context, op.task_id))
         try:
             record = op.produce(context, reuse)
