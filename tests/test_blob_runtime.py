@@ -144,7 +144,7 @@ def test_pipeline_on_blob_uploads_outputs_and_a_second_run_reuses_everything(h, 
     executed, records = h.run()
     assert executed == []
     assert records["a"][0] == records["b"][0] == "skipped"
-    assert records["b.reuse"][1]["record"]["reused_run_id"] == b["step_run_id"]
+    assert records["b"][1]["reused_run_id"] == b["step_run_id"]
 
 
 def test_an_input_blob_changed_in_place_reruns_its_reader_and_identical_output_cuts_off(h, blob):
@@ -523,7 +523,7 @@ def test_output_dataset_on_blob_is_pruned_before_upload_copied_and_registered(
         blob.fs.rm(blob.full("exports/result/keep.csv"))  # put back when reused
     dag_run, records = run_dag(pipeline, dag_id="blob_output_dataset")
     assert blob.read("exports/result/keep.csv") == b"a\n1\n"
-    first_location = records["o.reuse"][1]["record"]["outputs"]["result"]
+    first_location = records["o"][1]["outputs"]["result"]
     assert blob.files(first_location["path"]) == ["keep.csv"]  # pruned before the upload
     assert first_location["files"] == {"keep.csv": 4}
     registered = Dataset.get_by_name(ws, "blob_result")

@@ -297,7 +297,7 @@ def test_local_to_blob_is_reused_then_runs_again_after_an_in_place_change(env):
     assert first["upload"][0] == "success"
     second, log = env.run(_upload_pipeline(env))
     assert second["upload"][0] == "skipped", log[-3000:]
-    assert second["upload.reuse"][1]["record"]["reused_run_id"] == first["upload"][1]["step_run_id"]
+    assert second["upload"][1]["reused_run_id"] == first["upload"][1]["step_run_id"]
     env.put_local("tree/a.txt", "version two")  # same size, other bytes
     third, _ = env.run(_upload_pipeline(env))
     assert third["upload"][0] == "success"

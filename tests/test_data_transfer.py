@@ -198,8 +198,8 @@ def test_get_output_of_a_data_reference_destination_feeds_a_script(s):
     assert isinstance(output, PipelineData) and output.name == "archived"
     records = s.run(s.reader(output))
     assert (s.output_path(records["read"][1], "seen") / "seen.txt").read_text() == "via archive"
-    read_input = records["read.reuse"][1]
-    assert read_input["decision"] == "run"
+    state, read = records["read"]
+    assert state == "success" and not read.get("reused")
 
 
 def test_a_pipeline_data_source_from_an_upstream_step(s):
@@ -235,10 +235,10 @@ def test_second_identical_run_reuses_and_changed_source_bytes_transfer_again(s):
 
     second = s.run(_reuse_pipeline(s))
     assert second["copy"][0] == "skipped"
-    decision = second["copy.reuse"][1]
-    assert decision["decision"] == "reuse"
-    assert decision["record"]["reused_run_id"] == first["copy"][1]["step_run_id"]
-    assert decision["record"]["outputs"] == first["copy"][1]["outputs"]
+    reused = second["copy"][1]
+    assert reused["reused"]
+    assert reused["reused_run_id"] == first["copy"][1]["step_run_id"]
+    assert reused["outputs"] == first["copy"][1]["outputs"]
     assert second["read"][0] == "skipped" and s.calls.read_text() == ""
 
     s.put("workspaceblobstore", "in/data.txt", "version two")  # same size, other bytes
@@ -257,7 +257,7 @@ def test_a_reused_transfer_puts_back_a_destination_changed_since(s):
     dest.write_text("tampered bytes")  # same size, changed in place
     second = s.run(_reuse_pipeline_no_compute(s))
     assert second["copy"][0] == "skipped"  # still reused: the source did not change
-    assert second["copy.reuse"][1]["record"]["reused_run_id"] == first["copy"][1]["step_run_id"]
+    assert second["copy"][1]["reused_run_id"] == first["copy"][1]["step_run_id"]
     assert dest.read_text() == "the real bytes"
     dest.unlink()
     s.run(_reuse_pipeline_no_compute(s))

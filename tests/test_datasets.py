@@ -149,7 +149,7 @@ def h(ws, project, run_dag, monkeypatch):
 def metrics(records: dict, step: str) -> dict:
     state, record = records[step]
     if state == "skipped":
-        return records[f"{step}.reuse"][1]["record"]["metrics"]
+        return records[f"{step}"][1]["metrics"]
     return record["metrics"]
 
 

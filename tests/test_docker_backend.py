@@ -232,7 +232,7 @@ def test_a_container_step_reads_its_input_writes_an_output_logs_metrics_and_is_r
 
     _, again = run_dag(pipeline, dag_id="docker_main")
     assert again["count"][0] == "skipped" and again["double"][0] == "skipped"
-    assert again["count.reuse"][1]["decision"] == "reuse"
+    assert again["count"][1]["reused"]
 
 
 def test_a_failing_container_fails_the_step_with_the_tail_of_its_output(

@@ -29,7 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import _DAGS, task_records, write_script
+from conftest import _DAGS, step_fingerprint, task_records, write_script
 
 from mlpipe_provider.sdk import Pipeline, PipelineData, PythonScriptStep
 
@@ -283,7 +283,7 @@ def test_step_sigkilled_mid_write_leaves_nothing_reusable_and_the_next_run_recom
     (killed_run,) = killed
     partial = faults.attempt_folder(killed_run) / "w_out" / "second.bin"
     assert partial.stat().st_size == SIZE // 2  # the half-written file is there...
-    fingerprint = records["w.reuse"][1]["fingerprint"]
+    fingerprint = step_fingerprint(dag_run, "w")
     assert faults.store().read_entry(fingerprint) is None  # ...and nothing points at it
     assert faults.store().read_lease(fingerprint) is None  # the task released its lease
 
@@ -320,7 +320,7 @@ def test_task_process_sigkilled_leaves_a_lease_that_expires(faults, monkeypatch)
         time.sleep(0.05)
     assert not process_alive(step_pid), "the step outlived its killed worker"
     (killed_run,) = killed
-    fingerprint = records["w.reuse"][1]["fingerprint"]
+    fingerprint = step_fingerprint(dag_run, "w")
     assert faults.store().read_entry(fingerprint) is None
     lease = faults.store().read_lease(fingerprint)
     assert lease is not None and lease.holder.endswith("/w") and lease.ttl == 3  # left behind
@@ -411,7 +411,7 @@ def test_disk_full_while_writing_outputs_commits_nothing_and_a_rerun_succeeds(fa
     dag_run, records, log = run(dag)
     assert records["w"][0] == "failed" and records["r"][0] == "upstream_failed", records
     assert "No space left on device" in log and "step 'w' failed" in log
-    fingerprint = records["w.reuse"][1]["fingerprint"]
+    fingerprint = step_fingerprint(dag_run, "w")
     assert faults.store().read_entry(fingerprint) is None
     assert faults.store().read_lease(fingerprint) is None
     assert faults.referenced_attempts() == set()
@@ -421,7 +421,7 @@ def test_disk_full_while_writing_outputs_commits_nothing_and_a_rerun_succeeds(fa
         subprocess.run(["rm", "-rf", str(folder)], check=True)
     dag_run, records, _ = run(dag)
     assert str(dag_run.state) == "success", records
-    assert records["w.reuse"][1]["fingerprint"] == fingerprint
+    assert step_fingerprint(dag_run, "w") == fingerprint
     faults.assert_complete(records["w"][1], size)
     assert faults.referenced_attempts() == {records["w"][1]["step_run_id"]}
 
@@ -459,7 +459,7 @@ def test_a_damaged_manifest_is_a_miss_and_the_step_runs_again(faults):
     dag = load_dag(faults.pipeline(), "faults_manifest")
     dag_run, records, _ = run(dag)
     assert str(dag_run.state) == "success", records
-    fingerprint = records["w.reuse"][1]["fingerprint"]
+    fingerprint = step_fingerprint(dag_run, "w")
     entry = faults.entry_file(fingerprint)
     for case, damaged in _manifest_damage(entry.read_bytes(), fingerprint).items():
         entry.write_bytes(damaged)
@@ -502,7 +502,7 @@ def test_damaged_stored_outputs_under_a_manifest_are_a_miss(faults, monkeypatch)
 
     dag = load_dag(faults.pipeline(), "faults_outputs")
     dag_run, records, _ = run(dag)
-    fingerprint = records["w.reuse"][1]["fingerprint"]
+    fingerprint = step_fingerprint(dag_run, "w")
     for damage in (
         remove_one_file,
         grow_a_file,

@@ -188,8 +188,8 @@ def test_compiled_tasks_carry_inlets_and_outlets_as_literals(ws, project, tmp_pa
     assert dag.get_task("total").outlets == []
     assert dag.get_task("prep").inlets[0].name == raw.name
     assert lineage.parse(dag.get_task("prep").inlets[0].uri)["path"] == path
-    # the reuse sensors carry none: lineage belongs to the step, not the reuse check
-    assert dag.get_task("prep.reuse").inlets == dag.get_task("prep.reuse").outlets == []
+    # the plan task carries none: lineage belongs to the step, not the reuse check
+    assert dag.get_task("mlpipe.plan").inlets == dag.get_task("mlpipe.plan").outlets == []
 
 
 def test_two_pipelines_reading_the_same_data_share_its_asset(ws, project, tmp_path):

@@ -328,7 +328,7 @@ def test_generated_dags_and_untracked_steps_do_not_import_mlflow():
     code = (
         "import sys\n"
         "import mlpipe_provider.runtime.step_protocol, mlpipe_provider.operators.script\n"
-        "import mlpipe_provider.sensors.reuse, mlpipe_provider.tracking\n"
+        "import mlpipe_provider.operators.reuse_plan, mlpipe_provider.tracking\n"
         "assert 'mlflow' not in sys.modules, 'mlflow imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

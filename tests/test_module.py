@@ -106,7 +106,7 @@ class Harness:
     def copied_text(self, records) -> str:
         state, record = records["tail"]
         if state == "skipped":
-            record = records["tail.reuse"][1]["record"]
+            record = records["tail"][1]
         location = record["outputs"]["copied"]
         root = self.ws._dir / "datastores" / "workspaceblobstore"
         return (root / location["path"] / "copy.txt").read_text()
@@ -128,26 +128,20 @@ def test_module_step_runs_hands_its_output_to_a_script_step_and_then_reuses(h):
     # the step's tasks live in a TaskGroup named after the step
     state, record = first["shout.module"]
     assert state == "success" and set(record["outputs"]) == {"shouted_text"}
-    assert first["shout.module.reuse"][1]["decision"] == "run"
+    assert not record.get("reused")
     assert first["tail"][1]["step_name"] == "tail"
 
     executed, second = h.run(h.pipeline())
     assert executed == []
     assert second["shout.module"][0] == "skipped"
-    decision = second["shout.module.reuse"][1]
-    assert decision["decision"] == "reuse"
-    assert decision["record"]["reused_run_id"] == record["step_run_id"]
+    reused = second["shout.module"][1]
+    assert reused["reused"] and reused["reused_run_id"] == record["step_run_id"]
     assert h.copied_text(second) == "HELLO MODULE\n"
 
     from mlpipe_provider.embedded.status import merge_reuse_decisions
 
     tasks = {
-        task_id: {
-            "state": state,
-            "record": value,
-            "operator": "StepReuseSensor" if task_id.endswith(".reuse") else "Op",
-        }
-        for task_id, (state, value) in second.items()
+        task_id: {"state": state, "record": value} for task_id, (state, value) in second.items()
     }
     merged = merge_reuse_decisions(tasks)
     assert set(merged) == {"shout.module", "tail"}
@@ -358,10 +352,9 @@ def test_generated_dag_has_a_task_group_named_after_the_step(h):
     assert group_id.startswith("Shout_it_")  # the step's task id, made a valid group id
     group = dag.task_group_dict[group_id]
     assert group.tooltip == "ModuleStep Shout it!: module upper, version 1"
-    assert {t.task_id for t in group} == {f"{group_id}.module", f"{group_id}.module.reuse"}
+    assert {t.task_id for t in group} == {f"{group_id}.module"}
     op = dag.get_task(f"{group_id}.module")
     assert op.task_display_name == "Shout it!"
-    assert dag.get_task(f"{group_id}.module.reuse").step_task_id == op.task_id
     assert dag.get_task("tail").inputs[0]["producer"] == op.task_id
     assert op.source_directory.endswith("modules/upper/versions/1/snapshot")
     assert compile_pipeline(
@@ -403,9 +396,7 @@ def test_script_dags_have_no_task_groups_and_the_module_example_has_one():
     assert not bag.import_errors
     dag = bag.get_dag("module_pipeline")
     assert "clean" in dag.task_group_dict
-    assert {"clean.module", "clean.module.reuse", "word_counts", "word_counts.reuse"} == set(
-        dag.task_ids
-    )
+    assert {"mlpipe.plan", "clean.module", "word_counts"} == set(dag.task_ids)
     snapshot = (REPO / "dags" / dag.get_task("clean.module").source_directory).resolve()
     assert (snapshot / "clean_text.py").is_file()
     assert snapshot.is_relative_to(REPO / "examples" / ".mlpipe" / "modules")

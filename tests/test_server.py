@@ -185,12 +185,8 @@ def test_deploy_then_submit_with_params_then_submit_again_and_reuse(server):
         ti["task_id"]: ti["state"]
         for ti in server.client.task_instances(DAG_ID, newest._request["airflow_run_id"])
     }
-    assert states == {
-        "make.reuse": "success",
-        "make": "skipped",
-        "total.reuse": "success",
-        "total": "skipped",
-    }
+    # one task per step, and the plan decided both: the run executed one task
+    assert states == {"mlpipe.plan": "success", "make": "skipped", "total": "skipped"}
 
     listed = server.cli("runs", DAG_ID, check=True).stdout
     assert newest._request["airflow_run_id"] in listed and "success" in listed
@@ -303,9 +299,11 @@ def test_airflow_cli_trigger_and_dag_params_reject_bad_conf(server):
     _wait_for(client, DAG_ID, cli_run["dag_run_id"], "success")
     _wait_for(client, DAG_ID, bad, "failed")
     states = {ti["task_id"]: ti["state"] for ti in client.task_instances(DAG_ID, bad)}
-    assert states["make.reuse"] == "failed"
-    assert states["make"] == states["total.reuse"] == states["total"] == "upstream_failed"
-    log = next((local.home / "logs").glob(f"dag_id={DAG_ID}/run_id={bad}/task_id=make.reuse/*.log"))
+    assert states["mlpipe.plan"] == "failed"
+    assert states["make"] == states["total"] == "upstream_failed"
+    log = next(
+        (local.home / "logs").glob(f"dag_id={DAG_ID}/run_id={bad}/task_id=mlpipe.plan/*.log")
+    )
     assert "unknown parameter(s) 'nn'" in log.read_text()
 
 

@@ -60,7 +60,7 @@ def test_two_steps_hand_data_over_and_log_metrics(ws, project, run_dag):
     dag_run, records = run_dag(pipeline, conf={"scale": 100})
 
     assert str(dag_run.state) == "success"
-    assert set(records) == {"prep.py", "total.py", "prep.py.reuse", "total.py.reuse"}
+    assert set(records) == {"mlpipe.plan", "prep.py", "total.py"}
     state, record = records["total.py"]
     assert state == "success"
     assert record["metrics"] == {"total": 600}

@@ -345,4 +345,4 @@ def test_single_file_dataset_and_file_outputs_on_blob(ws, project, run_dag, monk
     assert str(dag_run.state) == "success", records
     assert _calls(calls) == []
     assert records["a"][0] == records["b"][0] == "skipped"
-    assert json.dumps(records["a.reuse"][1]["record"]["outputs"]["doubled"]["files"]) == '{"": 8}'
+    assert json.dumps(records["a"][1]["outputs"]["doubled"]["files"]) == '{"": 8}'

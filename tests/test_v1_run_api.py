@@ -289,9 +289,9 @@ def test_a_failure_before_any_step_names_the_cause(finished):
     assert [s.get_status() for s in run.get_steps()] == []  # none shows NotStarted
 
 
-def test_a_bad_conf_fails_the_first_step_with_its_cause_and_cancels_the_rest(finished):
-    """Airflow accepts a conf key the DAG lacks; the reuse sensors refuse it before any step
-    starts. The program sees which step refused and why; the step after it is Canceled."""
+def test_a_bad_conf_fails_every_step_with_its_cause_before_any_starts(finished):
+    """Airflow accepts a conf key the DAG lacks; the plan task refuses it before any step
+    starts. The program sees why, on every step (none of them ran)."""
     from mlpipe_provider.sdk.experiment import start_run
 
     ws, experiment, run, _ = finished
@@ -302,32 +302,38 @@ def test_a_bad_conf_fails_the_first_step_with_its_cause_and_cancels_the_rest(fin
     assert "step 'prep' failed" in caught.value.message
     assert "unknown parameter(s) 'epochz'" in caught.value.message
     statuses = {s.name: s.get_status() for s in bad.get_steps()}
-    assert statuses == {"prep": "Failed", "train": "Canceled"}
-    assert "depends on failed" in bad.find_step_run("train")[0].error
+    assert statuses == {"prep": "Failed", "train": "Failed"}
+    assert "unknown parameter(s) 'epochz'" in bad.find_step_run("train")[0].error
 
 
-def test_step_entries_fold_their_sensors_errors():
-    """The folding rules on their own: a step's own error, a failed check standing for a step
-    that never started, a stop after another step failed, and a step cut off upstream."""
+def test_step_entries_fold_the_plan_and_their_errors():
+    """The folding rules on their own: a step's own error, a stop after another step failed, a
+    step cut off upstream, a step the plan found reused, and a plan that refused the run."""
     from mlpipe_provider.embedded.status import merge_reuse_decisions
 
-    def sensor(state, error=None, kind="failed"):
-        xcom = {"mlpipe_error": {"error": error, "kind": kind}} if error else {}
-        return {"operator": "StepReuseSensor", "state": state, "xcom": xcom}
-
+    reused = {"reused": True, "reused_run_id": "r1", "fingerprint": "f", "outputs": {}}
     tasks = {
+        "mlpipe.plan": {"state": "success", "xcom": {"reused:e": reused}},
         "a": {"state": "failed", "status": "Failed", "xcom": {"mlpipe_error": {"error": "boom"}}},
-        "a.reuse": sensor("success"),
-        "b": {"state": "upstream_failed", "status": "NotStarted"},
-        "b.reuse": sensor("failed", "bad parameter"),
-        "c": {"state": "upstream_failed", "status": "NotStarted"},
-        "c.reuse": sensor("failed", "pipeline stops after step 'a' failed", kind="stopped"),
+        "c": {
+            "state": "failed",
+            "status": "Failed",
+            "xcom": {"mlpipe_error": {"error": "pipeline stops after 'a'", "kind": "stopped"}},
+        },
         "d": {"state": "upstream_failed", "status": "NotStarted"},
-        "d.reuse": sensor("upstream_failed"),
+        "e": {"state": "skipped", "status": "Skipped"},
     }
     steps = merge_reuse_decisions(tasks)
-    assert sorted(steps) == ["a", "b", "c", "d"]
+    assert sorted(steps) == ["a", "c", "d", "e"]
     assert (steps["a"]["status"], steps["a"]["error"]) == ("Failed", "boom")
-    assert (steps["b"]["status"], steps["b"]["error"]) == ("Failed", "bad parameter")
     assert steps["c"]["status"] == "Canceled" and "stops after" in steps["c"]["error"]
     assert steps["d"]["status"] == "Canceled" and "depends on" in steps["d"]["error"]
+    assert steps["e"]["status"] == "Finished" and steps["e"]["record"]["reused_run_id"] == "r1"
+
+    refused = merge_reuse_decisions(
+        {
+            "mlpipe.plan": {"state": "failed", "xcom": {"mlpipe_error": {"error": "bad param"}}},
+            "a": {"state": "upstream_failed", "status": "NotStarted"},
+        }
+    )
+    assert (refused["a"]["status"], refused["a"]["error"]) == ("Failed", "bad param")

@@ -624,7 +624,7 @@ def test_reserved_environment_variables_are_refused(ws, project):
     assert "'MLPIPE_RUN_ID' is reserved" in problem
 
 
-def test_a_step_named_like_a_reuse_sensor_gets_its_own_task_id(ws, project):
+def test_a_step_named_like_the_plan_task_gets_its_own_task_id(ws, project):
     from conftest import write_script
 
     from compiler.compile import compile_pipeline
@@ -632,14 +632,17 @@ def test_a_step_named_like_a_reuse_sensor_gets_its_own_task_id(ws, project):
 
     write_script(project / "src", "s.py", "print(1)\n")
     a = PythonScriptStep("s.py", name="a", source_directory="src")
-    b = PythonScriptStep("s.py", name="a.reuse", source_directory="src")
+    b = PythonScriptStep("s.py", name="mlpipe.plan", source_directory="src")
     compiled = compile_pipeline(Pipeline(ws, [a, b]), "names", project / "dags")
     compiled.write()
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(compiled.path))
     assert bag.import_errors == {}
-    assert len(bag.dags["names"].task_ids) == 4
+    task_ids = bag.dags["names"].task_ids
+    assert len(task_ids) == 3 and "mlpipe.plan" in task_ids  # the plan, a, and the renamed step
+    renamed = next(t for t in task_ids if t not in ("a", "mlpipe.plan"))
+    assert bag.dags["names"].get_task(renamed).task_display_name == "mlpipe.plan"
 
 
 def test_a_pipeline_file_name_cannot_inject_code_into_the_dag_docstring(project):
