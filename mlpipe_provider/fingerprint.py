@@ -15,6 +15,9 @@ from typing import Any
 import blake3
 
 FINGERPRINT_SCHEME = "mlpipe-fingerprint-1"
+#: bump when the way files are laid out at a transfer's destination changes: old results are
+#: not reused
+TRANSFER_SCHEME = "mlpipe-transfer-1"
 
 
 def fingerprint_of(material: dict[str, Any]) -> str:
@@ -74,11 +77,46 @@ def script_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def transfer_settings(op: Any) -> dict[str, Any]:
+    """What a ``DataTransferStep``'s result depends on besides its one input's content."""
+    from mlpipe_provider.contract.constants import InputKind
+
+    settings = {
+        "scheme": TRANSFER_SCHEME,
+        "source_reference_type": op.source_reference_type,
+        "destination_reference_type": op.destination_reference_type,
+        "destination": dict(sorted(op.destination.items())),
+    }
+    source = op.inputs[0] if op.inputs else {}
+    if source.get("kind") == InputKind.SQL:  # the statement; its result's digest is the input's
+        settings["sql"] = {"datastore": source["datastore"], **source["sql"]}
+    return settings
+
+
+def script_reuse_has_effects(outputs: list[dict[str, Any]]) -> bool:
+    """An output with a destination or a registration (``OutputFileDatasetConfig``) is copied
+    and registered again when reused."""
+    return any(o.get("destination") or o.get("register") for o in outputs)
+
+
+def transfer_reuse_has_effects(destination: dict[str, Any]) -> bool:
+    """A ``DataReference`` destination is checked, and put back, when a transfer is reused."""
+    from mlpipe_provider.contract.constants import InputKind
+
+    return destination.get("kind") == InputKind.DATA_REFERENCE
+
+
+def operator_kind(op: Any) -> str:
+    """The step's operator class name (part of its fingerprint); a step read from a DAG file
+    without Airflow (``runtime/dag_file_steps.py``) carries the name it would have."""
+    return getattr(op, "mlpipe_kind", None) or type(op).__name__
+
+
 def step_material(
     op: Any, *, params: dict[str, Any], source_digest: str | None, input_digests: dict[str, str]
 ) -> dict[str, Any]:
     return {
-        "kind": type(op).__name__,
+        "kind": operator_kind(op),
         "settings": op.fingerprint_settings(params),
         "source": source_digest,
         "inputs": {

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.contract.specs import validate_destination
+from mlpipe_provider.fingerprint import TRANSFER_SCHEME as TRANSFER_SCHEME  # its old home
+from mlpipe_provider.fingerprint import transfer_reuse_has_effects, transfer_settings
 from mlpipe_provider.operators.base import MlpipeStepOperator
-
-#: bump when the way files are laid out at the destination changes: old results are not reused
-TRANSFER_SCHEME = "mlpipe-transfer-1"
 
 
 class DataTransferStepOperator(MlpipeStepOperator):
@@ -55,22 +53,13 @@ class DataTransferStepOperator(MlpipeStepOperator):
         self.destination_reference_type = destination_reference_type
 
     def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
-        settings = {
-            "scheme": TRANSFER_SCHEME,
-            "source_reference_type": self.source_reference_type,
-            "destination_reference_type": self.destination_reference_type,
-            "destination": dict(sorted(self.destination.items())),
-        }
-        source = self.inputs[0] if self.inputs else {}
-        if source.get("kind") == InputKind.SQL:  # the statement; its result's digest is the input's
-            settings["sql"] = {"datastore": source["datastore"], **source["sql"]}
-        return settings
+        return transfer_settings(self)
 
     @property
     def reuse_has_effects(self) -> bool:
         """A ``DataReference`` destination is put back when it changed since it was written, so
         the transfer must start even when reused."""
-        return self.destination.get("kind") == InputKind.DATA_REFERENCE
+        return transfer_reuse_has_effects(self.destination)
 
     def on_reused(self, context: Any, record: dict[str, Any]) -> None:
         if self.reuse_has_effects:

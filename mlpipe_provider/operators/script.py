@@ -65,7 +65,9 @@ class PythonScriptStepOperator(MlpipeStepOperator):
     def reuse_has_effects(self) -> bool:
         """An ``OutputFileDatasetConfig`` with a destination or a registration: a reused result
         is copied and registered like a fresh one, so the step must start even when reused."""
-        return any(o.get("destination") or o.get("register") for o in self.outputs)
+        from mlpipe_provider.fingerprint import script_reuse_has_effects
+
+        return script_reuse_has_effects(self.outputs)
 
     def on_reused(self, context: Any, record: dict[str, Any]) -> None:
         if self.reuse_has_effects:

@@ -11,12 +11,18 @@ with the same rule (``runtime/reuse_decision.py``), so early cutoff and
 ``continue_on_step_failure`` stay exact.
 
 Nothing here takes a lease: a planned step is one whose result already exists.
+
+``plan_before_airflow`` makes the same plan from the DAG file alone, without Airflow, so that
+an embedded run with nothing to do is recorded without paying Airflow's start-up.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from mlpipe_provider.contract.constants import (
@@ -25,8 +31,11 @@ from mlpipe_provider.contract.constants import (
     REGENERATE_PARAM,
     InputKind,
 )
+from mlpipe_provider.runtime.dag_file_steps import DagFileSteps, read_dag_file
 from mlpipe_provider.runtime.reuse import StepReuse
 from mlpipe_provider.runtime.reuse_decision import reuse_message, stored_result
+
+offline_log = logging.getLogger("mlpipe.plan")
 
 
 @dataclass
@@ -143,3 +152,29 @@ def _look_up(step: Any, context: Any, plan: Plan, log: Any) -> str | None:
     plan.reused[step.task_id] = record
     log.info("%s", reuse_message(step, record))
     return None
+
+
+class _NoTaskInstance:
+    """Planning before Airflow runs: no task has published anything yet."""
+
+    def xcom_pull(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+
+def plan_before_airflow(
+    dag_file: Path, conf: dict[str, Any], run_id: str
+) -> tuple[DagFileSteps, Plan] | None:
+    """The plan of a run of ``dag_file`` with ``conf``, made without importing Airflow.
+
+    None when this cannot stand for the plan task: a DAG file the compiler did not write, a conf
+    key the DAG lacks (Airflow's run refuses it, with its message), ``regenerate_outputs``.
+    """
+    found = read_dag_file(dag_file)
+    if found is None or not found.steps or any(key not in found.params for key in conf):
+        return None
+    params = {**found.params, **conf}
+    if params.get(REGENERATE_PARAM):
+        return None
+    dag_run = SimpleNamespace(dag_id=found.dag_id, run_id=run_id, conf=dict(conf))
+    context = {"params": params, "ti": _NoTaskInstance(), "dag_run": dag_run}
+    return found, make_plan(found.steps, context, offline_log)

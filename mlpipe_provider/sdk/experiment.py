@@ -358,6 +358,14 @@ def start_run(
     }
     write_json(run_dir / REQUEST_FILE, request)
     write_json(run_dir / STATUS_FILE, {"status": "NotStarted", "steps": {}})
+    from mlpipe_provider.embedded.decided_run import record_if_all_reused
+
+    if record_if_all_reused(run_dir, request):  # nothing to run: Airflow need not start
+        print(
+            f"Submitted PipelineRun {run_id} (experiment {experiment.name!r}, DAG {dag_id!r}): "
+            "every step is reused"
+        )
+        return PipelineRun(experiment, run_id)
     with open(run_dir / LOG_FILE, "wb") as log:
         subprocess.Popen(  # noqa: S603 - our own module, argument list
             [sys.executable, "-m", "mlpipe_provider.embedded.runner", str(run_dir)],
