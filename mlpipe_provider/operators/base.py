@@ -17,6 +17,19 @@ from airflow.sdk import BaseOperator
 from mlpipe_provider.contract.specs import StepSpec, validate_step_kwargs
 
 
+def drop_copied_dag_params(task: BaseOperator) -> None:
+    """Keep no copy of the DAG's params on ``task``.
+
+    Airflow copies the DAG's params into every task, then serializes and validates each copy:
+    most of the cost of serializing a 1,000-step DAG. An mlpipe task never has params of its own,
+    and a running task reads the DAG's params anyway (``process_params`` merges them in first),
+    so the copy buys nothing.
+    """
+    from airflow.sdk.definitions.param import ParamsDict
+
+    task.params = ParamsDict()
+
+
 class MlpipeStepOperator(BaseOperator):
     """Base of the step operators. No field is templated: values reach the step exactly as written."""
 
@@ -38,6 +51,7 @@ class MlpipeStepOperator(BaseOperator):
         # runs once every upstream succeeded or was skipped, and not after a failure.
         kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
+        drop_copied_dag_params(self)
         #: the arguments checked against the compile/run contract: a hand-edited DAG file with a
         #: missing or mistyped field fails here, at parse time, naming the task and the field
         self.spec: StepSpec = validate_step_kwargs(

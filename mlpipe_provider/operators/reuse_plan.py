@@ -18,6 +18,12 @@ class ReusePlanOperator(BaseOperator):
     template_fields = ()
     ui_color = "#eef6e8"
 
+    def __init__(self, **kwargs: Any) -> None:
+        from mlpipe_provider.operators.base import drop_copied_dag_params
+
+        super().__init__(**kwargs)
+        drop_copied_dag_params(self)
+
     def execute(self, context: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.step_failure import publish_error
 
