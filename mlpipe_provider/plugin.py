@@ -1,9 +1,10 @@
 """The provider's Airflow plugin: what Airflow must find by name in every component.
 
 Registered through the ``airflow.plugins`` entry point (pyproject.toml), so installing the
-package is enough: no file in the plugins folder. Today it registers the timetable that v1
-recurrences without a built-in equivalent compile to; a serialized DAG that uses it can only be
-deserialized (by the scheduler, the DAG processor, the API server) where it is registered.
+package is enough: no file in the plugins folder. It registers the timetable that v1
+recurrences without a built-in equivalent compile to (a serialized DAG that uses it can only be
+deserialized, by the scheduler, the DAG processor, the API server, where it is registered), and
+the listener that notes each reused step with the run it reused (``listeners/reuse_notes.py``).
 Keep this module light: every Airflow process imports it at start-up.
 """
 
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from mlpipe_provider.listeners import reuse_notes
 from mlpipe_provider.timetables import ScheduleRecurrenceTimetable
 
 
 class MlpipePlugin(AirflowPlugin):
     name = "mlpipe"
     timetables = [ScheduleRecurrenceTimetable]
+    listeners = [reuse_notes]

@@ -266,3 +266,31 @@ def test_an_embedded_run_with_nothing_to_do_is_recorded_without_starting_airflow
     (make,) = third.find_step_run("make")
     (use,) = third.find_step_run("use")
     assert make.reused and not use.reused
+
+
+def test_every_reused_step_gets_a_note_naming_the_run_it_reused(h):
+    """The listener writes the note when the run ends: for steps the plan skipped (they never
+    ran, so have no log) and for steps that found their result as they started."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    _, first = h.run()
+    a = h.project / "steps" / "a" / "a.py"
+    a.write_text(a.read_text() + "\n# same output\n")  # a runs; b and c decide as they start
+    h.calls.write_text("")
+    dag_run, _ = h._run_dag(h.pipeline(), dag_id="reuse_matrix")
+    dag_run2, _ = h._run_dag(h.pipeline(), dag_id="reuse_matrix")  # the plan decides all
+    for run, expected in ((dag_run, {"b", "c"}), (dag_run2, {"a", "b", "c"})):
+        with create_session() as session:
+            notes = {
+                ti.task_id: ti.note
+                for ti in session.scalars(
+                    select(TaskInstance).where(
+                        TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
+                    )
+                )
+                if ti.note
+            }
+        assert set(notes) == expected, notes
+    assert f"reused step run {first['c'][1]['step_run_id']}" in notes["c"]

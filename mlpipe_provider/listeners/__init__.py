@@ -1,0 +1,1 @@
+"""Airflow listeners the provider's plugin registers (``plugin.py``)."""

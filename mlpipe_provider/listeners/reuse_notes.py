@@ -1,0 +1,90 @@
+"""A note on every reused step's task instance, naming the run it reused.
+
+A reused step is ``skipped`` in Airflow. Skipped by the plan task it never ran, so it has no log
+of its own to say why; a task cannot write its own note from a worker (the execution API has
+no call for it). The scheduler can: when a DAG run ends, Airflow calls this listener in the
+process that owns the metadata DB (the scheduler, or ``dag.test``), and it writes each reused
+step's note ("reused step run ... of DAG ... run ...") from the records the run published. The
+UI shows the note on the task instance, next to its ``skipped`` state.
+
+Best effort: a note that cannot be written never fails the run; an existing note (a person's)
+is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger(__name__)
+
+
+def reuse_note(record: dict[str, Any]) -> str:
+    """The note's text: which step run was reused, from which pipeline run."""
+    return (
+        f"mlpipe: reused step run {record.get('reused_run_id')} "
+        f"(DAG {record.get('reused_dag_id')!r}, run {record.get('reused_pipeline_run_id')!r})"
+    )
+
+
+def write_reuse_notes(dag_id: str, run_id: str) -> int:
+    """Note every skipped step of the run that carries a reused record; how many were noted."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    from mlpipe_provider.contract.constants import PLAN_TASK_ID, PLAN_XCOM_PREFIX
+
+    noted = 0
+    with create_session() as session:
+        skipped = {
+            ti.task_id: ti
+            for ti in session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.run_id == run_id,
+                    TaskInstance.state == TaskInstanceState.SKIPPED,
+                )
+            )
+        }
+        if not skipped:
+            return 0
+        records: dict[str, Any] = {}
+        for xcom in session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id.in_([PLAN_TASK_ID, *skipped]),
+            )
+        ):
+            if xcom.task_id == PLAN_TASK_ID and xcom.key.startswith(PLAN_XCOM_PREFIX):
+                records[xcom.key[len(PLAN_XCOM_PREFIX) :]] = XComModel.deserialize_value(xcom)
+            elif xcom.task_id != PLAN_TASK_ID and xcom.key == "return_value":
+                records.setdefault(xcom.task_id, XComModel.deserialize_value(xcom))
+        for task_id, ti in skipped.items():
+            record = records.get(task_id)
+            if isinstance(record, dict) and record.get("reused") and not ti.note:
+                ti.note = reuse_note(record)
+                noted += 1
+    return noted
+
+
+def _note(dag_run: Any) -> None:
+    try:
+        write_reuse_notes(dag_run.dag_id, dag_run.run_id)
+    except Exception as exc:  # noqa: BLE001 - a note is never worth failing a run for
+        log.warning("mlpipe: could not note reused steps of %s: %s", dag_run.run_id, exc)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _note(dag_run)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _note(dag_run)
