@@ -814,6 +814,22 @@ def test_on_finish_action_keeps_a_failed_pod_for_debugging(
     assert rank_of(kept.body) == "0"
 
 
+def test_the_namespace_is_the_target_s_else_the_connection_s_else_default(monkeypatch):
+    from mlpipe_provider.runtime.backends.kubernetes.settings import target_settings
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_K8S_NS", json.dumps({"conn_type": "kubernetes", "extra": {"namespace": "c"}})
+    )
+    monkeypatch.setattr(k8s_launch, "_INCLUSTER_NAMESPACE", Path("/nonexistent/namespace"))
+
+    def namespace(**config):
+        return k8s_launch._namespace(target_settings("t", config, "workspaceblobstore"))
+
+    assert namespace(kubernetes_conn_id="k8s_ns", namespace="mine") == "mine"
+    assert namespace(kubernetes_conn_id="k8s_ns") == "c"
+    assert namespace() == "default"
+
+
 def test_leftovers_of_a_dead_attempt_are_found_by_the_task_s_labels():
     from mlpipe_provider.runtime.cancel import TaskIdentity
 

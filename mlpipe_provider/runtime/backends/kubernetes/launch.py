@@ -24,6 +24,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,9 @@ def remove_leftovers(
     return removed
 
 
-def _remove_leftovers(launch: Launch, core_v1: Any, namespace: str, settings: Any) -> None:
+def _remove_leftovers(
+    launch: Launch, core_v1: Any, namespace: str, settings: KubernetesSettings
+) -> None:
     op = launch.op
     identity = TaskIdentity.of(op, launch.context)
     if identity is None:
@@ -173,7 +176,7 @@ def _split_timestamp(line: str) -> tuple[tuple[str, int] | None, str]:
     return (match.group(1), nanos), line[match.end() :]
 
 
-def _lines(response: Any) -> Any:
+def _lines(response: Any) -> Iterator[str]:
     """Whole lines of a followed log response, as its chunks arrive."""
     buffer = b""
     for chunk in response.stream(amt=None, decode_content=False):
