@@ -1,10 +1,13 @@
-"""The kubernetes backend: pod specs built from compiled pipelines (no cluster needed).
+"""The kubernetes backend: pod specs built from compiled pipelines, and running them on a fake
+cluster (there is none here).
 
 Pipelines are compiled and loaded with DagBag; the ``Launch`` comes from the real
-``script_step.run_script`` (its ``run_launch`` captured), and the pods are rendered with
-``build_pod_request_obj(context=None, dry_run=True)`` and ``PodGenerator.serialize_pod``. One
-test runs a whole DAG with ``dag.test()`` and a fake kubelet that executes each pod's container
-command locally with exactly the pod's variables and working directory.
+``script_step.run_script`` (its ``run_launch`` captured), and the pods (``V1Pod``) are rendered
+as the API server receives them (``ApiClient().sanitize_for_serialization``). Running is tested
+against ``fake_core_v1.FakeCoreV1``, an in-memory API at the ``CoreV1Api`` boundary put where
+``launch._core_v1`` gets the hook's client; one test runs a whole DAG with ``dag.test()`` on it,
+its kubelet executing each pod's container command locally with exactly the pod's variables and
+working directory.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import types
 from pathlib import Path
 
 import pytest
 from conftest import write_script
+from fake_core_v1 import FakeCoreV1
 
 from mlpipe_provider.errors import StepFailedError, UserErrorException
-from mlpipe_provider.runtime.backends.kubernetes import launch as k8s_backend
+from mlpipe_provider.runtime.backends.kubernetes import launch as k8s_launch
+from mlpipe_provider.runtime.backends.kubernetes import step_pods
+from mlpipe_provider.runtime.backends.kubernetes.pod_spec import LAUNCHER
 from mlpipe_provider.runtime.process import ProcessResult
 from mlpipe_provider.sdk import (
     AmlCompute,
@@ -48,6 +56,7 @@ TRAIN = """
     report["argv"] = sys.argv[1:]
     report["cwd"] = os.getcwd()
     open(os.path.join(out, "rank-%s.json" % os.environ.get("RANK", "solo")), "w").write(json.dumps(report))
+    print("trained as rank", os.environ.get("RANK", "solo"))
     Run.get_context().log("ran", 1)
 """
 
@@ -115,12 +124,10 @@ def launch_for(dag, task_id: str, monkeypatch, conf: dict | None = None):
 
 
 def pod_dicts(launch) -> list[dict]:
-    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+    """The step's pods as the API server receives them (unset fields left out)."""
+    from kubernetes.client import ApiClient
 
-    return [
-        PodGenerator.serialize_pod(op.build_pod_request_obj(context=None, dry_run=True))
-        for op in k8s_backend.pod_operators(launch)
-    ]
+    return [ApiClient().sanitize_for_serialization(pod) for pod in step_pods(launch)]
 
 
 def container(pod: dict) -> dict:
@@ -258,25 +265,6 @@ def test_a_datastore_the_step_only_reads_is_mounted_read_only_from_its_own_claim
     assert len(mounts) == 2
 
 
-def test_pods_run_with_the_step_task_s_context_but_push_no_xcoms():
-    pushed, seen = [], {}
-
-    class TI:
-        task_id = "train"
-
-        def xcom_push(self, *args, **kwargs):
-            pushed.append(args)
-
-    class FakePodOperator:
-        def execute_sync(self, context):
-            context["ti"].xcom_push(key="pod_name", value="p")
-            seen.update(task_id=context["ti"].task_id, run_id=context["run_id"])
-
-    k8s_backend._run_pod(FakePodOperator(), {"ti": TI(), "task_instance": TI(), "run_id": "r1"})
-    assert pushed == []
-    assert seen == {"task_id": "train", "run_id": "r1"}
-
-
 # --------------------------------------------------------------------------- (b) GPU step
 
 
@@ -340,7 +328,7 @@ def test_a_step_without_any_image_is_a_clear_error(ws, project, src, monkeypatch
     dag = load_dag(Pipeline(ws, [step]), "k8s_noimg", project / "dags")
     launch = launch_for(dag, "noimg", monkeypatch)
     with pytest.raises(UserErrorException, match=r"step 'noimg'.*no container image.*'k8s-noimg'"):
-        k8s_backend.pod_operators(launch)
+        step_pods(launch)
 
 
 # --------------------------------------------------------------------------- (c) MPI
@@ -420,7 +408,7 @@ def test_several_processes_per_node_run_under_the_launcher_which_fails_fast(
     for node, pod in enumerate(pods):
         base = container(pod)
         assert base["command"] == ["python3"]
-        assert base["args"][0] == "-c" and base["args"][1] == k8s_backend.LAUNCHER
+        assert base["args"][0] == "-c" and base["args"][1] == LAUNCHER
         ranks = json.loads(base["args"][2])
         assert [r["env"]["RANK"] for r in ranks] == [str(2 * node), str(2 * node + 1)]
         assert [r["env"]["LOCAL_RANK"] for r in ranks] == ["0", "1"]
@@ -433,7 +421,7 @@ def test_several_processes_per_node_run_under_the_launcher_which_fails_fast(
     # the launcher itself, run here: ranks' output prefixed, and the first failure stops the rest
     def launcher(ranks):
         return subprocess.run(
-            [sys.executable, "-c", k8s_backend.LAUNCHER, json.dumps(ranks)],
+            [sys.executable, "-c", LAUNCHER, json.dumps(ranks)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -552,7 +540,7 @@ def test_a_missing_datastore_claim_fails_the_step_by_name_at_run_time(
         UserErrorException,
         match=r"step 'nopvc'.*'k8s-nopvc'.*no PersistentVolumeClaim.*'workspaceblobstore'",
     ):
-        k8s_backend.pod_operators(launch)
+        step_pods(launch)
 
 
 @pytest.mark.parametrize(
@@ -622,111 +610,328 @@ def test_source_claim_is_mounted_read_only_and_must_contain_the_source_folder(
     dag = load_dag(Pipeline(ws, [step]), "k8s_src_elsewhere", project / "dags")
     launch = launch_for(dag, "src", monkeypatch)
     with pytest.raises(UserErrorException, match=r"step 'src'.*outside '/elsewhere'"):
-        k8s_backend.pod_operators(launch)
+        step_pods(launch)
 
 
 # --------------------------------------------------------------------------- run()
 
 
-def test_run_runs_every_pod_and_a_failed_pod_fails_the_step_by_name(ws, project, src, monkeypatch):
-    k8s_target(ws, "k8s-run", "STANDARD_D2_V2", image="img:1", datastore_pvc="data")
+class LoggedOp:
+    """The step's operator with its task log recorded (what ``op.log`` receives)."""
+
+    def __init__(self, op):
+        self._op = op
+        self.lines: list[tuple[str, str]] = []
+        self.log = self
+
+    def info(self, message, *args):
+        self.lines.append(("info", message % args))
+
+    def warning(self, message, *args):
+        self.lines.append(("warning", message % args))
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+
+@pytest.fixture
+def on_cluster(monkeypatch):
+    """Put a fake cluster where ``launch`` gets the hook's ``CoreV1Api``; polls every 20 ms."""
+    monkeypatch.setattr(k8s_launch, "POLL_S", 0.02)
+
+    def use(cluster: FakeCoreV1) -> FakeCoreV1:
+        monkeypatch.setattr(k8s_launch, "_core_v1", lambda settings: cluster)
+        return cluster
+
+    return use
+
+
+def three_node_launch(ws, project, monkeypatch, name="dist", **settings):
+    k8s_target(ws, f"k8s-{name}", "STANDARD_D2_V2", image="img:1", datastore_pvc="data", **settings)
     step = MpiStep(
-        name="dist",
+        name=name,
         source_directory="src",
         script_name="train.py",
         arguments=["--out", "x"],
-        compute_target="k8s-run",
+        compute_target=f"k8s-{name}",
         node_count=3,
         process_count_per_node=1,
     )
-    dag = load_dag(Pipeline(ws, [step]), "k8s_run", project / "dags")
-    launch = launch_for(dag, "dist", monkeypatch)
+    dag = load_dag(Pipeline(ws, [step]), f"k8s_{name}", project / "dags")
+    launch = launch_for(dag, name, monkeypatch)
+    launch.op = LoggedOp(launch.op)
+    return launch
 
-    ran = []
-    monkeypatch.setattr(k8s_backend, "_run_pod", lambda pod_op, context: ran.append(pod_op.task_id))
-    result = k8s_backend.run(launch)
+
+def rank_of(pod) -> str:
+    return {e.name: e.value for e in pod.spec.containers[0].env}["RANK"]
+
+
+def test_run_creates_a_pod_per_node_streams_their_logs_into_the_task_log_and_deletes_them(
+    ws, project, src, monkeypatch, on_cluster
+):
+    def kubelet(pod, fake):
+        rank = rank_of(pod)
+        fake.write(f"hello from rank {rank}")
+        fake.write("é" * 3 + " a line split across chunks")
+        return 0
+
+    cluster = on_cluster(FakeCoreV1(kubelet))
+    launch = three_node_launch(ws, project, monkeypatch, namespace="ml")
+    result = k8s_launch.run(launch)
+
     assert result.returncode == 0
-    assert sorted(ran) == ["dist__node0", "dist__node1", "dist__node2"]
-
-    import threading
-
-    release = threading.Event()
-    stopped = []
-
-    def flaky(pod_op, context):
-        if pod_op.task_id.endswith("node1"):
-            raise RuntimeError("Pod returned a failure: exit code 2")
-        release.wait(timeout=30)  # the others run until they are stopped
-
-    def stop(pod_op):
-        stopped.append(pod_op.task_id)
-        release.set()
-
-    monkeypatch.setattr(k8s_backend, "_run_pod", flaky)
-    monkeypatch.setattr(k8s_backend, "_stop_pod", stop)
-    with pytest.raises(
-        StepFailedError, match=r"step 'dist' failed: pod .*\(node 1 of 3\).*exit code 2"
-    ):
-        k8s_backend.run(launch)
-    assert sorted(stopped) == ["dist__node0", "dist__node2"]
+    created = cluster.created
+    assert len(created) == 3
+    assert sorted(rank_of(p) for p in created) == ["0", "1", "2"]
+    assert {p.metadata.namespace for p in created} == {"ml"}
+    names = {p.metadata.name for p in created}
+    assert len(names) == 3 and all(len(n) <= 63 for n in names)
+    assert sorted(cluster.deleted) == sorted(names)  # on_finish_action delete_pod
+    assert cluster.pods == {}
+    logged = [text for level, text in launch.op.lines if level == "info"]
+    for node in range(3):
+        assert f"[node {node}] hello from rank {node}" in logged
+        assert f"[node {node}] ééé a line split across chunks" in logged
+    # followed with timestamps (to resume a closed stream), never a shell: the image's python
+    assert all(read["follow"] and read["timestamps"] for read in cluster.log_reads)
+    assert {tuple(p.spec.containers[0].command) for p in created} == {("python3",)}
 
 
-class FakeCoreV1:
-    """The cluster at the ``CoreV1Api`` boundary: a leftover pod of task ``single`` from a dead
-    attempt (any Airflow run id of this DAG: the selector must match the exact labels), and a pod
-    of another DAG's task of the same name."""
+def test_a_failed_pod_fails_the_step_by_name_and_deletes_the_others_at_once(
+    ws, project, src, monkeypatch, on_cluster
+):
+    def kubelet(pod, fake):
+        if rank_of(pod) == "1":
+            fake.write("RuntimeError: NCCL timeout")
+            return 2
+        fake.write("waiting in the collective")
+        fake.deleted.wait(30)  # the other ranks run until their pods are deleted
+        return 137
 
-    def __init__(self):
-        from kubernetes.client import models as k8s
+    cluster = on_cluster(FakeCoreV1(kubelet))
+    launch = three_node_launch(ws, project, monkeypatch)
+    started = time.monotonic()
+    with pytest.raises(StepFailedError) as caught:
+        k8s_launch.run(launch)
+    assert time.monotonic() - started < 10  # not the 30 s the others would have waited
+    message = str(caught.value)
+    failed_pod = next(p.metadata.name for p in cluster.created if rank_of(p) == "1")
+    assert re.search(
+        rf"step 'dist' failed: pod '{failed_pod}' \(node 1 of 3\) on compute target "
+        r"'k8s-dist' \(backend kubernetes\): .*exited with code 2",
+        message,
+    ), message
+    assert "RuntimeError: NCCL timeout" in message  # the tail of the pod's log
+    assert sorted(cluster.deleted) == sorted(p.metadata.name for p in cluster.created)
+    assert cluster.pods == {}
 
-        self.deleted = []
-        self.pods = []
-        self.selectors = []
-        self.k8s = k8s
 
-    def list_namespaced_pod(self, namespace, label_selector):
-        wanted = dict(pair.split("=", 1) for pair in label_selector.split(","))
-        self.selectors.append(wanted)
-        if not self.pods and not self.deleted:
-            # leftovers are seeded with the selector of the first task that looks: its own
-            labels = dict(wanted)
-            other = {**labels, "io.mlpipe/dag": "another_dag"}
-            self.pods = [self.pod("leftover-single", labels), self.pod("other-task", other)]
-        matches = [
-            p for p in self.pods if all(p.metadata.labels.get(k) == v for k, v in wanted.items())
-        ]
-        return self.k8s.V1PodList(items=matches)
+def test_killing_the_task_deletes_its_running_pods(ws, project, src, monkeypatch, on_cluster):
+    from mlpipe_provider.runtime import cancel
 
-    def pod(self, name, labels):
-        return self.k8s.V1Pod(metadata=self.k8s.V1ObjectMeta(name=name, labels=labels))
+    running = threading.Semaphore(0)
 
-    def delete_namespaced_pod(self, name, namespace):
-        self.deleted.append(name)
-        self.pods = [p for p in self.pods if p.metadata.name != name]
+    def kubelet(pod, fake):
+        running.release()
+        fake.deleted.wait(30)
+        return 137
+
+    cluster = on_cluster(FakeCoreV1(kubelet))
+    launch = three_node_launch(ws, project, monkeypatch)
+    outcome = []
+
+    def task():
+        try:
+            k8s_launch.run(launch)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    for _ in range(3):
+        assert running.acquire(timeout=10)
+    assert cancel.stop_all() == 1  # what MlpipeStepOperator.on_kill calls
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    (error,) = outcome
+    assert isinstance(error, StepFailedError) and "was stopped" in str(error)
+    assert len(cluster.deleted) == 3 and cluster.pods == {}
+
+
+def test_a_pod_whose_image_cannot_be_pulled_fails_the_step_without_waiting_for_the_timeout(
+    ws, project, src, monkeypatch, on_cluster
+):
+    cluster = on_cluster(FakeCoreV1(missing_images=frozenset({"registry.example/nope:1"})))
+    k8s_target(
+        ws, "k8s-pull", "STANDARD_D2_V2", image="registry.example/nope:1", datastore_pvc="data"
+    )
+    step = PythonScriptStep(
+        "train.py", name="pull", source_directory="src", compute_target="k8s-pull"
+    )
+    dag = load_dag(Pipeline(ws, [step]), "k8s_pull", project / "dags")
+    launch = launch_for(dag, "pull", monkeypatch)
+    launch.op = LoggedOp(launch.op)
+    monkeypatch.setattr(k8s_launch, "_namespace", lambda settings: "default")
+    with pytest.raises(StepFailedError, match=r"step 'pull' failed: pod .*ErrImagePull"):
+        k8s_launch.run(launch)
+    assert cluster.pods == {} and len(cluster.deleted) == 1
+    assert any(
+        "manifest for registry.example/nope:1 not found" in text for _, text in (launch.op.lines)
+    )  # the pod's events, in the task log
+
+
+def test_a_log_stream_the_api_server_closes_is_followed_again_without_repeating_lines(
+    ws, project, src, monkeypatch, on_cluster
+):
+    def kubelet(pod, fake):
+        for i in range(6):
+            fake.write(f"epoch {i}")
+            time.sleep(0.05)
+        return 0
+
+    cluster = on_cluster(FakeCoreV1(kubelet, log_cut=2))
+    launch = three_node_launch(ws, project, monkeypatch, name="cut")
+    k8s_launch.run(launch)
+    for node in range(3):
+        lines = [t for _, t in launch.op.lines if t.startswith(f"[node {node}] epoch")]
+        assert lines == [f"[node {node}] epoch {i}" for i in range(6)]
+    again = [read for read in cluster.log_reads if "since_seconds" in read]
+    assert len(again) >= 3  # each pod's log was opened again, from its last line on
+
+
+def test_on_finish_action_keeps_a_failed_pod_for_debugging(
+    ws, project, src, monkeypatch, on_cluster
+):
+    cluster = on_cluster(FakeCoreV1(lambda pod, fake: 1 if rank_of(pod) == "0" else 0))
+    launch = three_node_launch(
+        ws, project, monkeypatch, name="keep", on_finish_action="delete_succeeded_pod"
+    )
+    with pytest.raises(StepFailedError, match=r"\(node 0 of 3\)"):
+        k8s_launch.run(launch)
+    # fail fast deletes the pods it stopped; the failed one stays for kubectl logs/describe
+    (kept,) = cluster.pods.values()
+    assert rank_of(kept.body) == "0"
+
+
+def test_the_namespace_is_the_target_s_else_the_connection_s_else_default(monkeypatch):
+    from mlpipe_provider.runtime.backends.kubernetes.settings import target_settings
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_K8S_NS", json.dumps({"conn_type": "kubernetes", "extra": {"namespace": "c"}})
+    )
+    monkeypatch.setattr(k8s_launch, "_INCLUSTER_NAMESPACE", Path("/nonexistent/namespace"))
+
+    def namespace(**config):
+        return k8s_launch._namespace(target_settings("t", config, "workspaceblobstore"))
+
+    assert namespace(kubernetes_conn_id="k8s_ns", namespace="mine") == "mine"
+    assert namespace(kubernetes_conn_id="k8s_ns") == "c"
+    assert namespace() == "default"
+
+
+def test_leftovers_of_a_dead_attempt_are_found_by_the_task_s_labels():
+    from mlpipe_provider.runtime.cancel import TaskIdentity
+
+    identity = TaskIdentity("k8s_e2e", "manual__2026-01-01T00:00:00+00:00", "single")
+    mine = identity.labels()
+    cluster = FakeCoreV1()
+    cluster.seed("running-leftover", mine)
+    cluster.seed("failed-leftover", mine, phase="Failed")
+    cluster.seed("succeeded-leftover", mine, phase="Succeeded")
+    cluster.seed("other-dag", {**mine, "io.mlpipe/dag": "another_dag"})
+    cluster.seed("other-map-index", {**mine, "io.mlpipe/map-index": "3"})
+
+    removed = k8s_launch.remove_leftovers(
+        cluster, "default", identity, on_finish_action="delete_succeeded_pod"
+    )
+    # still holding a node, or finished where the target would have deleted it anyway
+    assert sorted(removed) == ["running-leftover", "succeeded-leftover"]
+    assert cluster.selectors == [identity.selector()]
+    removed = k8s_launch.remove_leftovers(cluster, "default", identity)
+    assert removed == ["failed-leftover"]
+    assert sorted(cluster.pods) == ["other-dag", "other-map-index"]
+
+
+def test_no_provider_operator_is_imported_or_run_inside_ours():
+    """Issue 14: backends sit on the providers' hooks and clients, never on their operators
+    (Airflow deprecates running an operator inside another). Checked on the code itself (names,
+    attributes, imports), so docstrings may still say why."""
+    import ast
+
+    import mlpipe_provider
+
+    root = Path(mlpipe_provider.__file__).parent
+    operators = {"KubernetesPodOperator", "DockerOperator", "execute_sync"}
+    modules = ("airflow.providers.cncf.kubernetes.operators", "airflow.providers.docker.operators")
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Name):
+                names = [node.id]
+            elif isinstance(node, ast.Attribute):
+                names = [node.attr]
+            elif isinstance(node, ast.ImportFrom):
+                names = [alias.name for alias in node.names]
+                if (node.module or "").startswith(modules):
+                    names.append(node.module)
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.startswith(modules)]
+            for name in names:
+                if name in operators or name.startswith(modules):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}: {name}")
+    assert offenders == []
 
 
 def test_a_dag_runs_through_the_kubernetes_backend_with_a_fake_kubelet(
-    airflow_db, ws, project, src, monkeypatch, run_dag
+    airflow_db, ws, project, src, monkeypatch, run_dag, capsys
 ):
     """Every pod's container command runs locally with only the pod's variables, in its working
-    directory: the script finds its data, logs metrics and the step records its outputs."""
+    directory: the script finds its data, logs metrics and the step records its outputs; its
+    output reaches the task log; no provider operator is instantiated."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    def no_operator(*args, **kwargs):
+        raise AssertionError("KubernetesPodOperator instantiated inside an mlpipe step")
+
+    monkeypatch.setattr(KubernetesPodOperator, "__init__", no_operator)
     k8s_target(ws, "k8s-e2e", "STANDARD_D2_V2", image="img:1", datastore_pvc="data")
     venv_bin = str(Path(sys.executable).parent)
-    pods = []
 
-    def fake_kubelet(pod_op, context):
-        pod = pod_op.build_pod_request_obj(context=None, dry_run=True)
-        pods.append(pod)
+    def local_kubelet(pod, fake):
         (c,) = pod.spec.containers
         env = {e.name: e.value for e in c.env}
         env["PATH"] = f"{venv_bin}:/usr/bin:/bin"  # the image's PATH, where python3 is
-        done = subprocess.run(c.command + c.args, env=env, cwd=c.working_dir, capture_output=True)
-        if done.returncode:
-            raise RuntimeError(f"pod failed: {done.stderr.decode()[-2000:]}")
+        proc = subprocess.Popen(
+            c.command + c.args,
+            env=env,
+            cwd=c.working_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        threading.Thread(target=lambda: fake.deleted.wait() and proc.kill(), daemon=True).start()
+        for line in proc.stdout:
+            fake.write(line.decode().rstrip("\n"))
+        return proc.wait()
 
-    monkeypatch.setattr(k8s_backend, "_run_pod", fake_kubelet)
-    cluster = FakeCoreV1()
-    monkeypatch.setattr(k8s_backend, "_core_v1", lambda pod_op: cluster)
+    cluster = FakeCoreV1(local_kubelet)
+    # a pod of a dead earlier attempt of task ``single`` (any Airflow run id of this DAG would
+    # do: it is seeded with the selector the task looks with), and another DAG's task's pod
+    seeded = []
+    list_pods = cluster.list_namespaced_pod
+
+    def list_namespaced_pod(namespace, label_selector="", **kwargs):
+        labels = dict(pair.split("=", 1) for pair in label_selector.split(","))
+        if not seeded and labels.get("io.mlpipe/task") == "single":
+            seeded.append(labels)
+            cluster.seed("leftover-single", labels)
+            cluster.seed("other-task", {**labels, "io.mlpipe/dag": "another_dag"})
+        return list_pods(namespace, label_selector=label_selector, **kwargs)
+
+    cluster.list_namespaced_pod = list_namespaced_pod
+    monkeypatch.setattr(k8s_launch, "_core_v1", lambda settings: cluster)
+    monkeypatch.setattr(k8s_launch, "POLL_S", 0.05)
     monkeypatch.setenv("HOME", "/home/worker")
     runconfig = RunConfiguration()
     runconfig.environment.environment_variables = {"MY_SETTING": "declared"}
@@ -756,19 +961,26 @@ def test_a_dag_runs_through_the_kubernetes_backend_with_a_fake_kubelet(
     _, records = run_dag(Pipeline(ws, [single, ranked]), dag_id="k8s_e2e")
     assert records["single"][0] == "success", records
     assert records["ranked"][0] == "success", records
+    pods = cluster.created
     assert len(pods) == 2
+    assert {p.metadata.namespace for p in pods} == {"default"}  # no namespace anywhere
     # every pod carries its task instance's labels; each step first deleted what a dead earlier
     # attempt of its own task left (found by those labels), and nothing of another task
     for pod in pods:
         assert pod.metadata.labels["io.mlpipe/dag"] == "k8s_e2e"
         assert pod.metadata.labels["io.mlpipe/task"] in ("single", "ranked")
         assert pod.metadata.labels["io.mlpipe/airflow-run"]
-    assert cluster.deleted == ["leftover-single"]
+    assert cluster.deleted[0] == "leftover-single"
+    assert sorted(cluster.deleted[1:]) == sorted(p.metadata.name for p in pods)  # when done
     # the selector that found it is exactly what this task's own pod carries
     single_pod = next(p for p in pods if p.metadata.labels["io.mlpipe/task"] == "single")
-    assert cluster.selectors[0].items() <= single_pod.metadata.labels.items()
+    assert seeded[0].items() <= single_pod.metadata.labels.items()
     assert len(cluster.selectors) == 2  # each step's pods looked once, before starting
-    assert [p.metadata.name for p in cluster.pods] == ["other-task"]
+    assert sorted(cluster.pods) == ["other-task"]
+    # the pods' output is in the task logs (the launcher's rank prefixes included)
+    logs = capsys.readouterr().out
+    assert "trained as rank solo" in logs
+    assert "[rank 0] trained as rank 0" in logs and "[rank 1] trained as rank 1" in logs
     root = datastore_root(ws)
     solo = json.loads(
         (root / records["single"][1]["outputs"]["out"]["path"] / "rank-solo.json").read_text()

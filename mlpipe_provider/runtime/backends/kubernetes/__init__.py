@@ -1,13 +1,18 @@
-"""The ``kubernetes`` backend: a step's processes run in pods, through ``KubernetesPodOperator``.
+"""The ``kubernetes`` backend: a step's processes run in pods, on the provider's hook and client.
 
-Split like the provider: ``settings`` (the target's config), ``pod_spec`` (what each pod is),
-``launch`` (running the pods), ``launcher.py`` (the program a pod with several ranks runs).
+Split like the provider (operator -> hook -> client; no operator of the provider runs inside
+ours): ``settings`` (the target's config), ``pod_spec`` (what each pod is), ``launch`` (running
+the pods), ``launcher.py`` (the program a pod with several ranks runs).
 
-``pod_operators(launch)`` turns a ``Launch`` into one ``KubernetesPodOperator`` per node, without
-touching a cluster (so the pod specs can be tested anywhere with
-``build_pod_request_obj(context=None, dry_run=True)``); ``run(launch)`` runs them from inside
-the step's Airflow task (in parallel for a multi-node job) and turns any failure into a
-``StepFailedError`` naming the step.
+``build_pods(launch)`` (``step_pods`` for the pods alone) turns a ``Launch`` into one
+``kubernetes.client.V1Pod`` per node, without touching a cluster, so every pod spec can be
+checked anywhere (``ApiClient().sanitize_for_serialization(pod)`` gives its JSON). ``run(launch)``
+runs them from inside the step's Airflow task through ``KubernetesHook(...).core_v1_client``:
+it deletes what a dead earlier attempt of the task left (found by the task's labels), creates
+the pods (in parallel for a multi-node job), streams each container's log into the task log,
+waits for phase Succeeded or Failed, and deletes them; the first failure deletes the others and
+becomes a ``StepFailedError`` naming the step, the pod and the node. Killing the task deletes
+them too (``cancel.stoppable``).
 
 What a pod gets (docs/backends.md, "Kubernetes", has the deployment side):
 
@@ -34,8 +39,9 @@ What a pod gets (docs/backends.md, "Kubernetes", has the deployment side):
   read-only as a whole. The step's source folder comes from ``source_pvc`` (read-only) or must
   already be in the image at the same path.
 * **several processes per node** (``process_count_per_node`` > 1): one container runs a tiny
-  launcher, a constant Python program passed with ``python3 -c`` whose only argument is a JSON
-  list of the ranks' argument lists and variables. It starts every rank, prefixes their output
+  launcher (``launcher.py``, shipped as its source), a constant Python program passed with
+  ``python3 -c`` whose only argument is a JSON list of the ranks' argument lists and
+  variables. It starts every rank, prefixes their output
   with ``[rank N]``, and stops all of them as soon as one fails (a collective would otherwise
   hang), exiting with that rank's code. One container per rank was the alternative; it cannot
   fail fast, and it would have to split GPUs, CPUs and memory between containers.
@@ -43,12 +49,23 @@ What a pod gets (docs/backends.md, "Kubernetes", has the deployment side):
   ``headless_service`` (default ``mlpipe-nodes``), and every rank's ``MASTER_ADDR`` names the
   first pod (``<hostname>.<service>``), which resolves only if that headless Service exists and
   selects the pods (they carry the label ``mlpipe/service: <service>``).
+* **labels**: the task instance's (``cancel.TaskIdentity``: DAG, Airflow run, task, map index),
+  by which the next attempt finds what a SIGKILLed worker left, plus ``mlpipe/step-run`` and
+  ``mlpipe/node-rank``; the annotation ``mlpipe/step`` names the step.
+* **afterwards**: ``on_finish_action`` (``delete_pod``, ``delete_succeeded_pod``, ``keep_pod``)
+  says which pods that ended on their own stay for debugging; pods the step stopped are always
+  deleted.
 """
 
 from __future__ import annotations
 
-from mlpipe_provider.runtime.backends.kubernetes.launch import run
-from mlpipe_provider.runtime.backends.kubernetes.pod_spec import LAUNCHER, pod_operators
+from mlpipe_provider.runtime.backends.kubernetes.launch import remove_leftovers, run
+from mlpipe_provider.runtime.backends.kubernetes.pod_spec import (
+    LAUNCHER,
+    StepPods,
+    build_pods,
+    step_pods,
+)
 from mlpipe_provider.runtime.backends.kubernetes.settings import (
     KubernetesSettings,
     compile_problem,
@@ -58,8 +75,11 @@ from mlpipe_provider.runtime.backends.kubernetes.settings import (
 __all__ = [
     "LAUNCHER",
     "KubernetesSettings",
+    "StepPods",
+    "build_pods",
     "compile_problem",
-    "pod_operators",
+    "remove_leftovers",
     "run",
+    "step_pods",
     "target_settings",
 ]

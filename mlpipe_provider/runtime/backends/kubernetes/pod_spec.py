@@ -9,6 +9,9 @@ import json
 import math
 import posixpath
 import re
+import secrets
+import string
+from dataclasses import dataclass
 from importlib import resources as _resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from mlpipe_provider.runtime.backends.kubernetes.settings import (
     KubernetesSettings,
     target_settings,
 )
-from mlpipe_provider.runtime.cancel import TaskIdentity
+from mlpipe_provider.runtime.cancel import TaskIdentity, label_value
 from mlpipe_provider.runtime.distributed import step_environment
 from mlpipe_provider.runtime.process import Command
 
@@ -39,6 +42,7 @@ LAUNCHER = (
 )
 
 _DNS_LABEL_RE = re.compile(r"[^a-z0-9-]+")
+POD_NAME_MAX_LENGTH = 63
 
 
 # --------------------------------------------------------------------------- pieces of a pod
@@ -254,17 +258,34 @@ def _image(op: Any, settings: KubernetesSettings) -> str:
     return image
 
 
-# --------------------------------------------------------------------------- operators
+# --------------------------------------------------------------------------- pods
 
 
-def pod_operators(launch: Launch, ws: Any = None) -> list[Any]:
-    """One ``KubernetesPodOperator`` per node of the step; builds, never contacts a cluster.
+@dataclass
+class StepPods:
+    """A step's pods, one per node (node order), and the target settings they were built from
+    (``launch`` reads how to reach the cluster and what to do with finished pods there)."""
+
+    settings: KubernetesSettings
+    image: str
+    pods: list[Any]
+
+
+def pod_name(hostname: str) -> str:
+    """The node's hostname with a random suffix: each step run's pods are new objects, never a
+    name a deleted or leftover pod still holds (<= 63 characters, as the provider's)."""
+    suffix = "-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    return hostname[: POD_NAME_MAX_LENGTH - len(suffix)].strip("-") + suffix
+
+
+def build_pods(launch: Launch, ws: Any = None) -> StepPods:
+    """One ``V1Pod`` per node of the step; builds, never contacts a cluster.
 
     The target's settings are those compiled into the operator's ``compute`` (the target's
     config when the DAG was compiled). ``ws`` is the ``StepWorkspace`` (read from the operator's
-    recorded workspace if omitted): the datastores' roots come from it.
+    recorded workspace if omitted): the datastores' roots come from it. A pod's namespace is
+    the target's ``namespace``, or ``None`` for ``launch`` to fill from the connection.
     """
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
     op = launch.op
@@ -289,8 +310,9 @@ def pod_operators(launch: Launch, ws: Any = None) -> list[Any]:
     hostnames = [pod_hostname(op.step_name, step_run_id, node) for node in range(len(groups))]
     multi_node = len(groups) > 1
     master_addr = f"{hostnames[0]}.{settings.headless_service}"
+    pull_secrets = [k8s.V1LocalObjectReference(name=s) for s in settings.image_pull_secrets]
 
-    operators = []
+    pods = []
     for node, group in enumerate(groups):
         ranks = []
         for command in group:
@@ -302,58 +324,51 @@ def pod_operators(launch: Launch, ws: Any = None) -> list[Any]:
         labels = {
             **settings.labels,
             **identity_labels,
-            "mlpipe/step-run": step_run_id,
+            "mlpipe/step-run": label_value(step_run_id),
             "mlpipe/node-rank": str(node),
         }
         if multi_node:
             labels["mlpipe/service"] = settings.headless_service
-        template = k8s.V1Pod(
-            spec=k8s.V1PodSpec(
-                containers=[
-                    k8s.V1Container(name=CONTAINER_NAME, working_dir=str(launch.source_dir))
-                ]
+        container = k8s.V1Container(
+            name=CONTAINER_NAME,
+            image=image,
+            image_pull_policy=settings.image_pull_policy,
+            command=argv[:1],  # the image's python: never a shell
+            args=argv[1:],
+            env=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
+            resources=k8s.V1ResourceRequirements(**resources),
+            volume_mounts=list(mounts) or None,
+            working_dir=str(launch.source_dir),
+        )
+        pods.append(
+            k8s.V1Pod(
+                api_version="v1",
+                kind="Pod",
+                metadata=k8s.V1ObjectMeta(
+                    name=pod_name(hostnames[node]),
+                    namespace=settings.namespace,
+                    labels=labels,
+                    annotations={**settings.annotations, "mlpipe/step": op.step_name},
+                ),
+                spec=k8s.V1PodSpec(
+                    containers=[container],
+                    restart_policy="Never",  # a failed step is retried by Airflow, as a new run
+                    node_selector=settings.node_selector or None,
+                    tolerations=[k8s.V1Toleration(**t) for t in settings.tolerations] or None,
+                    service_account_name=settings.service_account_name,
+                    image_pull_secrets=pull_secrets or None,
+                    volumes=list(volumes) or None,
+                    hostname=hostnames[node] if multi_node else None,
+                    subdomain=settings.headless_service if multi_node else None,
+                    active_deadline_seconds=(
+                        math.ceil(launch.timeout_s) if launch.timeout_s else None
+                    ),
+                ),
             )
         )
-        kwargs: dict[str, Any] = {}
-        if settings.kubernetes_conn_id:
-            kwargs["kubernetes_conn_id"] = settings.kubernetes_conn_id
-        operators.append(
-            KubernetesPodOperator(
-                task_id=f"{op.task_id}__node{node}",
-                name=hostnames[node],
-                random_name_suffix=True,
-                namespace=settings.namespace,
-                image=image,
-                image_pull_policy=settings.image_pull_policy,
-                image_pull_secrets=[
-                    k8s.V1LocalObjectReference(name=s) for s in settings.image_pull_secrets
-                ]
-                or None,
-                cmds=argv[:1],
-                arguments=argv[1:],
-                env_vars=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
-                container_resources=k8s.V1ResourceRequirements(**resources),
-                node_selector=settings.node_selector or None,
-                tolerations=[k8s.V1Toleration(**t) for t in settings.tolerations] or None,
-                service_account_name=settings.service_account_name,
-                volumes=volumes,
-                volume_mounts=mounts,
-                full_pod_spec=template,
-                hostname=hostnames[node] if multi_node else None,
-                subdomain=settings.headless_service if multi_node else None,
-                labels=labels,
-                annotations={**settings.annotations, "mlpipe/step": op.step_name},
-                active_deadline_seconds=math.ceil(launch.timeout_s) if launch.timeout_s else None,
-                startup_timeout_seconds=settings.startup_timeout_seconds,
-                in_cluster=settings.in_cluster,
-                config_file=settings.config_file,
-                cluster_context=settings.cluster_context,
-                on_finish_action=settings.on_finish_action,
-                durable=False,  # a retry is a new step run (new outputs folder): never reattach
-                get_logs=True,
-                log_events_on_failure=True,
-                do_xcom_push=False,
-                **kwargs,
-            )
-        )
-    return operators
+    return StepPods(settings, image, pods)
+
+
+def step_pods(launch: Launch, ws: Any = None) -> list[Any]:
+    """The step's ``V1Pod``s, one per node (``build_pods`` without the settings)."""
+    return build_pods(launch, ws).pods

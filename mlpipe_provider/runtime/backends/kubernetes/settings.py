@@ -11,7 +11,9 @@ from typing import Any
 from mlpipe_provider.errors import UserErrorException
 
 IMAGE_PYTHON = "python3"
-CONTAINER_NAME = "base"  # KubernetesPodOperator's container: the one whose logs it follows
+CONTAINER_NAME = (
+    "base"  # the pod's one container (the provider's name for it): its log is the step's
+)
 DEFAULT_REQUEST_FRACTION = 0.9
 DEFAULT_HEADLESS_SERVICE = "mlpipe-nodes"
 DEFAULT_STARTUP_TIMEOUT_S = 600  # pulling a CUDA image onto a fresh GPU node takes minutes
@@ -19,8 +21,6 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 #: never sent unless the step's Environment declares it: the device plugin picks the GPUs
 DROPPED_ENV_NAMES = frozenset({"CUDA_VISIBLE_DEVICES"})
-
-# The per-node launcher for pods running more than one rank. A constant program (values reach
 
 # --------------------------------------------------------------------------- the target's config
 
