@@ -8,7 +8,8 @@ one code path whichever Airflow ran the pipeline:
 - ``EmbeddedRunSource``: the embedded runner rewrites ``status.json``; reading it is the source.
 - ``ServerRunSource``: a run on an Airflow server (``request.json`` has ``"server": url``) is read
   through the REST API (the DAG run, its task instances, the XCom ``return_value`` of each
-  finished task, and for each skipped (reused) step the record the plan task or the step published). Once the run has ended the result is written to ``status.json``, so a finished
+  finished task, and for each skipped (reused) step the record the plan task or the step
+  published). Once the run has ended the result is written to ``status.json``, so a finished
   run stays readable without the server.
 """
 
@@ -45,18 +46,6 @@ class RunSource(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
-    def _reused_record(self, task_id: str) -> Any:
-        """The record a skipped step reused: the plan task's decision, else the step's own."""
-        key = (f"{task_id}:reused", 0)
-        if key not in self._records:
-            record = self.client.xcom(
-                self.dag_id, self.airflow_run_id, PLAN_TASK_ID, key=plan_xcom_key(task_id)
-            )
-            if record is None:
-                record = self.client.xcom(self.dag_id, self.airflow_run_id, task_id)
-            self._records[key] = record
-        return self._records[key]
-
     def cancel(self) -> None: ...
 
     def where(self) -> str:
@@ -76,18 +65,6 @@ class EmbeddedRunSource:
 
     def status(self) -> dict[str, Any]:
         return read_json(self.run_dir / STATUS_FILE) or dict(NOT_STARTED)
-
-    def _reused_record(self, task_id: str) -> Any:
-        """The record a skipped step reused: the plan task's decision, else the step's own."""
-        key = (f"{task_id}:reused", 0)
-        if key not in self._records:
-            record = self.client.xcom(
-                self.dag_id, self.airflow_run_id, PLAN_TASK_ID, key=plan_xcom_key(task_id)
-            )
-            if record is None:
-                record = self.client.xcom(self.dag_id, self.airflow_run_id, task_id)
-            self._records[key] = record
-        return self._records[key]
 
     def cancel(self) -> None:
         write_json(self.run_dir / STATUS_FILE, {**self.status(), "status": "Canceled"})
