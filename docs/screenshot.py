@@ -8,7 +8,10 @@ folder holds a copy of ``dags/DAG.py``, with the example sources beside it as in
 ``deploy/airflow_init.py`` the way the docker-compose init service makes one. It creates the DAG's
 pools, triggers the DAG twice (``--runs``), waiting for each run, then opens the last run in
 headless Chromium (Debian's ``chromium`` package), switches the DAG view to the graph and saves a
-PNG: the second run shows every step's reuse check succeeded and the step skipped (reused).
+PNG: one node per step plus the pipeline's ``reuse check`` (the plan task ``mlpipe.plan``); in the
+second run the check succeeded and skipped every step (reused). With two or more runs no PNG is
+written unless the last run's task instances say exactly that (``reused_graph_problems``), so the
+README's image cannot silently show something else.
 
 Chromium is driven over the DevTools protocol (``websocket-client``, installed with Airflow's
 Kubernetes provider) rather than with ``--screenshot``: the Airflow 3 UI keeps the grid/graph choice
@@ -29,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -36,6 +40,8 @@ sys.path.insert(0, str(REPO / "deploy"))
 
 import airflow_init  # noqa: E402
 from airflow_server import AirflowServer  # noqa: E402
+
+from mlpipe_provider.contract.constants import PLAN_TASK_ID  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -98,6 +104,23 @@ def set_pools(server: AirflowServer, dag_id: str) -> None:
             if exc.code != 404:
                 raise
             server.request("POST", "/api/v2/pools", body)
+
+
+def reused_graph_problems(task_instances: dict[str, dict[str, Any]]) -> list[str]:
+    """What keeps a run's graph from showing "the reuse check skipped every step"; [] when it does.
+
+    The README says so under the picture; a rerun that (say) recomputed a step because the
+    example's data changed would still make a valid-looking PNG, so the states are checked.
+    """
+    problems = []
+    plan = task_instances.get(PLAN_TASK_ID)
+    if plan is None or plan.get("state") != "success":
+        problems.append(f"{PLAN_TASK_ID}: {plan.get('state') if plan else 'missing'}")
+    steps = {t: ti.get("state") for t, ti in task_instances.items() if t != PLAN_TASK_ID}
+    if not steps:
+        problems.append("no step tasks")
+    problems += [f"{t}: {state}, not skipped" for t, state in steps.items() if state != "skipped"]
+    return problems
 
 
 def run_dag(server: AirflowServer, dag_id: str, timeout_s: float = 240) -> tuple[str, str]:
@@ -269,9 +292,12 @@ def make_screenshot(
     width: int = 1600,
     height: int = 600,
     home: Path | None = None,
+    require_reused: bool = False,
 ) -> dict:
     """Start Airflow, run the DAG ``runs`` times, screenshot the last run's graph (``out=None``:
-    no screenshot). Returns the DAG's REST details, the runs' states, the page URL and the PNG."""
+    no screenshot). Returns the DAG's REST details and tasks, each run's state and task
+    instances, the page URL and the PNG. ``require_reused``: raise, before any PNG is written,
+    unless the last run shows the reuse check succeeded and every step skipped."""
     keep = home is not None
     home = Path(home) if home else Path(tempfile.mkdtemp(prefix="mlpipe-screenshot-"))
     server = AirflowServer(home)
@@ -282,20 +308,29 @@ def make_screenshot(
         server.wait_for_dag(dag_id)
         set_pools(server, dag_id)
         states = {}
+        task_instances = {}
         for _ in range(runs):
             run_id, state = run_dag(server, dag_id)
             states[run_id] = state
+            task_instances[run_id] = server.task_instances(dag_id, run_id)
             print(f"run {run_id}: {state}", flush=True)
+        if require_reused and (problems := reused_graph_problems(task_instances[run_id])):
+            raise RuntimeError(
+                f"run {run_id} does not show every step reused: {'; '.join(problems)}"
+            )
         url = f"{server.url}/dags/{dag_id}/runs/{urllib.request.quote(run_id, safe='')}"
         result = {
             "dag": server.get(f"/api/v2/dags/{dag_id}/details"),
+            "tasks": server.get(f"/api/v2/dags/{dag_id}/tasks")["tasks"],
             "states": states,
-            "task_instances": server.task_instances(dag_id, run_id),
+            # per run, in order; "task_instances" is the last run's, the one on the picture
+            "runs": task_instances,
+            "task_instances": task_instances[run_id],
             "url": url,
             "png": None,
         }
         if out is not None:
-            tasks = server.get(f"/api/v2/dags/{dag_id}/tasks")["tasks"]
+            tasks = result["tasks"]
             result["png"] = screenshot(
                 url,
                 Path(out),
@@ -329,9 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     result = make_screenshot(
-        args.dag, args.out, runs=args.runs, width=args.width, height=args.height, home=args.home
+        args.dag,
+        args.out,
+        runs=args.runs,
+        width=args.width,
+        height=args.height,
+        home=args.home,
+        require_reused=args.runs >= 2,  # the README's picture: the second run reuses every step
     )
-    return 0 if set(result["states"].values()) == {"success"} else 1
+    if set(result["states"].values()) != {"success"}:
+        print(f"not every run succeeded: {result['states']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The Airflow UI check (docs/screenshot.py): a compiled DAG on a real Airflow 3, its docs and
-tags through the REST API, and a screenshot of its graph from headless Chromium.
+tags through the REST API, the graph the README shows (one task per step plus the pipeline's
+reuse check, which skips every step on the second run), and a screenshot of that graph from
+headless Chromium.
 
 The screenshot test is skipped only when no Chromium is installed (`.ci/run` installs Debian's
 `chromium`); the REST checks run either way.
@@ -19,8 +21,11 @@ sys.path.insert(0, str(REPO / "docs"))
 
 import screenshot  # noqa: E402
 
+from mlpipe_provider.contract.constants import PLAN_TASK_ID  # noqa: E402
+
 DAG_ID = "prep_train_evaluate"
 STEP_TABLE = "| step | script | compute target | reuse |"
+STEPS = {"prep", "train", "evaluate"}
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -34,13 +39,19 @@ def png_size(path: Path) -> tuple[int, int]:
 def ui(tmp_path_factory):
     out = tmp_path_factory.mktemp("ui") / "dag-graph.png"
     chromium = screenshot.find_chromium()
-    return screenshot.make_screenshot(DAG_ID, out if chromium else None, runs=1)
+    # Two runs, as the README's picture: the first computes every step, the second reuses them.
+    return screenshot.make_screenshot(DAG_ID, out if chromium else None, runs=2)
 
 
 @pytest.mark.airflow_server
 def test_dag_runs_and_shows_its_steps_and_tags(ui):
-    assert list(ui["states"].values()) == ["success"]
-    assert {ti["state"] for ti in ui["task_instances"].values()} == {"success"}
+    assert list(ui["states"].values()) == ["success", "success"]
+    first = next(iter(ui["runs"].values()))
+    assert {ti["state"] for ti in first.values()} == {"success"}
+    # one node per step, plus the one pipeline-level reuse check
+    names = {t["task_id"]: t.get("task_display_name") for t in ui["tasks"]}
+    assert set(names) == STEPS | {PLAN_TASK_ID}
+    assert names[PLAN_TASK_ID] == "reuse check"
     dag = ui["dag"]
     assert STEP_TABLE in dag["doc_md"]
     for row in (
@@ -51,6 +62,25 @@ def test_dag_runs_and_shows_its_steps_and_tags(ui):
     tags = {tag["name"] if isinstance(tag, dict) else tag for tag in dag["tags"]}
     assert "mlpipe" in tags
     assert {p for p in dag["params"]} >= {"epochs", "learning_rate", "test_fraction"}
+
+
+@pytest.mark.airflow_server
+def test_the_second_run_is_the_reuse_check_alone_with_every_step_skipped(ui):
+    assert screenshot.reused_graph_problems(ui["task_instances"]) == []
+    assert set(ui["task_instances"]) == STEPS | {PLAN_TASK_ID}
+
+
+def test_the_reuse_check_on_the_picture_is_verified():
+    """What keeps a rerun that recomputed a step (or whose check failed) out of the README."""
+    reused = {PLAN_TASK_ID: {"state": "success"}, "a": {"state": "skipped"}}
+    assert screenshot.reused_graph_problems(reused) == []
+    recomputed = {**reused, "b": {"state": "success"}}
+    assert screenshot.reused_graph_problems(recomputed) == ["b: success, not skipped"]
+    failed = {**reused, PLAN_TASK_ID: {"state": "failed"}}
+    assert screenshot.reused_graph_problems(failed) == [f"{PLAN_TASK_ID}: failed"]
+    assert screenshot.reused_graph_problems({PLAN_TASK_ID: {"state": "success"}}) == [
+        "no step tasks"
+    ]
 
 
 @pytest.mark.airflow_server
