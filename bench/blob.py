@@ -21,8 +21,9 @@ the same run, so a noisy shared machine hits both alike:
    cache hits), against one ``fs.find(prefix, detail=True)`` (the listing any no-change check on
    an object store needs) and against the plain ``fs.get`` copy; then a real two-step pipeline
    whose first step reads the blobs is compiled and run with ``dag.test()``: once cold, ``--reps``
-   times with nothing changed (fully reused), and once after a change, timing the reuse sensor's
-   ``decide()`` for the step that reads the blobs;
+   times with nothing changed (fully reused), and once after a change, timing the reuse
+   decision's fingerprint of the step that reads the blobs (the first ``StepReuse.fingerprint()``
+   of the step in a run: the plan task's, or the step's own as it starts);
 4. one change: one blob rewritten in place with other bytes of the same size; the re-fingerprint
    must read that one blob only.
 
@@ -485,14 +486,17 @@ def measure_fingerprints(
 
 @dataclass
 class Decisions:
-    """``decide()`` calls of the reuse sensors during one ``dag.test()``."""
+    """The reuse decision of each step during one ``dag.test()``: the first fingerprint of the
+    step in the run (the plan task's, or the step's own as it starts) and what became of it."""
 
-    calls: list[tuple[str, float, int, str]] = field(default_factory=list)
+    calls: dict[str, tuple[float, int]] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
 
     def of(self, task_id: str) -> tuple[float, int, str]:
-        found = [(s, n, d) for t, s, n, d in self.calls if t == task_id]
-        check(len(found) == 1, f"{task_id}: {len(found)} decide() calls, expected 1")
-        return found[0]
+        check(task_id in self.calls, f"{task_id}: no fingerprint in this run")
+        seconds, read = self.calls[task_id]
+        decision = {"skipped": "reuse", "success": "run"}.get(self.states.get(task_id, ""), "?")
+        return seconds, read, decision
 
 
 def measure_pipeline(
@@ -506,7 +510,7 @@ def measure_pipeline(
 
     from compiler.compile import compile_pipeline
     from mlpipe_provider import remote_digest
-    from mlpipe_provider.runtime import reuse_decision
+    from mlpipe_provider.runtime.reuse import StepReuse
     from mlpipe_provider.sdk import DataReference, Pipeline, PipelineData, PythonScriptStep
 
     project = Path.cwd()
@@ -542,16 +546,16 @@ def measure_pipeline(
     check(not bag.import_errors, f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(compiled.dag_id)
 
-    original = reuse_decision.decide
+    original = StepReuse.fingerprint
     decisions = Decisions()
 
-    def timed_decide(sensor: Any, context: Any) -> Any:
+    def timed_fingerprint(self: Any) -> Any:
         before = remote_digest.STATS["files_read"]
         start = time.perf_counter()
-        out = original(sensor, context)
+        out = original(self)
         seconds = time.perf_counter() - start
         read = remote_digest.STATS["files_read"] - before
-        decisions.calls.append((sensor.task_id, seconds, read, (out or {}).get("decision", "")))
+        decisions.calls.setdefault(self.op.task_id, (seconds, read))
         return out
 
     def states(dag_run: Any) -> dict[str, str]:
@@ -571,31 +575,32 @@ def measure_pipeline(
             seconds, dag_run = timed(dag.test)
         hush()
         ran = calls.read_text().split()
+        decisions.states = states(dag_run)
         check(str(dag_run.state) == "success", f"pipeline run: {dag_run.state} {states(dag_run)}")
         check(ran == expect_ran, f"pipeline run executed {ran}, expected {expect_ran}")
         return seconds, decisions
 
-    reuse_decision.decide = timed_decide
+    StepReuse.fingerprint = timed_fingerprint  # type: ignore[method-assign]
     n = len(files)
     try:
         cold = Row(
             label,
             "pipeline decision, cold",
-            "sensor `decide()` of step a, 1st run",
+            "decision of step a, 1st run",
             "plain `fs.get` copy",
         )
         warm = Row(
             label,
             "pipeline decision, no change",
-            "sensor `decide()` of step a, reused run",
+            "decision of step a, reused run",
             list_row.base,
         )
         change = Row(
-            label, "pipeline decision, 1 blob changed", "sensor `decide()` of step a", list_row.base
+            label, "pipeline decision, 1 blob changed", "decision of step a", list_row.base
         )
         whole = Row(label, "pipeline `dag.test()`, reused run", "2 steps, none ran", "-")
         seconds, d = run_dag(["a", "b"])
-        s, read, decision = d.of("a.reuse")
+        s, read, decision = d.of("a")
         check(decision == "run" and read == n, f"cold decision: {decision}, {read} of {n} read")
         cold.ours_s.append(s)
         cold.read.append(read)
@@ -608,9 +613,9 @@ def measure_pipeline(
         reused = []
         for _ in range(env.reps):
             seconds, d = run_dag([])
-            s, read, decision = d.of("a.reuse")
+            s, read, decision = d.of("a")
             check(decision == "reuse" and read == 0, f"reused decision: {decision}, {read} read")
-            check(d.of("b.reuse")[2] == "reuse", "step b was not reused")
+            check(d.of("b")[2] == "reuse", "step b was not reused")
             warm.ours_s.append(s)
             warm.read.append(read)
             reused.append(seconds)
@@ -623,7 +628,7 @@ def measure_pipeline(
         old = rewrite_in_place(env, f"{prefix}/{changed_rel}", files[changed_rel], b"pipeline")
         try:
             seconds, d = run_dag(["a"])  # a's summary is the same: b is reused (early cutoff)
-            s, read, decision = d.of("a.reuse")
+            s, read, decision = d.of("a")
             check(decision == "run" and read == 1, f"changed decision: {decision}, {read} read")
             change.ours_s.append(s)
             change.read.append(read)
@@ -635,7 +640,7 @@ def measure_pipeline(
         whole.ok(f"1st run {whole_times['cold']:.1f} s; after the change {seconds:.1f} s")
         rows += [cold, warm, change, whole]
     finally:
-        reuse_decision.decide = original
+        StepReuse.fingerprint = original  # type: ignore[method-assign]
 
 
 # --- main -------------------------------------------------------------------------------------

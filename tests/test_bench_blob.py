@@ -22,9 +22,9 @@ ROWS = [
     ("fingerprint, cold", "`digest_remote`, empty cache"),
     ("fingerprint, no change", "`digest_remote`, warm cache"),
     ("fingerprint, 1 blob changed", "`digest_remote`, warm cache"),
-    ("pipeline decision, cold", "sensor `decide()` of step a, 1st run"),
-    ("pipeline decision, no change", "sensor `decide()` of step a, reused run"),
-    ("pipeline decision, 1 blob changed", "sensor `decide()` of step a"),
+    ("pipeline decision, cold", "decision of step a, 1st run"),
+    ("pipeline decision, no change", "decision of step a, reused run"),
+    ("pipeline decision, 1 blob changed", "decision of step a"),
     ("pipeline `dag.test()`, reused run", "2 steps, none ran"),
 ]
 
