@@ -31,7 +31,8 @@ root, so there is no cold-disk figure. If ``dvc`` is available (``--dvc PATH``,
 Part 2, pipeline. A 10-step chain pipeline (``PythonScriptStep`` + ``PipelineData`` handoffs) is
 compiled, loaded with ``DagBag`` and run once with ``dag.test()`` to fill the output store; then
 fully reused runs are timed against plain DAGs of trivial ``PythonOperator`` tasks (10 chained,
-and 20 chained: a reused mlpipe step is two tasks, the reuse sensor and the skipped step), all
+and 20 chained, the task count of the earlier two-task-per-step design; today the pipeline is 11
+tasks: the plan task, which skips all 10 steps, and the steps), all
 with ``dag.test()`` in this process on one SQLite ``AIRFLOW_HOME``. Each DAG is run once to warm
 up, then the runs are interleaved. Afterwards as many more reused runs are made with timers
 around the mlpipe code inside the tasks, to show where the time goes.
@@ -68,6 +69,7 @@ if str(REPO) not in sys.path:
 
 import blake3  # noqa: E402
 
+from mlpipe_provider.contract.constants import PLAN_TASK_ID  # noqa: E402
 from mlpipe_provider.hashing import _MMAP_THRESHOLD, StatCache, digest_path  # noqa: E402
 
 GIB = 1 << 30
@@ -538,7 +540,7 @@ class DagCase:
     in_tasks: list[float] = field(default_factory=list)  # sum of task instance start-to-end
     by_kind: dict[str, list[float]] = field(
         default_factory=dict
-    )  # per run: "sensor" (.reuse) / "task" (the rest)
+    )  # per run: "plan" (the plan task) / "task" (the steps)
 
 
 class Counters:
@@ -595,7 +597,7 @@ def reused_counters(case: DagCase, runs: int) -> Counters:
     # The runtime is being refactored while this benchmark exists: find each function where it
     # lives now and leave out (with a note) any that has gone, rather than fail the run.
     points = [
-        ("mlpipe_provider.runtime.reuse_decision", "decide", "sensor poke: decide()"),
+        ("mlpipe_provider.runtime.reuse_plan", "make_plan", "plan task: make_plan()"),
         (
             "mlpipe_provider.runtime.reuse:StepReuse",
             "__init__",
@@ -703,13 +705,12 @@ def _run_pipeline_part(
     def check_reused(dag_run) -> None:
         states = task_states(dag_run)
         ran = executed()
-        sensors = [s for t, s in states.items() if t.endswith(".reuse")]
-        steps = [s for t, s in states.items() if not t.endswith(".reuse")]
+        steps = [s for t, s in states.items() if t != PLAN_TASK_ID]
         if (
             str(dag_run.state) != "success"
             or ran
-            or len(sensors) != PIPELINE_STEPS
-            or set(sensors) != {"success"}
+            or states.get(PLAN_TASK_ID) != "success"
+            or len(steps) != PIPELINE_STEPS
             or set(steps) != {"skipped"}
         ):
             raise RuntimeError(f"reused run was not fully reused: {dag_run.state} {states} {ran}")
@@ -733,7 +734,7 @@ def _run_pipeline_part(
 
     cases = [
         DagCase(
-            f"mlpipe, {PIPELINE_STEPS} steps fully reused", ours, 2 * PIPELINE_STEPS, check_reused
+            f"mlpipe, {PIPELINE_STEPS} steps fully reused", ours, PIPELINE_STEPS + 1, check_reused
         )
     ]
     for n, path in plain_paths.items():
@@ -752,13 +753,9 @@ def _run_pipeline_part(
             case.check(dag_run)
             durations = task_durations(dag_run)
             case.in_tasks.append(sum(durations.values()))
-            for kind in ("sensor", "task"):
+            for kind in ("plan", "task"):
                 case.by_kind.setdefault(kind, []).append(
-                    sum(
-                        d
-                        for t, d in durations.items()
-                        if t.endswith(".reuse") == (kind == "sensor")
-                    )
+                    sum(d for t, d in durations.items() if (t == PLAN_TASK_ID) == (kind == "plan"))
                 )
 
     counters = reused_counters(cases[0], reps)
@@ -876,14 +873,14 @@ def profile_report(result: PipelineResult) -> list[str]:
         "| part | ms per run | calls per run | ms / call |",
         "|---|---|---|---|",
     ]
-    for kind, label in (
-        ("sensor", "reuse sensor task instance"),
-        ("task", "skipped step task instance"),
+    for kind, label, count in (
+        ("plan", "plan task instance", 1),
+        ("task", "skipped step task instances", PIPELINE_STEPS),
     ):
         total = statistics.median(reused.by_kind[kind])
         lines.append(
-            f"| {label}s (start to end) | {1000 * total:.0f} | {PIPELINE_STEPS} | "
-            f"{1000 * total / PIPELINE_STEPS:.1f} |"
+            f"| {label} (start to end) | {1000 * total:.0f} | {count} | "
+            f"{1000 * total / count:.1f} |"
         )
     for label in counters.order:
         seconds, calls = counters.median(label)
@@ -1036,9 +1033,9 @@ def report_pipeline(result: PipelineResult, kept: bool) -> bool:
         + ", ".join(f"{label} {s:.2f} s" for label, s in result.warmup_s.items())
     )
     print(
-        f"- a reused mlpipe step is 2 task instances (the reuse sensor, then the step task, which "
-        f"skips itself): the pipeline has {2 * PIPELINE_STEPS} tasks against the plain DAG's "
-        f"{PIPELINE_STEPS}; the plain {2 * PIPELINE_STEPS}-task DAG is the same task count"
+        f"- the pipeline is {PIPELINE_STEPS + 1} task instances: the plan task, which skips every "
+        f"step in one call (they never start), and the {PIPELINE_STEPS} steps; the plain "
+        f"{2 * PIPELINE_STEPS}-task DAG is the task count of the earlier two-task design"
     )
     if kept:
         print(f"- Airflow output of the runs: {result.log}")

@@ -497,3 +497,11 @@ def test_init_makes_the_workspace_once(tmp_path):
     airflow_init.init_workspace(workspace, REPO / "examples")
     assert json.loads((workspace / "config.json").read_text())["workspace_name"] == "mine"
     assert (store / "iris" / "iris.csv").read_text() == "mine\n"
+
+
+def test_helm_triggerer_mounts_the_workspace_where_the_workers_do(helm_values):
+    """A deferred step's lease wait runs in the triggerer and reads the reuse store."""
+    workers = helm_values["workers"]["celery"]
+    triggerer = helm_values["triggerer"]
+    assert triggerer["extraVolumes"] == workers["extraVolumes"]
+    assert triggerer["extraVolumeMounts"] == workers["extraVolumeMounts"]
