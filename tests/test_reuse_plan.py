@@ -281,9 +281,9 @@ def test_every_reused_step_gets_a_note_naming_the_run_it_reused(h):
     h.calls.write_text("")
     dag_run, _ = h._run_dag(h.pipeline(), dag_id="reuse_matrix")
     dag_run2, _ = h._run_dag(h.pipeline(), dag_id="reuse_matrix")  # the plan decides all
-    for run, expected in ((dag_run, {"b", "c"}), (dag_run2, {"a", "b", "c"})):
+    def notes_of(run) -> dict:
         with create_session() as session:
-            notes = {
+            return {
                 ti.task_id: ti.note
                 for ti in session.scalars(
                     select(TaskInstance).where(
@@ -292,5 +292,10 @@ def test_every_reused_step_gets_a_note_naming_the_run_it_reused(h):
                 )
                 if ti.note
             }
+
+    for run, expected in ((dag_run, {"b", "c"}), (dag_run2, {"a", "b", "c"})):
+        deadline = time.monotonic() + 10  # written by the listener's thread after the run ends
+        while set(notes := notes_of(run)) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert set(notes) == expected, notes
     assert f"reused step run {first['c'][1]['step_run_id']}" in notes["c"]

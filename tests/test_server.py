@@ -187,6 +187,20 @@ def test_deploy_then_submit_with_params_then_submit_again_and_reuse(server):
     }
     # one task per step, and the plan decided both: the run executed one task
     assert states == {"mlpipe.plan": "success", "make": "skipped", "total": "skipped"}
+    # the scheduler's listener notes each reused step with the run it reused (UI: task note)
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        notes = {
+            ti["task_id"]: ti.get("note")
+            for ti in server.client.task_instances(DAG_ID, newest._request["airflow_run_id"])
+        }
+        if (notes["make"] and notes["total"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    (before_make,) = oldest.find_step_run("make")
+    assert f"reused step run {before_make.id}" in (notes["make"] or ""), notes
 
     listed = server.cli("runs", DAG_ID, check=True).stdout
     assert newest._request["airflow_run_id"] in listed and "success" in listed

@@ -7,8 +7,11 @@ process that owns the metadata DB (the scheduler, or ``dag.test``), and it write
 step's note ("reused step run ... of DAG ... run ...") from the records the run published. The
 UI shows the note on the task instance, next to its ``skipped`` state.
 
-Best effort: a note that cannot be written never fails the run; an existing note (a person's)
-is left alone.
+The listener is called inside the scheduler's own transaction, where committing is forbidden
+(Airflow guards it: "UNEXPECTED COMMIT - THIS WILL BREAK HA LOCKS"), so the notes are written
+from a short-lived thread with a session of its own, after that transaction ends. Best effort:
+a note that cannot be written never fails the run or the scheduler; an existing note (a
+person's) is left alone.
 """
 
 from __future__ import annotations
@@ -73,11 +76,25 @@ def write_reuse_notes(dag_id: str, run_id: str) -> int:
     return noted
 
 
-def _note(dag_run: Any) -> None:
+def _write(dag_id: str, run_id: str) -> None:
     try:
-        write_reuse_notes(dag_run.dag_id, dag_run.run_id)
+        write_reuse_notes(dag_id, run_id)
     except Exception as exc:  # noqa: BLE001 - a note is never worth failing a run for
-        log.warning("mlpipe: could not note reused steps of %s: %s", dag_run.run_id, exc)
+        log.warning("mlpipe: could not note reused steps of %s: %s", run_id, exc)
+
+
+def _note(dag_run: Any) -> None:
+    """Write the notes from a thread: its session (sessions are per thread) commits on its own,
+    never the caller's, which the scheduler holds open and may not commit here."""
+    import threading
+
+    try:
+        dag_id, run_id = str(dag_run.dag_id), str(dag_run.run_id)
+    except Exception:  # noqa: BLE001 - never disturb the caller
+        return
+    threading.Thread(
+        target=_write, args=(dag_id, run_id), name="mlpipe-reuse-notes", daemon=True
+    ).start()
 
 
 @hookimpl
