@@ -119,3 +119,52 @@ def format_table(figures: Iterable[Figure]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+HELD_SHARE = 0.3  # every wait starts with one short run of the task that finds the lease taken
+
+
+@dataclass
+class WaitingSlot:
+    """What a waiting run's tasks did while another run's identical step was running."""
+
+    samples: int
+    states: Counter[str]
+    running: int  # samples in which one of the waiter's tasks was running (held a worker slot)
+
+    @property
+    def held(self) -> bool | None:
+        """Whether the waiter held a worker slot: running in more than ``HELD_SHARE`` of the
+        samples; None with no sample (the producer's run was never seen running)."""
+        return None if not self.samples else self.running / self.samples > HELD_SHARE
+
+    def describe(self) -> str:
+        states = ", ".join(f"{s} {n}" for s, n in self.states.most_common()) or "none"
+        verdict = {
+            True: "holds a worker slot",
+            False: "does not hold a worker slot",
+            None: "slot unknown (never sampled while the producer's step ran)",
+        }[self.held]
+        return (
+            f"waiter {verdict}: running in {self.running} of {self.samples} "
+            f"samples; its task states: {states}"
+        )
+
+
+def waiting_slot(
+    samples: Iterable[Mapping[str, Mapping[str, str | None]]],
+    producer: str,
+    waiter: str,
+    step: str,
+) -> WaitingSlot:
+    """From samples of ``{run id: {task id: state}}``, the waiter's task states in those where
+    the producer's ``step`` task was running (tasks not yet scheduled are left out)."""
+    window = [s for s in samples if s[producer].get(step) == "running"]
+    states: Counter[str] = Counter(
+        str(state)
+        for s in window
+        for state in s[waiter].values()
+        if state not in (None, "scheduled")
+    )
+    running = sum(1 for s in window if "running" in s[waiter].values())
+    return WaitingSlot(len(window), states, running)

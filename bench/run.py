@@ -54,7 +54,6 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +66,14 @@ for _path in (REPO, BENCH):
         sys.path.insert(0, str(_path))
 
 from dag_parse import ParseCase, child_env, load_in_child  # noqa: E402
-from report import Figure, TaskCounts, count_task_instances, format_table, median  # noqa: E402
+from report import (  # noqa: E402
+    Figure,
+    TaskCounts,
+    count_task_instances,
+    format_table,
+    median,
+    waiting_slot,
+)
 from shapes import STEP_SCRIPT, Spec, build_pipeline, chain, plain_dag_text, shape  # noqa: E402
 
 TAIL_PARAM = "tail_k"  # read by the last step of the embedded chain only
@@ -540,22 +546,10 @@ def row_waiting(ctx: Context, server: Server) -> None:
     producer, waiter = sorted(runs, key=lambda r: _ts(ended[r]))
     produced_end, waited_end = _ts(ended[producer]), _ts(ended[waiter])
     delay = waited_end - produced_end
-    window = [s for t, s in samples if s[producer].get("nap") == "running"]
-    seen = Counter(
-        state for s in window for state in s[waiter].values() if state not in (None, "scheduled")
-    )
-    running = sum(1 for s in window if "running" in s[waiter].values())
-    share = running / len(window) if window else None
-    held = share is not None and share > 0.3
-    states = ", ".join(f"{k} {v}" for k, v in seen.most_common()) or "none sampled"
+    wait = waiting_slot([s for _, s in samples], producer, waiter, "nap")
+    held = wait.held
     detail = (
-        f"waiter's task states over {len(window)} samples (0.5 s) while the producer's step ran: "
-        f"{states}; waiter running in {running} of them"
-        + (
-            f" ({share:.0%}): {'holds' if held else 'does not hold'} a worker slot"
-            if window
-            else ""
-        )
+        f"{wait.describe()}, sampled every 0.5 s while the producer's step ran"
         + f"; step sleeps {ctx.args.sleep:g} s; the producer's step ended "
         + f"{tis[producer]['nap']['state']}, the waiter's {tis[waiter]['nap']['state']}"
     )
@@ -563,7 +557,7 @@ def row_waiting(ctx: Context, server: Server) -> None:
     ctx.figures.append(
         Figure(
             "4", "a waiting run notices the producer's commit (delay after it)", delay,
-            target="<= 2 s, no worker slot held", met=delay <= 2 and not held and bool(window),
+            target="<= 2 s, no worker slot held", met=delay <= 2 and held is False,
             detail=detail,
         )
     )  # fmt: skip

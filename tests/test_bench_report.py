@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from report import Figure, count_task_instances, format_table, median  # noqa: E402
+from report import Figure, count_task_instances, format_table, median, waiting_slot  # noqa: E402
 
 
 def test_task_instances_are_counted_by_state_and_any_non_step_id_is_other():
@@ -51,3 +51,25 @@ def test_ratios_medians_and_the_table():
     )
     assert lines[3] == "| 4 | waiter notices the commit | 25.5 s | - | - | - | <= 2 s | no |  |"
     assert lines[4] == "| 2 | cold 100 steps | n/a | plain 100-task DAG | 50.0 s | - | - | - |  |"
+
+
+def test_a_waiter_holds_a_slot_only_when_it_keeps_running_while_the_producer_runs():
+    def sample(producer: str | None, *waiter: str | None) -> dict:
+        return {"p": {"nap": producer}, "w": {f"t{i}": s for i, s in enumerate(waiter)}}
+
+    rescheduled = [  # today: the sensor pokes once, then gives its slot back for 30 s
+        sample("queued", "scheduled", None),
+        sample("running", "running", None),
+        *[sample("running", "up_for_reschedule", None)] * 8,
+        sample("success", "running", None),  # after the producer: not the wait
+    ]
+    wait = waiting_slot(rescheduled, "p", "w", "nap")
+    assert (wait.samples, wait.running, wait.held) == (9, 1, False)
+    assert wait.describe() == (
+        "waiter does not hold a worker slot: running in 1 of 9 samples; "
+        "its task states: up_for_reschedule 8, running 1"
+    )
+    poking = [sample("running", "running", "deferred")] * 4 + [sample("running", "deferred")] * 6
+    assert waiting_slot(poking, "p", "w", "nap").held is True  # 4 of 10 > 30%
+    never = waiting_slot([sample("queued", "running")], "p", "w", "nap")
+    assert never.held is None and never.describe().startswith("waiter slot unknown")
