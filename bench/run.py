@@ -367,12 +367,20 @@ def _ratio_figure(
 
 
 class Server:
-    """``mlpipe server up`` on a workspace of its own, stopped with ``mlpipe server down``."""
+    """The Airflow server of rows 2-4, on a workspace of its own that submits to it.
+
+    ``--server mlpipe`` (the default): ``mlpipe server up``, the product's local server, stopped
+    with ``mlpipe server down``. ``--server tests``: tests/airflow_server.py's ``airflow
+    standalone`` (what bench/scale.py measured, with Airflow's default worker heartbeat and
+    serialization intervals), its URL written into the workspace config so ``Experiment.submit``
+    goes through its REST API the same way.
+    """
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.ws = ctx.workspace("server")
         self.client: Any = None
+        self.standalone: Any = None
 
     def cli(self, *argv: str) -> None:
         proc = subprocess.run(  # noqa: S603 - our interpreter, argument list
@@ -390,15 +398,41 @@ class Server:
         from mlpipe_provider.airflow_api import AirflowClient
 
         start = time.perf_counter()
-        self.cli(
-            "server", "up", "--workspace", str(self.ws.directory), "--port", str(free_port()),
-            "--parallelism", str(self.ctx.args.parallelism),
-        )  # fmt: skip
+        if self.ctx.args.server == "tests":
+            self._up_standalone()
+        else:
+            self.cli(
+                "server", "up", "--workspace", str(self.ws.directory), "--port", str(free_port()),
+                "--parallelism", str(self.ctx.args.parallelism),
+            )  # fmt: skip
         self.client = AirflowClient.from_workspace(self.ws.directory)
-        say(f"server up in {time.perf_counter() - start:.0f} s at {self.client.url}")
+        say(f"server ({self.ctx.args.server}) up in {time.perf_counter() - start:.0f} s")
+
+    def _up_standalone(self) -> None:
+        sys.path.insert(0, str(REPO / "tests"))
+        from airflow_server import AirflowServer
+
+        from mlpipe_provider.config import AirflowServerConfig, load_config, save_config
+
+        server = AirflowServer(self.ctx.work / "standalone", parallelism=self.ctx.args.parallelism)
+        server.dags = self.ws.dags_dir
+        server.dags.mkdir(parents=True, exist_ok=True)
+        server.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(server.dags)
+        self.standalone = server
+        server.start()
+        config = load_config(self.ws.directory)
+        config.airflow = AirflowServerConfig(url=server.url)  # all admins: no login
+        save_config(self.ws.directory, config)
 
     def down(self) -> None:
-        self.cli("server", "down", "--workspace", str(self.ws.directory))
+        """Stop the server; a failure here is printed, not raised over the run's own error."""
+        if self.standalone is not None:
+            self.standalone.stop()
+            return
+        try:
+            self.cli("server", "down", "--workspace", str(self.ws.directory))
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            say(f"server down: {exc}")
 
     def install(self, dag_id: str, text: str | None = None, spec: Spec | None = None) -> None:
         """Write a plain DAG file (``text``) or compile the mlpipe pipeline of ``spec``."""
@@ -479,6 +513,7 @@ def row_server_pipeline(ctx: Context, server: Server, n: int, row: str, reused: 
 
 def row_server_submit(ctx: Context, server: Server) -> None:
     n = ctx.args.server_chain
+    where = "`mlpipe server up`" if ctx.args.server == "mlpipe" else "tests' standalone"
     spec = chain(n)
     steps = [name for name, _ in spec]
     seed = ctx.new_seed()
@@ -491,7 +526,7 @@ def row_server_submit(ctx: Context, server: Server) -> None:
         say(f"row 3: {key} {wall:.1f} s; {counts[key].describe()}")
     ctx.figures.append(
         _ratio_figure(
-            "3", f"fully reused {n}-step chain, Experiment.submit -> Finished on mlpipe server up",
+            "3", f"fully reused {n}-step chain, Experiment.submit -> Finished, server {where}",
             [walls["reused"]], f"its cold run ({n} steps computed)", walls["cold"], 0.25,
             counts["reused"], f"cold run: {counts['cold'].describe()}",
         )
@@ -625,8 +660,8 @@ def run(ctx: Context, rows: set[str]) -> None:
     if not rows & {"2", "3", "4", "big"}:
         return
     server = Server(ctx)
-    server.up()
     try:
+        server.up()
         if "2" in rows:
             row_server_pipeline(ctx, server, ctx.args.steps, "2", reused=True)
         if "3" in rows:
@@ -661,6 +696,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sleep", type=float, default=10, help="row 4: seconds the step sleeps")
     parser.add_argument("--reps", type=int, default=3, help="rows 1 and 5: repetitions")
     parser.add_argument("--parallelism", type=int, default=4, help="server: LocalExecutor slots")
+    parser.add_argument(
+        "--server",
+        choices=("mlpipe", "tests"),
+        default="mlpipe",
+        help="rows 2-4: `mlpipe server up` or tests/airflow_server.py (as bench/scale.py)",
+    )
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
@@ -690,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(cwd)
         print(
             f"\n# mlpipe vs plain Airflow (bench/run.py), {dt.date.today().isoformat()}, "
-            f"revision {revision()}, {os.cpu_count()} CPUs, parallelism {args.parallelism}, "
+            f"revision {revision()}, {os.cpu_count()} CPUs, server {args.server}, "
+            f"parallelism {args.parallelism}, "
             f"load average before {load_before}, after {load_average()}\n"
         )
         print(format_table(ctx.figures))
