@@ -18,8 +18,9 @@ subprocess, with the same edges (``shapes.plain_dag_text``).
    fresh process on a copy of a migrated DB (what the embedded runner does, minus mlpipe); the
    same chain fully reused, and with only its last step edited (a parameter only it reads),
    each against a plain 1-task DAG. Medians of ``--reps``, interleaved.
-2. **Server** (``mlpipe server up``: api-server, scheduler, dag-processor, triggerer;
-   LocalExecutor with ``--parallelism`` slots): a cold ``--steps``-step pipeline (bench/scale.py's
+2. **Server** (``mlpipe server up``, or with ``--server tests`` tests/airflow_server.py as
+   bench/scale.py uses: api-server, scheduler, dag-processor, triggerer; LocalExecutor with
+   ``--parallelism`` slots): a cold ``--steps``-step pipeline (bench/scale.py's
    shape: layers of parallel chains with fan-in, fan-out and a final join) against the plain DAG
    with the same edges; the same pipeline fully reused against a plain 1-task DAG, with the task
    instances it executed. Runs are triggered over REST; wall time is server timestamps.
