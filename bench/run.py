@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    uv run --frozen python bench/run.py              # rows 1-5 (about 15-20 min on 2 cores)
+    uv run --frozen python bench/run.py              # rows 1-5 (20-30 min on 2 busy cores)
     uv run --frozen python bench/run.py --quick      # small sizes, a smoke check (5-7 min)
     uv run --frozen python bench/run.py --only 1,2   # some rows
     uv run --frozen python bench/run.py --big        # also the 1,000-step run (about 1 hour)
