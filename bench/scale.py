@@ -34,16 +34,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import math
 import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,247 +47,23 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-for _path in (REPO, REPO / "tests"):  # tests/airflow_server.py starts the server for tests too
+for _path in (REPO, REPO / "tests", REPO / "bench"):  # tests/airflow_server.py: the tests' server
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
 from airflow_server import AirflowServer  # noqa: E402
+from dag_parse import ParseCase, child_env, load_in_child  # noqa: E402
+from shapes import (  # noqa: E402
+    STEP_SCRIPT,
+    build_pipeline,
+    expected_values,
+    plain_dag_text,
+    plain_edges,
+    shape,
+)
 
 from compiler.compile import compile_pipeline  # noqa: E402
 from mlpipe_provider.airflow_api import AirflowClient  # noqa: E402
-
-MODULUS = 1_000_003  # keeps the step values small whatever the depth
-MAX_WIDTH = 10
-
-STEP_SCRIPT = textwrap.dedent(
-    """
-    import argparse, os
-    p = argparse.ArgumentParser()
-    p.add_argument("--k", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--input", action="append", default=[])
-    p.add_argument("--output", required=True)
-    a = p.parse_args()
-    total = a.k * (a.seed + 1)
-    for folder in a.input:
-        with open(os.path.join(folder, "value.txt")) as fh:
-            total += int(fh.read())
-    os.makedirs(a.output, exist_ok=True)
-    with open(os.path.join(a.output, "value.txt"), "w") as fh:
-        fh.write(str(total % %(modulus)d))
-    """
-).replace("%(modulus)d", str(MODULUS))
-
-
-# --- the shape, as plain data -------------------------------------------------------------
-
-
-def shape(n: int) -> list[tuple[str, list[str]]]:
-    """``n`` steps in definition order, each with the steps whose output it reads.
-
-    One ``source``; then ``n - 2`` steps in layers of up to ``MAX_WIDTH`` parallel chains (step
-    ``j`` of a layer reads step ``j`` of the layer before, so each column is a chain, and every
-    third layer also reads its neighbour column: fan-in 2 / fan-out 2); then one ``sink`` that
-    reads every step nobody else reads (a wide fan-in). The first layer fans out from the source.
-    """
-    if n < 3:
-        raise ValueError("the shape needs at least 3 steps")
-    middle = n - 2
-    width = max(1, min(MAX_WIDTH, round(math.sqrt(middle))))
-    names = [f"s{m // width:03d}_{m % width:02d}" for m in range(middle)]
-    spec: list[tuple[str, list[str]]] = [("source", [])]
-    for m, name in enumerate(names):
-        layer, col = divmod(m, width)
-        if layer == 0:
-            reads = ["source"]
-        else:
-            reads = [names[(layer - 1) * width + col]]
-            if layer % 3 == 0 and width > 1:
-                reads.append(names[(layer - 1) * width + (col + 1) % width])
-        spec.append((name, reads))
-    read = {r for _, reads in spec for r in reads}
-    spec.append(("sink", [name for name, _ in spec if name not in read]))
-    return spec
-
-
-def expected_values(spec: list[tuple[str, list[str]]], seed: int) -> dict[str, int]:
-    """What each step must write, computed the same way as ``STEP_SCRIPT`` (k is 1-based)."""
-    values: dict[str, int] = {}
-    for k, (name, reads) in enumerate(spec, start=1):
-        values[name] = (k * (seed + 1) + sum(values[r] for r in reads)) % MODULUS
-    return values
-
-
-def build_pipeline(ws: Any, spec: list[tuple[str, list[str]]]) -> Any:
-    """The shape as mlpipe steps; every step takes the ``seed`` pipeline parameter."""
-    from mlpipe_provider.sdk import Pipeline, PipelineData, PipelineParameter, PythonScriptStep
-
-    seed = PipelineParameter("seed", 0)
-    outputs: dict[str, Any] = {}
-    steps = []
-    for k, (name, reads) in enumerate(spec, start=1):
-        inputs = [outputs[r] for r in reads]
-        out = PipelineData(f"{name}_out", datastore=ws.get_default_datastore())
-        outputs[name] = out
-        steps.append(
-            PythonScriptStep(
-                "step.py",
-                name=name,
-                arguments=[
-                    "--k",
-                    str(k),
-                    "--seed",
-                    seed,
-                    *[a for data in inputs for a in ("--input", data)],
-                    "--output",
-                    out,
-                ],
-                inputs=inputs,
-                outputs=[out],
-                source_directory="src",
-            )
-        )
-    return Pipeline(ws, steps)
-
-
-# --- plain Airflow baselines --------------------------------------------------------------
-
-
-def plain_edges(
-    spec: list[tuple[str, list[str]]], per_step: int
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """Task ids and edges of a plain DAG mirroring the mlpipe DAG.
-
-    With ``per_step=2`` each step is ``<name>.check >> <name>`` and an upstream step feeds the
-    downstream's check, exactly the edges mlpipe generates (reuse sensor, then step task).
-    """
-    tasks: list[str] = []
-    edges: list[tuple[str, str]] = []
-    for name, reads in spec:
-        head = f"{name}.check" if per_step == 2 else name
-        if per_step == 2:
-            tasks.append(head)
-        tasks.append(name)
-        edges += [(r, head) for r in reads]
-        if per_step == 2:
-            edges.append((head, name))
-    return tasks, edges
-
-
-def plain_dag_text(
-    dag_id: str, spec: list[tuple[str, list[str]]], per_step: int, operator: str
-) -> str:
-    """A hand-written DAG file, statement by statement: ``EmptyOperator``s or no-op
-    ``PythonOperator``s (which, unlike ``EmptyOperator``, really go through a worker)."""
-    tasks, edges = plain_edges(spec, per_step)
-    var = {t: "t_" + t.replace(".", "_") for t in tasks}
-    if operator == "empty":
-        head = ["from airflow.providers.standard.operators.empty import EmptyOperator"]
-        make = "EmptyOperator(task_id={tid!r})"
-    else:
-        head = [
-            "from airflow.providers.standard.operators.python import PythonOperator",
-            "",
-            "",
-            "def noop():",
-            "    return None",
-        ]
-        make = "PythonOperator(task_id={tid!r}, python_callable=noop)"
-    lines = [
-        *head,
-        "",
-        "from airflow.sdk import DAG",
-        "",
-        f"with DAG(dag_id={dag_id!r}, schedule=None, tags=['bench']) as dag:",
-    ]
-    lines += [f"    {var[t]} = {make.format(tid=t)}" for t in tasks]
-    lines.append("")
-    lines += [f"    {var[a]} >> {var[b]}" for a, b in edges]
-    return "\n".join(lines) + "\n"
-
-
-# --- part 1: parsing in a fresh process ---------------------------------------------------
-
-LOAD_CHILD = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    from airflow.dag_processing.dagbag import DagBag
-    path, dag_id = sys.argv[1], sys.argv[2]
-    start = time.perf_counter()
-    bag = DagBag(dag_folder=path)
-    load_s = time.perf_counter() - start
-    dag = bag.dags.get(dag_id)
-    serialize_s = None
-    if dag is not None:  # what the DAG processor does next with a parsed DAG
-        from airflow.serialization.serialized_objects import DagSerialization
-        start = time.perf_counter()
-        json.dumps(DagSerialization.to_dict(dag))
-        serialize_s = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "load_s": load_s,
-        "serialize_s": serialize_s,
-        "peak_mb": rss / (1024 * 1024 if sys.platform == "darwin" else 1024),
-        "errors": {str(k): str(v)[-2000:] for k, v in bag.import_errors.items()},
-        "tasks": len(dag.tasks) if dag else None,
-        "edges": sum(len(t.downstream_task_ids) for t in dag.tasks) if dag else None,
-    }))
-    """
-)
-
-
-@dataclass
-class ParseCase:
-    label: str
-    path: Path
-    tasks: int
-    edges: int
-    load_s: list[float] = field(default_factory=list)
-    serialize_s: list[float] = field(default_factory=list)
-    peak_mb: list[float] = field(default_factory=list)
-    processor_s: float | None = None  # the server's dag-processor: last_parse_duration
-
-
-def load_in_child(case: ParseCase, env: dict[str, str]) -> None:
-    """``DagBag(dag_folder=path)`` in a new interpreter, as the DAG processor's parser does."""
-    proc = subprocess.run(
-        [sys.executable, "-c", LOAD_CHILD, str(case.path), case.path.stem],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"DagBag child failed for {case.path}:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if result["errors"] or result["tasks"] != case.tasks or result["edges"] != case.edges:
-        raise RuntimeError(
-            f"{case.path}: expected {case.tasks} tasks and {case.edges} edges, got "
-            f"{result['tasks']} tasks, {result['edges']} edges, errors {result['errors']}"
-        )
-    case.load_s.append(result["load_s"])
-    case.serialize_s.append(result["serialize_s"])
-    case.peak_mb.append(result["peak_mb"])
-
-
-def child_env(airflow_home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.pop("MLPIPE_WORKSPACE", None)
-    env.update(
-        {
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(airflow_home / "dags"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-            "PYTHONDONTWRITEBYTECODE": "1",  # every load compiles the source, as a first parse does
-            "PYTHONPATH": os.pathsep.join(
-                p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-            ),
-        }
-    )
-    return env
-
 
 # --- parts 2 and 3: runs on the server ----------------------------------------------------
 
