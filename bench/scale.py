@@ -12,7 +12,8 @@ Three parts, each against a plain Airflow baseline measured in the same run on t
    (chains with fan-out, fan-in and a final join, see ``shape``) is compiled (timed) and its DAG
    file is loaded with ``DagBag`` in a fresh process per load (wall time and peak RSS), next to
    plain DAG files of ``EmptyOperator``s with the same tasks and edges (one task per step, and two
-   per step, since an mlpipe step is a reuse sensor plus the step task). The DAG processor of the
+   per step, the task count of the earlier design with a reuse sensor per step; today a step is
+   one task, plus one plan task per DAG). The DAG processor of the
    real server parses the same files; its own ``last_parse_duration`` is reported too.
 2. **Run.** The pipeline runs to completion on the server (LocalExecutor, SQLite, ``--parallelism``
    worker slots), then runs again with the same parameters, when every step must be reused. Each
@@ -152,20 +153,24 @@ class Bench:
     def step_records(
         self, dag_id: str, run_id: str, spec: list[tuple[str, list[str]]]
     ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """Each step's record in one run: its own XCom when it ran, its sensor's when reused."""
+        """Each step's record in one run: its own XCom (when it ran, or found its result as it
+        started), or the plan task's ``reused:<step>`` XCom (when the plan skipped it)."""
+        from mlpipe_provider.contract.constants import PLAN_TASK_ID, plan_xcom_key
+
         states = self.states(dag_id, run_id)
         records: dict[str, dict[str, Any]] = {}
         for name, _ in spec:
-            sensor, step = states.get(f"{name}.reuse"), states.get(name)
-            if sensor != "success" or step not in ("success", "skipped"):
-                raise RuntimeError(f"{dag_id}/{run_id}: step {name}: sensor {sensor}, step {step}")
+            step = states.get(name)
+            if states.get(PLAN_TASK_ID) != "success" or step not in ("success", "skipped"):
+                raise RuntimeError(f"{dag_id}/{run_id}: step {name}: {step}, plan {states}")
             if step == "success":
                 record = self.client.xcom(dag_id, run_id, name)
             else:
-                decision = self.client.xcom(dag_id, run_id, f"{name}.reuse") or {}
-                if decision.get("decision") != "reuse":
+                record = self.client.xcom(
+                    dag_id, run_id, PLAN_TASK_ID, key=plan_xcom_key(name)
+                ) or self.client.xcom(dag_id, run_id, name)
+                if not (isinstance(record, dict) and record.get("reused")):
                     raise RuntimeError(f"{dag_id}/{run_id}: {name} skipped without reuse")
-                record = decision["record"]
             if not isinstance(record, dict) or f"{name}_out" not in record.get("outputs", {}):
                 raise RuntimeError(f"{dag_id}/{run_id}: {name} has no output record: {record}")
             records[name] = record
@@ -326,7 +331,7 @@ def run_on_server(
     big_spec: list[tuple[str, list[str]]],
     small_spec: list[tuple[str, list[str]]],
 ) -> None:
-    big_tasks = 2 * len(big_spec)
+    big_tasks = len(big_spec) + 1  # one task per step, and the plan task
 
     # Part 2: the big pipeline, computed, then fully reused; the plain DAG in between.
     first = RunSet(f"mlpipe {args.steps} steps, 1st run (all compute)", big_id, big_tasks)
@@ -361,7 +366,7 @@ def run_big_rest(
     say(f"{plain.label}: {plain.wall_s:.1f} s")
     results.runs.append(plain)
 
-    second = RunSet(f"mlpipe {args.steps} steps, 2nd run (all reused)", big_id, big_tasks)
+    second = RunSet(f"mlpipe {args.steps} steps, 2nd run (all reused)", big_id, len(big_spec) + 1)
     bench.trigger_all(second, [{"seed": 0}])
     (records_2,) = bench.check_outputs(second, big_spec, [0])
     if second.reused_steps != len(big_spec):
@@ -413,7 +418,7 @@ def run_distinct(
     small_spec: list[tuple[str, list[str]]],
 ) -> None:
     """``--runs`` runs at once, each with its own ``seed``: every run computes every step."""
-    small_tasks, n = 2 * len(small_spec), args.runs
+    small_tasks, n = len(small_spec) + 1, args.runs
     distinct = RunSet(
         f"{n} x mlpipe {args.concurrent_steps} steps, distinct params", small_id, small_tasks
     )
@@ -434,7 +439,7 @@ def run_identical(
     small_spec: list[tuple[str, list[str]]],
 ) -> None:
     """``--runs`` runs at once with one new ``seed``: each step is computed once (single flight)."""
-    small_tasks, n = 2 * len(small_spec), args.runs
+    small_tasks, n = len(small_spec) + 1, args.runs
     same_seed = n + 1000  # never computed before
     same = RunSet(
         f"{n} x mlpipe {args.concurrent_steps} steps, identical params", small_id, small_tasks
