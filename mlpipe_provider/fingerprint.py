@@ -50,9 +50,24 @@ def _resolve(value: Any, params: dict[str, Any]) -> Any:
 
 def script_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
     """What a script-like step's result depends on besides its source folder and inputs."""
-    settings = {
+    what = {
         "script_name": op.script_name,
         "arguments": resolved_arguments(op.arguments, params),
+    }
+    return process_settings(op, params, what)
+
+
+def command_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What a ``CommandStep``'s result depends on: its command (parameter values of this run
+    resolved) and what every process step's depends on."""
+    return process_settings(op, params, {"command": resolved_arguments(op.command, params)})
+
+
+def process_settings(op: Any, params: dict[str, Any], what: dict[str, Any]) -> dict[str, Any]:
+    """``what`` runs (a script and its arguments, or a command), with the settings every step
+    that runs processes shares: ``params``, environment, launch shape, runtime or image."""
+    settings = {
+        **what,
         "step_params": {
             key: _resolve(value, params) for key, value in sorted(op.step_params.items())
         },

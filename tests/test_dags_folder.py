@@ -39,6 +39,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
         modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert modules <= {
             "airflow.sdk",
+            "mlpipe_provider.operators.command",
             "mlpipe_provider.operators.data_transfer",
             "mlpipe_provider.operators.script",
             "mlpipe_provider.operators.estimator",
@@ -50,6 +51,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
         ]
         assert {c.func.id for c in calls} <= {
             "Asset",
+            "CommandStepOperator",
             "DAG",
             "Param",
             "DataTransferStepOperator",

@@ -37,6 +37,7 @@ def register(kind: StepKind) -> StepKind:
 
 def _load() -> None:
     from compiler.kinds import (  # noqa: F401 - registers on import
+        command,
         data_transfer,
         distributed,
         module,

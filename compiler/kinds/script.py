@@ -61,6 +61,9 @@ def runconfig_shape(runconfig: Any) -> dict[str, Any]:
     """The launch shape a v1 RunConfiguration describes (communicator + mpi/tensorflow/pytorch)."""
     if runconfig is None:
         return {"framework": "none"}
+    job = getattr(runconfig, "distributed_job_config", None)
+    if job is not None:  # ScriptRunConfig(distributed_job_config=...) sets it
+        return distributed_job_shape(job)
     communicator = str(getattr(runconfig, "communicator", "None") or "None")
     node_count = getattr(runconfig, "node_count", 1)
     pytorch = getattr(runconfig, "pytorch", None)
@@ -88,6 +91,32 @@ def runconfig_shape(runconfig: Any) -> dict[str, Any]:
     return {"framework": "none", "node_count": node_count}
 
 
+def distributed_job_shape(job: Any) -> dict[str, Any]:
+    """The launch shape of v1's ``MpiConfiguration``, ``PyTorchConfiguration`` or
+    ``TensorflowConfiguration`` (the estimators' MPI/PyTorch/TensorFlow shapes, named anew)."""
+    from mlpipe_provider.sdk.environment import MpiConfiguration, PyTorchConfiguration
+
+    if isinstance(job, MpiConfiguration):
+        return {
+            "framework": "mpi",
+            "node_count": job.node_count,
+            "process_count_per_node": job.process_count_per_node,
+        }
+    if isinstance(job, PyTorchConfiguration):
+        nodes = job.node_count
+        total = job.process_count or nodes
+        per_node = (
+            total // nodes if isinstance(total, int) and isinstance(nodes, int) and nodes else 1
+        )
+        return {"framework": "pytorch", "node_count": nodes, "process_count_per_node": per_node}
+    return {  # TensorflowConfiguration (ScriptRunConfig accepts no other kind)
+        "framework": "tensorflow",
+        "node_count": 1,
+        "worker_count": job.worker_count,
+        "parameter_server_count": job.parameter_server_count,
+    }
+
+
 def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
     from compiler.kinds.distributed import check_capacity, lower_distribution
 
@@ -107,12 +136,20 @@ def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
 
 
 def script_kwargs(spec: dict[str, Any], dag_dir: Path) -> list[tuple[str, Any]]:
+    what = [("script_name", spec["script_name"]), ("arguments", spec["arguments"])]
+    return process_kwargs(spec, dag_dir, what)
+
+
+def process_kwargs(
+    spec: dict[str, Any], dag_dir: Path, what: list[tuple[str, Any]]
+) -> list[tuple[str, Any]]:
+    """The operator arguments of a step that runs processes; ``what`` says what they run (a
+    script and its arguments, or a command)."""
     from compiler.codegen import relative_path
 
     kwargs: list[tuple[str, Any]] = [
         ("source_directory", relative_path(spec["source_directory"], dag_dir)),
-        ("script_name", spec["script_name"]),
-        ("arguments", spec["arguments"]),
+        *what,
         ("inputs", spec["inputs"]),
         ("outputs", spec["outputs"]),
     ]

@@ -23,6 +23,7 @@ EXAMPLE_TARGETS = [
     "examples/data_transfer/pipeline.py",
     "examples/module/pipeline.py",
     "examples/docker/pipeline.py",
+    "examples/command/pipeline.py",
 ]
 
 

@@ -37,6 +37,7 @@ class StepKind:
     ESTIMATOR: Final = "estimator"
     MPI: Final = "mpi"
     MODULE: Final = "module"
+    COMMAND: Final = "command"
     DATA_TRANSFER: Final = "data_transfer"
 
 

@@ -1,5 +1,8 @@
 """The operator for ``PythonScriptStep``: run a script with its data resolved to real paths.
 
+``ProcessStepOperator`` is what it shares with the other kinds that run processes (estimator,
+MPI, module, command).
+
 The class only holds the step's settings; the work is in ``mlpipe_provider.runtime`` and is
 imported inside ``execute`` so that parsing a DAG file imports nothing but this small module.
 """
@@ -11,14 +14,10 @@ from typing import Any
 from mlpipe_provider.operators.base import MlpipeStepOperator
 
 
-class PythonScriptStepOperator(MlpipeStepOperator):
-    """Run ``python SCRIPT ARGS`` for one pipeline step (no shell, arguments as a list).
-
-    No field is templated: every value comes from the pipeline definition and must reach the
-    script exactly as written, never through Jinja.
-    """
-
-    ui_color = "#dbe9f6"
+class ProcessStepOperator(MlpipeStepOperator):
+    """What every step that runs processes holds: its source folder, ``params`` (as
+    ``AML_PARAMETER_*``), environment, time limit and launch shape. Subclasses say what runs
+    (a script with arguments, a command) and produce it through ``runtime/script_step.py``."""
 
     def __init__(
         self,
@@ -26,8 +25,6 @@ class PythonScriptStepOperator(MlpipeStepOperator):
         step_name: str,
         workspace: str,
         source_directory: str,
-        script_name: str,
-        arguments: list[Any] | None = None,
         inputs: list[dict[str, Any]] | None = None,
         outputs: list[dict[str, Any]] | None = None,
         step_params: dict[str, Any] | None = None,
@@ -49,17 +46,10 @@ class PythonScriptStepOperator(MlpipeStepOperator):
             **kwargs,
         )
         self.source_directory = source_directory
-        self.script_name = script_name
-        self.arguments = list(arguments or [])
         self.step_params = dict(step_params or {})
         self.environment = dict(environment or {})
         self.timeout_seconds = timeout_seconds
         self.distribution = dict(distribution or {})
-
-    def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
-        from mlpipe_provider.fingerprint import script_settings
-
-        return script_settings(self, params)
 
     @property
     def reuse_has_effects(self) -> bool:
@@ -74,6 +64,33 @@ class PythonScriptStepOperator(MlpipeStepOperator):
             from mlpipe_provider.runtime.datasets import finish_reused_outputs
 
             finish_reused_outputs(self, record)
+
+
+class PythonScriptStepOperator(ProcessStepOperator):
+    """Run ``python SCRIPT ARGS`` for one pipeline step (no shell, arguments as a list).
+
+    No field is templated: every value comes from the pipeline definition and must reach the
+    script exactly as written, never through Jinja.
+    """
+
+    ui_color = "#dbe9f6"
+
+    def __init__(
+        self,
+        *,
+        source_directory: str,
+        script_name: str,
+        arguments: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(source_directory=source_directory, **kwargs)
+        self.script_name = script_name
+        self.arguments = list(arguments or [])
+
+    def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        from mlpipe_provider.fingerprint import script_settings
+
+        return script_settings(self, params)
 
     def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.script_step import run_script

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from mlpipe_provider.fingerprint import (
+    command_settings,
     script_reuse_has_effects,
     script_settings,
     transfer_reuse_has_effects,
@@ -36,6 +37,9 @@ SCRIPT_OPERATORS = frozenset(
         "ModuleStepOperator",
     }
 )
+COMMAND_OPERATORS = frozenset({"CommandStepOperator"})
+#: the operators that run processes: their settings beside what they run are the same
+PROCESS_OPERATORS = SCRIPT_OPERATORS | COMMAND_OPERATORS
 TRANSFER_OPERATORS = frozenset({"DataTransferStepOperator"})
 #: keyword arguments that are Airflow wiring, not step settings (and not literals)
 _NOT_SETTINGS = frozenset({"inlets", "outlets"})
@@ -47,7 +51,7 @@ class OfflineStep:
     """A step operator's settings as the operator holds them, without Airflow.
 
     The defaults mirror the operators' ``__init__`` (``operators/script.py``,
-    ``operators/data_transfer.py``); ``tests/test_reuse_plan.py`` checks that every example's
+    ``operators/command.py``, ``operators/data_transfer.py``); ``tests/test_reuse_plan.py`` checks that every example's
     fingerprint material is the same read here and through the real operator.
     """
 
@@ -63,9 +67,12 @@ class OfflineStep:
         self.compute = dict(kwargs.get("compute") or {})
         self.allow_reuse = bool(kwargs.get("allow_reuse", True))
         self.source_directory: str | None = kwargs.get("source_directory")
-        if operator in SCRIPT_OPERATORS:
-            self.script_name = kwargs["script_name"]
-            self.arguments = list(kwargs.get("arguments") or [])
+        if operator in PROCESS_OPERATORS:
+            if operator in COMMAND_OPERATORS:
+                self.command = list(kwargs["command"])
+            else:
+                self.script_name = kwargs["script_name"]
+                self.arguments = list(kwargs.get("arguments") or [])
             self.step_params = dict(kwargs.get("step_params") or {})
             self.environment = dict(kwargs.get("environment") or {})
             self.distribution = dict(kwargs.get("distribution") or {})
@@ -75,13 +82,15 @@ class OfflineStep:
             self.destination_reference_type = kwargs.get("destination_reference_type")
 
     def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.mlpipe_kind in COMMAND_OPERATORS:
+            return command_settings(self, params)
         if self.mlpipe_kind in SCRIPT_OPERATORS:
             return script_settings(self, params)
         return transfer_settings(self)
 
     @property
     def reuse_has_effects(self) -> bool:
-        if self.mlpipe_kind in SCRIPT_OPERATORS:
+        if self.mlpipe_kind in PROCESS_OPERATORS:
             return script_reuse_has_effects(self.outputs)
         return transfer_reuse_has_effects(self.destination)
 
@@ -169,7 +178,7 @@ def _read_tasks(
         operator = _call_name(stmt.value)
         if operator == "ReusePlanOperator":
             continue
-        if operator not in SCRIPT_OPERATORS | TRANSFER_OPERATORS:
+        if operator not in PROCESS_OPERATORS | TRANSFER_OPERATORS:
             raise _NotUnderstood(f"operator {operator!r}")
         kwargs = {
             k.arg: _literal(k.value, constants)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,11 @@ def _environment(
     return env
 
 
+#: builds the argument list from (the step's Python, the rendered template, the environment, the
+#: folder it runs in); says whether its first item is that Python (a container swaps in its own)
+MakeArgv = Callable[[str, list[str], dict[str, str], Path], tuple[list[str], bool]]
+
+
 def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     """Run the script once the protocol (``step_protocol.run_step``) decided it must run."""
     dag_dir = Path(op.dag.fileloc).resolve().parent
@@ -144,10 +150,49 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
         raise UserErrorException(
             f"step {op.step_name!r}, field 'script_name': {str(script)!r} not found"
         )
+
+    def make_argv(
+        python: str, rendered: list[str], env: dict[str, str], run_dir: Path
+    ) -> tuple[list[str], bool]:
+        return [python, "-u", op.script_name, *rendered], True
+
+    return _run_in_fresh_area(op, context, ws, source_dir, op.arguments, make_argv)
+
+
+def run_command(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
+    """Run a ``CommandStep``'s command (an argument list; ``python`` is the step's Python)."""
+    from mlpipe_provider.runtime.command import command_argv
+
+    dag_dir = Path(op.dag.fileloc).resolve().parent
+    source_dir = (dag_dir / op.source_directory).resolve()
+
+    def make_argv(
+        python: str, rendered: list[str], env: dict[str, str], run_dir: Path
+    ) -> tuple[list[str], bool]:
+        return command_argv(
+            rendered,
+            python=python,
+            env=env,
+            run_dir=run_dir,
+            local=op.compute.get("backend", "local") == "local",
+            step_name=op.step_name,
+        )
+
+    return _run_in_fresh_area(op, context, ws, source_dir, op.command, make_argv)
+
+
+def _run_in_fresh_area(
+    op: Any,
+    context: Any,
+    ws: StepWorkspace,
+    source_dir: Path,
+    template: list[Any],
+    make_argv: MakeArgv,
+) -> dict[str, Any]:
     step_run_id = str(uuid.uuid4())
     data = StepData(ws, op.step_name, step_run_id, op.log)
     try:
-        return _run_staged(op, context, ws, data, source_dir)
+        return _run_staged(op, context, ws, data, source_dir, template, make_argv)
     finally:
         data.close()
 
@@ -172,7 +217,13 @@ def _upload_meta(ws: StepWorkspace, data: StepData, meta_dir: Path) -> None:
 
 
 def _run_staged(
-    op: Any, context: Any, ws: StepWorkspace, data: StepData, source_dir: Path
+    op: Any,
+    context: Any,
+    ws: StepWorkspace,
+    data: StepData,
+    source_dir: Path,
+    template: list[Any],
+    make_argv: MakeArgv,
 ) -> dict[str, Any]:
     step_run_id = data.step_run_id
     meta_dir, remote_meta = _meta_folder(ws, data)
@@ -182,8 +233,8 @@ def _run_staged(
 
     input_paths = _resolve_inputs(op, data, context["ti"], context["params"])
     output_paths, output_locations = _prepare_outputs(op, data, step_run_id)
-    argv_tail = render_arguments(
-        op.arguments,
+    rendered = render_arguments(
+        template,
         inputs=input_paths,
         outputs=output_paths,
         params=context["params"],
@@ -215,9 +266,15 @@ def _run_staged(
         compute=op.compute,
         properties=env_properties,
     )
-    argv = [python, "-u", op.script_name, *argv_tail]
+    argv, runs_python = make_argv(python, rendered, env, run_dir)
 
-    op.log.info("mlpipe: step %r, run %s: %s (in %s)", op.step_name, step_run_id, argv[2:], run_dir)
+    op.log.info(
+        "mlpipe: step %r, run %s: %s (in %s)",
+        op.step_name,
+        step_run_id,
+        argv[2:] if runs_python and argv[1:2] == ["-u"] else argv,
+        run_dir,
+    )
     counts = resolve_counts(op.distribution, context["params"], op.step_name)
     gpus_per_node = int(op.compute.get("gpus") or 0)
     lease = None
@@ -250,6 +307,7 @@ def _run_staged(
                 run_folder=data.area if remote_meta else meta_dir.parent,
                 timeout_s=op.timeout_seconds,
                 devices=devices,
+                runs_python=runs_python,
             )
         )
     finally:

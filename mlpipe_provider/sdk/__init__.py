@@ -32,6 +32,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "AzureMySqlDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
     "AzurePostgreSqlDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
     "AzureSqlDatabaseDatastore": ("mlpipe_provider.sdk.datastore", "Datastore"),
+    "CommandStep": ("mlpipe_provider.sdk.command_step", "CommandStep"),
     "ComputeTarget": ("mlpipe_provider.sdk.compute", "ComputeTarget"),
     "ComputeTargetException": ("mlpipe_provider.errors", "ComputeTargetException"),
     "ComputeTargetProvisioningConfiguration": (
@@ -100,6 +101,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "SKLearn": ("mlpipe_provider.sdk.estimator", "SKLearn"),
     "Schedule": ("mlpipe_provider.sdk.schedule", "Schedule"),
     "ScheduleRecurrence": ("mlpipe_provider.sdk.schedule", "ScheduleRecurrence"),
+    "ScriptRun": ("mlpipe_provider.sdk.experiment", "ScriptRun"),
+    "ScriptRunConfig": ("mlpipe_provider.sdk.script_run_config", "ScriptRunConfig"),
     "SqlDataReference": ("mlpipe_provider.sdk.sql_data", "SqlDataReference"),
     "StepRun": ("mlpipe_provider.sdk.experiment", "StepRun"),
     "StepRunException": ("mlpipe_provider.errors", "MlpipeError"),

@@ -362,12 +362,24 @@ _GPU_SUPPORT_NOTICE = (
 
 
 class DockerSection:
-    def __init__(self) -> None:
-        self.enabled = False
+    """An environment's Docker settings; also v1's ``DockerConfiguration`` (the keywords below),
+    which ``ScriptRunConfig(docker_runtime_config=...)`` takes. Kept as data: a step's container
+    settings come from its compute target (docs/backends.md)."""
+
+    def __init__(
+        self,
+        use_docker: bool | None = None,
+        arguments: list[str] | None = None,
+        shared_volumes: bool | None = None,
+        shm_size: str | None = None,
+    ) -> None:
+        self.enabled = bool(use_docker)
+        self.use_docker = use_docker
+        self.shared_volumes = shared_volumes
         self.base_image: str | None = DEFAULT_CPU_IMAGE
         self.base_dockerfile: str | None = None
-        self.shm_size: str | None = None
-        self.arguments: list[str] = []
+        self.shm_size: str | None = shm_size
+        self.arguments: list[str] = list(arguments or [])
 
     @property
     def gpu_support(self) -> bool:

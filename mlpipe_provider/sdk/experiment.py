@@ -96,6 +96,8 @@ class Experiment:
         return [Experiment(workspace, n) for n in names if experiment_name in (None, n)]
 
     def submit(self, config: Any, tags: dict | None = None, **kwargs: Any) -> PipelineRun:
+        """Run ``config``: a Pipeline, a ScriptRunConfig (a one-step run, ``ScriptRun``), a
+        PublishedPipeline or a PipelineEndpoint."""
         from mlpipe_provider.sdk.pipeline import Pipeline
         from mlpipe_provider.sdk.published import PipelineEndpoint, PublishedPipeline
 
@@ -109,10 +111,15 @@ class Experiment:
                 kwargs, _PUBLISHED_KEYWORDS, "Experiment.submit(PublishedPipeline)"
             )
             return config._submit_to(self, tags=tags, **kwargs)
+        from mlpipe_provider.sdk.script_run_config import ScriptRunConfig
+
+        if isinstance(config, ScriptRunConfig):
+            kwargs = submit_keywords(kwargs, frozenset(), "Experiment.submit(ScriptRunConfig)")
+            return _submit_script_run(self, config, tags=tags)
         if not isinstance(config, Pipeline):
             raise UserErrorException(
-                "Experiment.submit: mlpipe submits Pipeline, PublishedPipeline or PipelineEndpoint "
-                f"objects, got {type(config).__name__}"
+                "Experiment.submit: mlpipe submits Pipeline, ScriptRunConfig, PublishedPipeline or "
+                f"PipelineEndpoint objects, got {type(config).__name__}"
             )
         kwargs = submit_keywords(kwargs, PIPELINE_SUBMIT_KEYWORDS, "Experiment.submit(Pipeline)")
         return _submit_pipeline(self, config, tags=tags, **kwargs)
@@ -296,6 +303,20 @@ def _submit_pipeline(
             "(name a function that returns the Pipeline, or keep submits under `if __name__ == '__main__'`)"
         )
     return services.client().submit_pipeline(experiment, pipeline, tags=tags, **kwargs)
+
+
+def _submit_script_run(experiment: Experiment, config: Any, tags: dict | None = None) -> ScriptRun:
+    """v1's ``Experiment.submit(ScriptRunConfig)``: the config as a one-step pipeline (a
+    ``CommandStep``), so it compiles, runs and is reused exactly like a step of one."""
+    from mlpipe_provider.sdk.command_step import CommandStep
+    from mlpipe_provider.sdk.pipeline import Pipeline
+
+    step = CommandStep(name=config.script, runconfig=config)
+    pipeline = Pipeline(
+        experiment.workspace, [step], default_source_directory=config.source_directory
+    )
+    run = _submit_pipeline(experiment, pipeline, tags=tags)
+    return ScriptRun(experiment, run.id)
 
 
 def start_run(
@@ -1081,3 +1102,16 @@ def _matches(values: dict[str, str], wanted: Any) -> bool:
     if isinstance(wanted, dict):
         return all(values.get(k) == v for k, v in wanted.items())
     return all(k in values for k in wanted)
+
+
+class ScriptRun(PipelineRun):
+    """The run ``Experiment.submit(ScriptRunConfig)`` returns (v1's ``ScriptRun``).
+
+    Here it is a pipeline run of one step, so everything a ``PipelineRun`` does works on it;
+    ``get_metrics()`` is that step's metrics, as v1's were the script's.
+    """
+
+    type = "azureml.scriptrun"
+
+    def __repr__(self) -> str:
+        return f"ScriptRun(Experiment: {self.experiment.name}, Id: {self.id}, Status: {self.get_status()})"

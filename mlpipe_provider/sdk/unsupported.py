@@ -64,7 +64,6 @@ AzureBatchStep = _unsupported(
     "Azure Batch is an external service; instead use a PythonScriptStep on a compute target "
     "with the docker or kubernetes backend",
 )
-CommandStep = _unsupported("CommandStep", "use PythonScriptStep")
 KustoStep = _unsupported(
     "KustoStep", "Kusto is an external service; instead query it from a PythonScriptStep"
 )
@@ -73,9 +72,6 @@ SynapseSparkStep = _unsupported(
     "Synapse is an external service; instead run PySpark in a PythonScriptStep",
 )
 PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
-ScriptRunConfig = _unsupported(
-    "ScriptRunConfig", "submit a Pipeline with a PythonScriptStep instead"
-)
 Model = _unsupported(
     "Model",
     "model registration is not part of mlpipe; instead keep models as step outputs "
@@ -136,11 +132,9 @@ UNSUPPORTED_NAMES = sorted(
         "DatabricksStep",
         "AdlaStep",
         "AzureBatchStep",
-        "CommandStep",
         "KustoStep",
         "SynapseSparkStep",
         "PipelineDraft",
-        "ScriptRunConfig",
         "Model",
         "InteractiveLoginAuthentication",
         "ServicePrincipalAuthentication",

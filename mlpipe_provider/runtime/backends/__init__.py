@@ -32,6 +32,9 @@ class Launch:
     run_folder: Path | None = None
     timeout_s: float | None = None
     devices: list[str] | None = None
+    #: whether each command's first item is the step's Python, which a container backend replaces
+    #: with the image's; else it is a program the image has (a ``CommandStep``'s ``Rscript``)
+    runs_python: bool = True
 
 
 def run_launch(launch: Launch) -> ProcessResult:
@@ -45,7 +48,7 @@ def run_launch(launch: Launch) -> ProcessResult:
             log_err=lambda line: op.log.warning("%s", line),
             timeout_s=launch.timeout_s,
             step_name=op.step_name,
-            label=op.script_name,
+            label=getattr(op, "script_name", None) or Path(launch.commands[0].argv[0]).name,
         )
     module = BACKEND_MODULES.get(backend)
     if module is None:

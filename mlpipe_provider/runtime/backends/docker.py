@@ -287,7 +287,7 @@ def container_kwargs(
                 "image": settings.image,
                 # exec form: the image's Python is the entrypoint, so no image ENTRYPOINT (such
                 # as a shell) ever sees the arguments
-                "entrypoint": [settings.python],
+                "entrypoint": [settings.python if launch.runs_python else command.argv[0]],
                 "command": list(command.argv[1:]),
                 "environment": env,
                 "working_dir": str(launch.source_dir),

@@ -319,7 +319,10 @@ def build_pods(launch: Launch, ws: Any = None) -> StepPods:
             env = pod_env(command.env, declared)
             if multi_node:
                 env["MASTER_ADDR"] = master_addr
-            ranks.append((image_argv(command.argv, settings.python), env, command.prefix))
+            rank_argv = (
+                image_argv(command.argv, settings.python) if launch.runs_python else command.argv
+            )
+            ranks.append((list(rank_argv), env, command.prefix))
         argv, env = _container_command(ranks, settings.python)
         labels = {
             **settings.labels,
