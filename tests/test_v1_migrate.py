@@ -358,3 +358,38 @@ def test_keyword_arguments_mlpipe_lacks_are_reported(tmp_path, capsys):
         f"missing in mlpipe: PythonScriptStep(not_a_v1_option=...) ({program}:9)",
         f"missing in mlpipe: PipelineRun.wait_for_completion(made_up_flag=...) ({program}:13)",
     ]
+
+
+COMMAND_PROGRAM = """\
+from azureml.core import ScriptRunConfig, Environment
+from azureml.core.runconfig import MpiConfiguration, PyTorchConfiguration
+from azureml.core.runconfig import TensorflowConfiguration
+from azureml.core.script_run_config import ScriptRunConfig as SRC
+from azureml.pipeline.steps import CommandStep
+from azureml.pipeline.steps.command_step import CommandStep as CS
+
+configs = [MpiConfiguration(node_count=2), PyTorchConfiguration(process_count=4, node_count=2),
+           TensorflowConfiguration(worker_count=2, parameter_server_count=1)]
+for config in configs:
+    src = ScriptRunConfig(source_directory=".", command=["python train.py --epochs 3"],
+                          environment=Environment("train"), distributed_job_config=config)
+    step = CommandStep(name="train", runconfig=src)
+    print(type(step).__name__, type(src.distributed_job_config).__name__)
+print(type(CS(command="python x.py", runconfig=SRC(".", script="x.py"))).__name__)
+"""
+
+
+def test_command_step_and_script_run_config_programs_migrate_and_run(tmp_path, capsys):
+    """``ScriptRunConfig``, ``CommandStep`` and the three distributed job configs map to
+    supported names (no "not supported" note) and the migrated program builds its steps."""
+    program = write(tmp_path / "command.py", COMMAND_PROGRAM)
+    code, out = migrate(program, capsys)
+    assert code == 0, out
+    assert "not supported" not in out and "cannot map" not in out, out
+    assert "azureml" not in program.read_text()
+    assert run_python(program).splitlines() == [
+        "CommandStep MpiConfiguration",
+        "CommandStep PyTorchConfiguration",
+        "CommandStep TensorflowConfiguration",
+        "CommandStep",
+    ]

@@ -24,7 +24,8 @@ from mlpipe_provider.runtime.step_context import TOKEN_RE
 #: first words that run the step's Python (its environment's interpreter), as v1 ran them
 PYTHON_WORDS = frozenset({"python", "python3"})
 
-_NAME_START = re.compile(r"[A-Za-z_0-9{(?$!#@*-]")
+#: what a shell expands after ``$``: a name, a positional parameter or a special parameter
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9?$!#@*-]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -41,8 +42,9 @@ def _dollar(text: str, at: int) -> str | None:
         return "a command substitution ($(...))"
     if rest == "{":
         return "a variable expansion (${...})"
-    if rest and _NAME_START.match(rest):
-        return f"a variable expansion (${text[at + 1 :].split()[0][:20]})"
+    name = _VARIABLE.match(text, at + 1)
+    if name:
+        return f"a variable expansion (${name.group()})"
     return None
 
 
