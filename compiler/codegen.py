@@ -71,6 +71,12 @@ def pools_for(lowered: LoweredPipeline) -> dict[str, dict[str, Any]]:
     return dict(sorted(pools.items()))
 
 
+def _command_label(spec: dict[str, Any]) -> str:
+    """A command step's program and first argument (``python train.py``), for the DAG's doc."""
+    words = [w for w in (spec.get("command") or [])[:2] if isinstance(w, str)]
+    return " ".join(words)
+
+
 def _doc_md(dag_id: str, lowered: LoweredPipeline, order: list[str]) -> str:
     lines = [f"# {dag_id}", ""]
     if lowered.description:
@@ -79,7 +85,8 @@ def _doc_md(dag_id: str, lowered: LoweredPipeline, order: list[str]) -> str:
     for task_id in order:
         spec = lowered.steps[task_id]
         name = spec["step_name"].replace("|", "\\|").replace("\n", " ")
-        script = str(spec.get("script_name") or spec["kind"]).replace("|", "\\|").replace("\n", " ")
+        script = str(spec.get("script_name") or _command_label(spec) or spec["kind"])
+        script = script.replace("|", "\\|").replace("\n", " ")
         reuse = "yes" if spec["allow_reuse"] else "no"
         lines.append(f"| {name} | {script} | {spec['compute']['name']} | {reuse} |")
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ with DAG(
         'mlpipe_regenerate_outputs': Param(False, type='boolean', description='Run every step even where a reusable result exists (v1 regenerate_outputs)'),
         'mlpipe_continue_on_step_failure': Param(False, type='boolean', description='Keep running steps that do not depend on a failed step (v1 continue_on_step_failure); when false, no further step starts once a step has failed'),
     },
-    doc_md="# command_pipeline\n\nCommandStep + ScriptRunConfig: word counts, then a two-process 'training'.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| count | command | cpu-cluster | yes |\n| train | command | cpu-cluster | yes |\n",
+    doc_md="# command_pipeline\n\nCommandStep + ScriptRunConfig: word counts, then a two-process 'training'.\n\n| step | script | compute target | reuse |\n|---|---|---|---|\n| count | python count.py | cpu-cluster | yes |\n| train | python train.py | cpu-cluster | yes |\n",
 ) as dag:
     reuse_plan = ReusePlanOperator(
         task_id='mlpipe.plan',

@@ -366,3 +366,77 @@ def test_v1_constructor_rules():
     assert src.run_config.max_run_duration_seconds == 2592000  # v1's 30-day default
     assert CommandStep(command="python train.py --epochs 3").name == "python"  # v1: first word
     assert CommandStep(runconfig=src, name="x").source_directory == src.source_directory
+
+
+# --- container backends -------------------------------------------------------------------------
+
+
+def _captured_launch(dag, task_id, monkeypatch):
+    """The Launch ``run_command`` hands to the backend for this task of the compiled DAG."""
+    import types
+
+    from mlpipe_provider.runtime import script_step
+    from mlpipe_provider.runtime.process import ProcessResult
+    from mlpipe_provider.runtime.step_context import StepWorkspace
+
+    op = dag.get_task(task_id)
+    captured = []
+    monkeypatch.setattr(
+        script_step,
+        "run_launch",
+        lambda launch: captured.append(launch) or ProcessResult(0, 0.0, []),
+    )
+    context = {
+        "params": dag.params.dump(),
+        "dag_run": types.SimpleNamespace(run_id="manual__test", dag_id=dag.dag_id),
+        "ti": None,
+    }
+    script_step.run_command(op, context, StepWorkspace.for_operator(op.workspace, op.dag.fileloc))
+    (launch,) = captured
+    return launch
+
+
+def test_in_a_container_python_is_the_images_and_another_program_is_the_images_own(
+    ws, project, airflow_db, monkeypatch
+):
+    """On docker and kubernetes the worker's interpreter never reaches the container: ``python``
+    becomes the image's Python, and any other program (``Rscript``) is the entrypoint as named,
+    with its arguments as a list."""
+    from test_kubernetes_backend import container, k8s_target, load_dag, pod_dicts
+
+    from mlpipe_provider.runtime.backends.docker import DockerSettings, container_kwargs
+
+    write_script(project / "src", "fit.R", "cat('fit')\n")
+    write_script(project / "src", "train.py", "print('train')\n")
+    ComputeTarget.create(
+        ws,
+        "docker-cpu",
+        AmlCompute.provisioning_configuration(
+            vm_size="STANDARD_D2_V2", max_nodes=1, backend="docker", image="img:1"
+        ),
+    )
+    k8s_target(ws, "k8s-cpu", "STANDARD_D2_V2", image="img:1", datastore_pvc="data")
+    steps = [
+        CommandStep(
+            name=f"{kind}-{target}", command=command, source_directory="src", compute_target=target
+        )
+        for target in ("docker-cpu", "k8s-cpu")
+        for kind, command in (("r", "Rscript fit.R --n 'a b'"), ("py", "python train.py --n 1"))
+    ]
+    dag = load_dag(Pipeline(ws, steps), "command_containers", project / "dags")
+
+    r_docker = _captured_launch(dag, "r-docker-cpu", monkeypatch)
+    assert not r_docker.runs_python
+    [kwargs] = container_kwargs(r_docker, DockerSettings.of(r_docker.op))
+    assert kwargs["entrypoint"] == ["Rscript"]
+    assert kwargs["command"] == ["fit.R", "--n", "a b"]
+    py_docker = _captured_launch(dag, "py-docker-cpu", monkeypatch)
+    [kwargs] = container_kwargs(py_docker, DockerSettings.of(py_docker.op))
+    assert kwargs["entrypoint"] == ["python3"] and kwargs["command"] == ["train.py", "--n", "1"]
+
+    (pod,) = pod_dicts(_captured_launch(dag, "r-k8s-cpu", monkeypatch))
+    assert container(pod)["command"] == ["Rscript"]
+    assert container(pod)["args"] == ["fit.R", "--n", "a b"]
+    (pod,) = pod_dicts(_captured_launch(dag, "py-k8s-cpu", monkeypatch))
+    assert container(pod)["command"] == ["python3"]
+    assert container(pod)["args"] == ["train.py", "--n", "1"]
