@@ -37,7 +37,7 @@ ECHO_ARGS = """
     os.makedirs(out, exist_ok=True)
     report = {"argv": sys.argv[1:], "python": sys.executable, "rank": os.environ.get("RANK"),
               "world": os.environ.get("WORLD_SIZE"), "tf": os.environ.get("TF_CONFIG"),
-              "color": os.environ.get("COLOR")}
+              "color": os.environ.get("COLOR"), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}
     open(os.path.join(out, f"report-{os.environ.get('RANK', 'solo')}.json"), "w").write(json.dumps(report))
     Run.get_context().log("args", len(sys.argv) - 1)
 """
@@ -200,6 +200,45 @@ def test_distributed_job_configs_launch_ranked_processes(
     if isinstance(config, TensorflowConfiguration):
         roles = sorted(json.loads(r["tf"])["task"]["type"] for r in reports)
         assert roles == ["ps", "worker", "worker"]
+
+
+def test_a_gpu_command_step_takes_pool_slots_and_gets_one_device_per_rank(
+    ws, project, run_dag, monkeypatch, tmp_path
+):
+    """Like a PythonScriptStep, each rank sees its own leased device (the pool and its slots:
+    the next test)."""
+    monkeypatch.setenv("MLPIPE_DEVICE_LOCK_DIR", str(tmp_path / "locks"))
+    write_script(project / "src", "echo.py", ECHO_ARGS)
+    out = PipelineData("out", datastore=ws.get_default_datastore())
+    gpu = ws.compute_targets["STANDARD_NC12"]
+    src = ScriptRunConfig(
+        source_directory="src",
+        command=["python echo.py --out", out],
+        compute_target=gpu,
+        distributed_job_config=PyTorchConfiguration(process_count=2),
+    )
+    step = CommandStep(name="gpu", runconfig=src, outputs=[out])
+    _, records = run_dag(Pipeline(ws, [step]), dag_id="command_gpu")
+    reports = _reports(ws, records["gpu"][1])
+    assert [(r["rank"], r["cuda"]) for r in reports] == [("0", "0"), ("1", "1")]
+
+
+def test_a_gpu_command_step_is_compiled_into_its_targets_pool(ws, project):
+    from compiler.compile import compile_pipeline
+
+    write_script(project / "src", "echo.py", ECHO_ARGS)
+    gpu = ws.compute_targets["STANDARD_NC12"]
+    src = ScriptRunConfig(
+        source_directory="src",
+        command="python echo.py",
+        compute_target=gpu,
+        distributed_job_config=MpiConfiguration(process_count_per_node=2),
+    )
+    compiled = compile_pipeline(
+        Pipeline(ws, [CommandStep(name="gpu", runconfig=src)]), "command_pool", project / "dags"
+    )
+    assert f"pool={gpu.name!r}," in compiled.text and f"queue={gpu.name!r}," in compiled.text
+    assert "pool_slots=2," in compiled.text
 
 
 def test_node_count_of_a_command_step_can_be_a_pipeline_parameter(ws, project, run_dag, cluster):
