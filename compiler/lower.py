@@ -206,7 +206,7 @@ class _Lowering:
         for index, item in enumerate(step.inputs):
             self._add_input(step, f"inputs[{index}]", item, inputs, explicit=True)
         spec["arguments"] = [
-            self._lower_argument(step, f"arguments[{i}]", arg, inputs, outputs)
+            self._lower_argument(step, f"{step.arguments_field}[{i}]", arg, inputs, outputs)
             for i, arg in enumerate(step.arguments)
         ]
         self._check_tokens(step, spec["arguments"], inputs, outputs)
@@ -379,7 +379,7 @@ class _Lowering:
                 if name not in inputs and name not in outputs:
                     self.problem(
                         step,
-                        f"arguments[{index}]",
+                        f"{step.arguments_field}[{index}]",
                         f"{arg!r} refers to $AZUREML_DATAREFERENCE_{name}, which is not an input or output "
                         "of this step (add the data to the step's inputs or outputs)",
                     )

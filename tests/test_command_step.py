@@ -479,3 +479,22 @@ def test_in_a_container_python_is_the_images_and_another_program_is_the_images_o
     (pod,) = pod_dicts(_captured_launch(dag, "py-k8s-cpu", monkeypatch))
     assert container(pod)["command"] == ["python3"]
     assert container(pod)["args"] == ["train.py", "--n", "1"]
+
+
+def test_bad_data_in_a_command_names_the_command_field(ws, script_dir):
+    """Errors about the command's items name ``command[i]`` (or ``runconfig.command[i]``), not
+    the ``arguments`` a CommandStep does not have."""
+    steps = [
+        CommandStep(
+            name="token",
+            command=["python s.py --out $AZUREML_DATAREFERENCE_nowhere"],
+            source_directory=str(script_dir),
+        ),
+        CommandStep(
+            name="object",
+            runconfig=ScriptRunConfig(str(script_dir), command=["python s.py", object()]),
+        ),
+    ]
+    message = "\n".join(Pipeline(ws, steps).validate())
+    assert "step 'token', field 'command[0]'" in message and "nowhere" in message
+    assert "step 'object', field 'runconfig.command[1]'" in message

@@ -82,6 +82,10 @@ class CommandStep(PipelineStep):
         return self._split
 
     @property
+    def arguments_field(self) -> str:
+        return self._command_field
+
+    @property
     def command_field(self) -> str:
         """Where the command was given, for error messages: ``command`` or ``runconfig.command``
         (``runconfig.script`` when it is ``python SCRIPT ARGUMENTS``)."""

@@ -68,6 +68,11 @@ class PipelineStep:
         return self._allow_reuse
 
     @property
+    def arguments_field(self) -> str:
+        """What the user called ``arguments`` (``command`` on a CommandStep), for error messages."""
+        return "arguments"
+
+    @property
     def runs_after(self) -> tuple[PipelineStep, ...]:
         """The steps given to ``run_after``: ordering without data between them."""
         return tuple(self._run_after)
