@@ -146,6 +146,34 @@ def test_a_program_other_than_python_runs_without_a_shell(ws, project, run_dag):
     assert (_output(ws, record) / "a.txt").read_text() == "hello\n"
 
 
+def test_a_file_dataset_in_the_command_is_one_mounted_argument(ws, project, run_dag):
+    """v1's CommandStep notebook: ``command=['python train.py --data-dir', dataset.as_mount()]``."""
+    from mlpipe_provider.sdk import Dataset
+
+    data = project / ".mlpipe" / "datastores" / "workspaceblobstore" / "raw"
+    data.mkdir(parents=True)
+    (data / "a.csv").write_text("x\n1\n")
+    write_script(
+        project / "src",
+        "list.py",
+        """
+        import os, sys
+        from mlpipe_provider.sdk import Run
+        folder = sys.argv[sys.argv.index("--data-dir") + 1]
+        Run.get_context().log("files", len(os.listdir(folder)))
+        """,
+    )
+    dataset = Dataset.File.from_files((ws.get_default_datastore(), "raw/**"))
+    step = CommandStep(
+        name="list",
+        command=["python list.py --data-dir", dataset.as_mount()],
+        source_directory="src",
+    )
+    _, records = run_dag(Pipeline(ws, [step]), dag_id="command_dataset")
+    state, record = records["list"]
+    assert state == "success" and record["metrics"] == {"files": 1}
+
+
 def test_a_script_run_config_gives_a_command_step_its_script_folder_and_environment(
     ws, project, run_dag
 ):
