@@ -217,6 +217,13 @@ def check_estimator_step(folder: Path, out: str) -> None:
     assert out.split(STDERR_MARK)[0].splitlines()[-1].strip() == "cpu-cluster"
 
 
+def check_command_step(folder: Path, out: str) -> None:
+    model = json.loads((the_output(folder, "model_dir") / "model.json").read_text())
+    assert model == {"epochs": 3, "ranks": 2, "loss": 0.5**12}
+    assert "single metrics: {'loss': 0.00390625, 'ranks': 1}" in out
+    assert "single status: Finished commandstep_train" in out
+
+
 def check_data_transfer(folder: Path, out: str) -> None:
     assert the_output(folder, "summary").read_text().strip() == "files=3 total=600"
 
@@ -238,6 +245,7 @@ CHECKS: dict[str, Callable[[Path, str], None]] = {
     "datapath_parameter": check_datapath_parameter,
     "dataset_parameter": check_dataset_parameter,
     "estimator_step": check_estimator_step,
+    "command_step": check_command_step,
 }
 
 
