@@ -342,6 +342,29 @@ def test_experiment_submit_script_run_config_runs_once_then_reuses(ws, project):
     assert again.get_metrics() == {"accuracy": 0.75}
 
 
+def test_a_script_writing_outputs_into_its_folder_is_reused_when_amlignore_lists_them(
+    ws, project, run_dag
+):
+    """The documented way around v1's ``./outputs`` habit (docs/steps/command.md): the folder
+    is not part of the fingerprint when ``.amlignore`` lists it."""
+    write_script(
+        project / "src",
+        "save.py",
+        """
+        import os, uuid
+        os.makedirs("outputs", exist_ok=True)
+        open(os.path.join("outputs", f"{uuid.uuid4()}.txt"), "w").write("model")
+        """,
+    )
+    (project / "src" / ".amlignore").write_text("outputs/\n")
+    src = ScriptRunConfig(source_directory="src", script="save.py")
+    pipeline = Pipeline(ws, [CommandStep(name="save", runconfig=src)])
+    _, records = run_dag(pipeline, dag_id="command_outputs")
+    assert records["save"][0] == "success"
+    _, records = run_dag(pipeline, dag_id="command_outputs")
+    assert records["save"][0] == "skipped"
+
+
 # --- compile-time errors ------------------------------------------------------------------------
 
 
