@@ -386,6 +386,7 @@ def test_a_script_writing_outputs_into_its_folder_is_reused_when_amlignore_lists
         ("python s.py # comment", "a comment"),
         ("SEED=1 python s.py", "a variable assignment"),
         ("python s.py --name 'unclosed", "no closing quotation"),
+        ("python s.py --sep $'\\t'", "a quoting form of its own"),
     ],
 )
 def test_a_command_that_needs_a_shell_is_a_compile_error(ws, script_dir, command, why):

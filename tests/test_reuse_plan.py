@@ -281,6 +281,7 @@ def test_every_reused_step_gets_a_note_naming_the_run_it_reused(h):
     h.calls.write_text("")
     dag_run, _ = h._run_dag(h.pipeline(), dag_id="reuse_matrix")
     dag_run2, _ = h._run_dag(h.pipeline(), dag_id="reuse_matrix")  # the plan decides all
+
     def notes_of(run) -> dict:
         with create_session() as session:
             return {

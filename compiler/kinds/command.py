@@ -19,10 +19,8 @@ from typing import Any
 from compiler.kinds import StepKind, register
 from compiler.kinds.distributed import check_capacity, lower_distribution
 from compiler.kinds.script import lower_timeout, process_kwargs, runconfig_shape
+from mlpipe_provider.runtime.command import PYTHON_WORDS
 from mlpipe_provider.runtime.step_context import TOKEN_RE
-
-#: first words that run the step's Python (its environment's interpreter), as v1 ran them
-PYTHON_WORDS = frozenset({"python", "python3"})
 
 #: what a shell expands after ``$``: a name, a positional parameter or a special parameter
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9?$!#@*-]")
@@ -42,6 +40,8 @@ def _dollar(text: str, at: int) -> str | None:
         return "a command substitution ($(...))"
     if rest == "{":
         return "a variable expansion (${...})"
+    if rest in ("'", '"'):
+        return f"a quoting form of its own (${rest}...{rest})"
     name = _VARIABLE.match(text, at + 1)
     if name:
         return f"a variable expansion (${name.group()})"

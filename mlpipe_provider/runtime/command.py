@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mlpipe_provider.errors import UserErrorException
 
+#: first words that run the step's Python (its environment's interpreter), as v1 ran them
 PYTHON_WORDS = frozenset({"python", "python3"})
 
 
