@@ -127,3 +127,20 @@ class DatasetRecord(Record):
     tags: dict[str, Any] = {}
     definition: dict[str, Any]
     created: Number = 0
+
+
+class ModelRecord(Record):
+    """``models/<name>/<version>.json``: one registered model version (where its files are on
+    the default datastore, their content digest and sizes; never the bytes themselves)."""
+
+    name: str
+    version: int
+    id: str
+    description: str | None = None
+    tags: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    digest: str
+    files: dict[str, int]
+    datastore: str
+    path: str
+    created: Number = 0

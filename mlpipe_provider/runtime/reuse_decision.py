@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlpipe_provider.contract.constants import REGENERATE_PARAM
+from mlpipe_provider.model_registry import stale_model
 from mlpipe_provider.runtime.reuse import StepReuse, holder_id
 from mlpipe_provider.store import lease_ttl
 
@@ -80,7 +81,11 @@ def stored_result(
         return None, "allow_reuse=False"
     manifest, why = reuse.verified_entry(fingerprint, full=verify_full())
     if manifest is not None:
-        return reused_record(step, manifest, fingerprint), "verified"
+        stale = stale_model(reuse.ws.directory, manifest.get("models"))
+        if stale is None:
+            return reused_record(step, manifest, fingerprint), "verified"
+        log.info("mlpipe: stored result of step %r not reused: %s", step.step_name, stale)
+        return None, stale
     if why != "no entry":
         log.warning(
             "mlpipe: stored entry for %s is not usable (%s): step %r runs again",

@@ -21,6 +21,7 @@ from mlpipe_provider.config import STEP_WORKSPACE_ENV, atomic_write_text
 from mlpipe_provider.contract.constants import InputKind
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.metrics import METRICS_FILE_ENV, aggregate, read_records
+from mlpipe_provider.model_registry import MODELS_FILE_ENV, read_resolved
 from mlpipe_provider.runtime.backends import Launch, run_launch
 from mlpipe_provider.runtime.dataset_param import dataset_of_run
 from mlpipe_provider.runtime.datasets import (
@@ -129,6 +130,7 @@ def _environment(
             "MLPIPE_EXPERIMENT": str(dag_run.dag_id),
             STEP_WORKSPACE_ENV: str(ws.directory),
             METRICS_FILE_ENV: str(metrics_file),
+            MODELS_FILE_ENV: str(metrics_file.with_name(MODELS_FILE)),
             "MLPIPE_ARTIFACTS_DIR": str(artifacts_dir),
             "PYTHONUNBUFFERED": "1",
         }
@@ -138,6 +140,9 @@ def _environment(
 
 #: builds the argument list from (the step's Python, the rendered template, the environment, the
 #: folder it runs in); says whether its first item is that Python (a container swaps in its own)
+#: the step's model resolutions (``Model.get_model_path`` inside the script), beside its metrics
+MODELS_FILE = "models.jsonl"
+
 MakeArgv = Callable[[str, list[str], dict[str, str], Path], tuple[list[str], bool]]
 
 
@@ -337,6 +342,9 @@ def _run_staged(
     }
     if datasets:
         record["datasets"] = datasets
+    models = read_resolved(meta_dir / MODELS_FILE)
+    if models:  # the reuse decision checks them against the registry (model_registry.stale_model)
+        record["models"] = models
     if env_properties:
         record["properties"] = env_properties
     atomic_write_text(

@@ -65,6 +65,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "MPI_CPU_IMAGE": ("mlpipe_provider.sdk.constants", "MPI_CPU_IMAGE"),
     "MPI_GPU_IMAGE": ("mlpipe_provider.sdk.constants", "MPI_GPU_IMAGE"),
     "MlpipeError": ("mlpipe_provider.errors", "MlpipeError"),
+    "Model": ("mlpipe_provider.sdk.model", "Model"),
     "Module": ("mlpipe_provider.sdk.module", "Module"),
     "ModuleStep": ("mlpipe_provider.sdk.module_step", "ModuleStep"),
     "ModuleVersion": ("mlpipe_provider.sdk.module", "ModuleVersion"),

@@ -215,6 +215,62 @@ class Run:
 
         return input_datasets_from_env()
 
+    # --- models -------------------------------------------------------------------------
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        sample_input_dataset: Any = None,
+        sample_output_dataset: Any = None,
+        resource_configuration: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Register a file or folder this run wrote as a model (v1: ``outputs/model.pkl``).
+
+        v1's ``model_path`` is a path among the run's uploaded files; here it is looked up among
+        the run's artifacts (``run.upload_file``) first, then relative to the folder the script
+        runs in (where v1's ``./outputs`` convention writes). Without ``model_path``, v1 uses the
+        model name as the path. The version records this run's id and experiment.
+        """
+        from mlpipe_provider.errors import UserErrorException
+        from mlpipe_provider.sdk.model import Model
+
+        relative = model_path or model_name
+        candidates = [Path(relative)]
+        if self._artifacts_dir:
+            candidates.insert(0, Path(self._artifacts_dir) / relative)
+        source = next((c for c in candidates if c.exists()), None)
+        if source is None:
+            raise UserErrorException(
+                f"run.register_model({model_name!r}): model_path {relative!r} is neither among "
+                f"this run's uploaded files nor under {os.getcwd()!r}"
+            )
+        workspace = None if self._offline else self.experiment.workspace
+        if workspace is None:
+            raise UserErrorException(
+                "run.register_model: an offline run has no workspace; use "
+                "Model.register(Workspace.from_config(), ...)"
+            )
+        return Model.register(
+            workspace,
+            source,
+            model_name,
+            tags=tags,
+            properties=properties,
+            description=description,
+            datasets=datasets,
+            model_framework=model_framework,
+            model_framework_version=model_framework_version,
+            _run_id=self.id,
+            _experiment_name=self.experiment.name,
+        )
+
     # --- tags and properties -----------------------------------------------------------
     def tag(self, key: str, value: str | None = None) -> None:
         self._tags[key] = "" if value is None else str(value)

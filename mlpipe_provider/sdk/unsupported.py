@@ -72,11 +72,6 @@ SynapseSparkStep = _unsupported(
     "Synapse is an external service; instead run PySpark in a PythonScriptStep",
 )
 PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
-Model = _unsupported(
-    "Model",
-    "model registration is not part of mlpipe; instead keep models as step outputs "
-    "(PipelineData or OutputFileDatasetConfig)",
-)
 InteractiveLoginAuthentication = _unsupported(
     "InteractiveLoginAuthentication", "a local workspace needs no login"
 )
@@ -135,7 +130,6 @@ UNSUPPORTED_NAMES = sorted(
         "KustoStep",
         "SynapseSparkStep",
         "PipelineDraft",
-        "Model",
         "InteractiveLoginAuthentication",
         "ServicePrincipalAuthentication",
         "MsiAuthentication",
