@@ -39,6 +39,7 @@ from mlpipe_provider.datastores import DatastoreAccess, open_datastore
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.hashing import DIGEST_PREFIX, StatCache, digest_path
 from mlpipe_provider.records import ModelRecord, create_record, find_record
+from mlpipe_provider.tracking import mirror_model
 
 REGISTRY_DIR = "models"
 #: the folder on the default datastore that holds every model's files
@@ -180,8 +181,16 @@ def register(
             "created": time.time(),
         }
         if create_record(folder / f"{version}.json", ModelRecord, record):
+            mirror_model(config, record, _source_uri(store, location))
             return record
         found = versions(workspace_dir, name)  # another process took this number: look again
+
+
+def _source_uri(store: DatastoreAccess, location: str) -> str:
+    """Where the stored files are, as a URI another tool (MLflow) can read."""
+    if store.is_local:
+        return store.local_path(location, what="model").resolve().as_uri()
+    return posixpath.join(store.url.rstrip("/"), location)
 
 
 def _cache_root() -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import write_script
 
+from mlpipe_provider.cli.migrate import migrate_source
 from mlpipe_provider.datastores import open_datastore
 from mlpipe_provider.errors import NotSupportedError, UserErrorException
 from mlpipe_provider.sdk import Model, Pipeline, PipelineData, PythonScriptStep
@@ -187,3 +188,49 @@ def test_records_are_json_on_disk(ws, project):
     Model.register(ws, str(path), "on-disk")
     stored = json.loads((ws.directory / "models" / "on-disk" / "1.json").read_text())
     assert stored["id"] == "on-disk:1" and stored["digest"].startswith("blake3:")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from azureml.core.model import Model\n",
+        "from azureml.core import Model\n",
+    ],
+)
+def test_migrate_maps_model(line):
+    program = line + "print(Model.get_model_path, Model.register, Model.list)\n"
+    after, findings = migrate_source(program)
+    assert after.splitlines()[0] == "from mlpipe_provider.sdk import Model"
+    assert findings == []
+
+
+def test_azure_service_only_kinds_stay_clear_errors():
+    from mlpipe_provider.sdk import AutoMLConfig, AutoMLStep, DatabricksStep
+
+    for kind in (AutoMLStep, AutoMLConfig, DatabricksStep):
+        with pytest.raises(NotSupportedError, match="instead|train with"):
+            kind(name="x")
+
+
+def test_registration_is_mirrored_to_mlflow_when_configured(ws, project, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    path = _file(project, "m.txt", "x")
+    Model.register(ws, str(path), "mirrored", tags={"k": "v"}, description="d")
+    path.write_text("y")
+    second = Model.register(ws, str(path), "mirrored")
+    versions = MlflowClient(tracking_uri=uri).search_model_versions("name='mirrored'")
+    by_number = {int(v.version): v for v in versions}
+    assert sorted(by_number) == [1, 2]
+    assert by_number[1].tags["k"] == "v" and by_number[1].description == "d"
+    assert by_number[2].tags["mlpipe.digest"] == second.digest
+    assert by_number[2].source.startswith("file://")
+
+
+def test_an_unreachable_mlflow_does_not_fail_registration(ws, project, monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    path = _file(project, "m.txt", "x")
+    assert Model.register(ws, str(path), "offline-mirror").version == 1
+    assert "not mirrored to MLflow" in caplog.text

@@ -59,6 +59,31 @@ def track_step(op: Any, context: Any, record: dict[str, Any], ws: Any = None) ->
             )
 
 
+def mirror_model(config: Any, record: dict[str, Any], source: str, log: Any = None) -> None:
+    """With MLflow configured, register ``record`` in MLflow's model registry too; never raises
+    (the mlpipe registry is the one steps read, so MLflow's copy is best effort like tracking)."""
+    import logging
+
+    log = log or logging.getLogger("mlpipe.models")
+    uri = configured_tracking_uri(config)
+    if not uri:
+        return
+    try:
+        from mlpipe_provider.tracking.mlflow import register_model_version
+
+        number = register_model_version(uri, record, source)
+        log.info("mlpipe: model %s mirrored to MLflow as version %s", record["id"], number)
+    except ImportError as exc:
+        log.warning("mlpipe: MLflow tracking is configured but %s; model not mirrored", exc)
+    except Exception as exc:  # noqa: BLE001 - the registration itself succeeded
+        log.warning(
+            "mlpipe: model %s not mirrored to MLflow: %s: %s",
+            record.get("id"),
+            type(exc).__name__,
+            _redact(str(exc)),
+        )
+
+
 def _redact(text: str) -> str:
     """Drop credentials a URI in an error message may carry (``https://user:token@host``)."""
     import re

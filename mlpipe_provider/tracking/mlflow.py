@@ -442,3 +442,33 @@ def _finish_if_complete(client: MlflowClient, experiment_id: str, parent_id: str
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# --- the model registry ----------------------------------------------------------------------
+def register_model_version(uri: str, record: dict[str, Any], source: str) -> str:
+    """Mirror one mlpipe model version into MLflow's model registry; MLflow's version number.
+
+    The mlpipe registry stays the one steps read (docs/models.md); MLflow's copy points at the
+    same stored files (``source``) and carries mlpipe's version and digest as tags, so the two can
+    be matched even where MLflow's numbering differs.
+    """
+    with _bounded_http():
+        _check_reachable(uri)
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            client.create_registered_model(record["name"])
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        tags = {
+            **{_key(k): str(v)[:_MAX_TAG_VALUE] for k, v in (record.get("tags") or {}).items()},
+            "mlpipe.version": str(record["version"]),
+            "mlpipe.digest": str(record["digest"]),
+        }
+        version = client.create_model_version(
+            record["name"],
+            source=source,
+            tags=tags,
+            description=record.get("description"),
+        )
+    return str(version.version)
