@@ -278,8 +278,15 @@ def note_resolved(record: dict[str, Any], requested: Any) -> None:
         "version": int(record["version"]),
         "digest": record["digest"],
     }
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line, sort_keys=True) + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, sort_keys=True) + "\n")
+    except OSError as exc:
+        # unrecorded, a later run could reuse a result computed with an older version: refuse
+        raise UserErrorException(
+            f"model {record['id']!r}: this step cannot record which model version it read "
+            f"({exc}); pass the model to the step as an input instead (docs/models.md)"
+        ) from exc
 
 
 def read_resolved(path: str | os.PathLike) -> list[dict[str, Any]]:

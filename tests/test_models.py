@@ -101,8 +101,8 @@ SCORE = """
 """
 
 
-def _scoring_pipeline(ws, project):
-    write_script(project / "score", "score.py", SCORE)
+def _scoring_pipeline(ws, project, script: str = SCORE):
+    write_script(project / "score", "score.py", script)
     out = PipelineData("scored", datastore=ws.get_default_datastore())
     step = PythonScriptStep(
         name="score",
@@ -154,6 +154,19 @@ def test_get_model_path_in_a_step_and_the_reuse_rule(ws, project, run_dag, monke
     # and that result is reused next time
     _, records = run_dag(_scoring_pipeline(ws, project), dag_id="models_reuse")
     assert records["score"][0] == "skipped" and _calls(project) == ["score", "score"]
+
+
+def test_a_pinned_version_keeps_being_reused(ws, project, run_dag, monkeypatch):
+    monkeypatch.setenv("MLPIPE_TEST_CALLS", str(project / "calls.log"))
+    weights = _file(project / "w", "weights.txt", "v1-weights")
+    Model.register(ws, str(weights), "scorer")
+    pinned = SCORE.replace('get_model_path("scorer")', 'get_model_path("scorer", version=1)')
+    _, records = run_dag(_scoring_pipeline(ws, project, pinned), dag_id="models_pinned")
+    assert records["score"][1]["models"][0]["requested"] == 1
+    weights.write_text("v2-weights")
+    Model.register(ws, str(weights), "scorer")
+    _, records = run_dag(_scoring_pipeline(ws, project, pinned), dag_id="models_pinned")
+    assert records["score"][0] == "skipped" and _calls(project) == ["score"]
 
 
 REGISTER = """
@@ -234,3 +247,22 @@ def test_an_unreachable_mlflow_does_not_fail_registration(ws, project, monkeypat
     path = _file(project, "m.txt", "x")
     assert Model.register(ws, str(path), "offline-mirror").version == 1
     assert "not mirrored to MLflow" in caplog.text
+
+
+def test_stale_model_rule(ws, project):
+    from mlpipe_provider import model_registry
+
+    path = _file(project, "m.txt", "x")
+    first = Model.register(ws, str(path), "rule")
+    read_latest = [{"name": "rule", "requested": None, "version": 1, "digest": first.digest}]
+    assert model_registry.stale_model(ws.directory, read_latest) is None
+    assert model_registry.stale_model(ws.directory, None) is None
+    Model.register(ws, str(path), "rule")  # same bytes, new version: latest moved on
+    assert "newer version (2)" in model_registry.stale_model(ws.directory, read_latest)
+    pinned = [{**read_latest[0], "requested": 1}]
+    assert model_registry.stale_model(ws.directory, pinned) is None
+    gone = [{"name": "other", "requested": None, "version": 1, "digest": first.digest}]
+    assert "no longer registered" in model_registry.stale_model(ws.directory, gone)
+    assert "malformed" in model_registry.stale_model(ws.directory, {"name": "rule"})
+    tampered = [{**pinned[0], "digest": "blake3:00"}]
+    assert "no longer holds" in model_registry.stale_model(ws.directory, tampered)

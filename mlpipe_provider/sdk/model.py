@@ -51,12 +51,19 @@ def _matches(values: dict[str, Any], wanted: Any, what: str) -> bool:
 def _step_workspace() -> Any:
     """The workspace a running step belongs to (the worker names it), else the one
     ``Workspace.from_config()`` finds, as v1 scripts outside a run expect."""
+    from mlpipe_provider.config import CONFIG_FILE_NAME
     from mlpipe_provider.sdk.workspace import Workspace
 
     folder = os.environ.get(STEP_WORKSPACE_ENV)
-    if folder:
-        return Workspace(_workspace_dir=folder)
-    return Workspace.from_config()
+    if not folder:
+        return Workspace.from_config()
+    if not (Path(folder) / CONFIG_FILE_NAME).is_file():
+        raise UserErrorException(
+            f"Model.get_model_path: the step's workspace {folder!r} is not visible where this "
+            "step runs (a container step sees only its inputs and outputs); pass the model to "
+            "the step as an input instead (docs/models.md)"
+        )
+    return Workspace(_workspace_dir=folder)
 
 
 class Model:
