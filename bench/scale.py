@@ -155,7 +155,7 @@ class Bench:
     ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Each step's record in one run: its own XCom (when it ran, or found its result as it
         started), or the plan task's ``reused:<step>`` XCom (when the plan skipped it)."""
-        from mlpipe_provider.contract.constants import PLAN_TASK_ID, plan_xcom_key
+        from mlpipe_provider.contract.constants import PLAN_TASK_ID, planned_record
 
         states = self.states(dag_id, run_id)
         records: dict[str, dict[str, Any]] = {}
@@ -166,9 +166,8 @@ class Bench:
             if step == "success":
                 record = self.client.xcom(dag_id, run_id, name)
             else:
-                record = self.client.xcom(
-                    dag_id, run_id, PLAN_TASK_ID, key=plan_xcom_key(name)
-                ) or self.client.xcom(dag_id, run_id, name)
+                plan = self.client.xcom(dag_id, run_id, PLAN_TASK_ID)
+                record = planned_record(plan, name) or self.client.xcom(dag_id, run_id, name)
                 if not (isinstance(record, dict) and record.get("reused")):
                     raise RuntimeError(f"{dag_id}/{run_id}: {name} skipped without reuse")
             if not isinstance(record, dict) or f"{name}_out" not in record.get("outputs", {}):

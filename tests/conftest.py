@@ -123,7 +123,7 @@ def run_dag(airflow_db, tmp_path):
 def task_records(dag_run):
     """``{task_id: (state, record)}``: a step's published record; for a skipped (reused) step the
     reused record, whether the plan task found it or the step itself as it started."""
-    from mlpipe_provider.contract.constants import PLAN_TASK_ID, plan_xcom_key
+    from mlpipe_provider.contract.constants import PLAN_TASK_ID, planned_record
 
     xcoms = task_xcoms(dag_run)
     states = task_states(dag_run)
@@ -131,7 +131,7 @@ def task_records(dag_run):
     for task_id, state in states.items():
         record = xcoms.get(task_id, {}).get("return_value")
         if record is None and state == "skipped":
-            record = xcoms.get(PLAN_TASK_ID, {}).get(plan_xcom_key(task_id))
+            record = planned_record(xcoms.get(PLAN_TASK_ID, {}).get("return_value"), task_id)
         out[task_id] = (state, record)
     return out
 

@@ -16,7 +16,7 @@ from mlpipe_provider.contract import (
     PLAN_TASK_ID,
     ContractError,
     InputKind,
-    plan_xcom_key,
+    planned_record,
     validate_step_kwargs,
 )
 
@@ -106,7 +106,8 @@ def test_contract_names_are_the_strings_dag_files_and_records_use():
     assert InputKind.DATA_REFERENCE == "data_reference"
     # plain strings: a spec holding one is written into a DAG file with repr
     assert repr(InputKind.DATA_REFERENCE) == "'data_reference'"
-    assert plan_xcom_key("prep") == "reused:prep"
+    assert planned_record({"reused": {"prep": {"a": 1}}}, "prep") == {"a": 1}
+    assert planned_record({"reused": {}}, "prep") is None and planned_record(None, "p") is None
     assert PLAN_TASK_ID == "mlpipe.plan"
 
 

@@ -313,7 +313,7 @@ def test_step_entries_fold_the_plan_and_their_errors():
 
     reused = {"reused": True, "reused_run_id": "r1", "fingerprint": "f", "outputs": {}}
     tasks = {
-        "mlpipe.plan": {"state": "success", "xcom": {"reused:e": reused}},
+        "mlpipe.plan": {"state": "success", "record": {"reused": {"e": reused}}},
         "a": {"state": "failed", "status": "Failed", "xcom": {"mlpipe_error": {"error": "boom"}}},
         "c": {
             "state": "failed",

@@ -15,11 +15,10 @@ from mlpipe_provider.contract.constants import (
     ERROR_XCOM,
     FINGERPRINT_XCOM,
     PLAN_TASK_ID,
-    PLAN_XCOM_PREFIX,
     REGENERATE_PARAM,
     InputKind,
     StepKind,
-    plan_xcom_key,
+    planned_record,
 )
 from mlpipe_provider.contract.specs import (
     ComputeSpec,
@@ -40,7 +39,6 @@ __all__ = [
     "FINGERPRINT_XCOM",
     "REGENERATE_PARAM",
     "PLAN_TASK_ID",
-    "PLAN_XCOM_PREFIX",
     "ComputeSpec",
     "ContractError",
     "EnvironmentSpec",
@@ -49,6 +47,6 @@ __all__ = [
     "OutputSpec",
     "StepKind",
     "StepSpec",
-    "plan_xcom_key",
+    "planned_record",
     "validate_step_kwargs",
 ]

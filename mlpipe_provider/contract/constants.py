@@ -8,7 +8,7 @@ is written into a DAG file with ``repr``, which must stay the literal ``'data_re
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 
 class InputKind:
@@ -49,8 +49,6 @@ CONTINUE_PARAM = "mlpipe_continue_on_step_failure"
 #: the task id of the pipeline-level reuse check at the root of every compiled DAG; a step may
 #: not take it (``compiler/naming.py``)
 PLAN_TASK_ID = "mlpipe.plan"
-#: a key of the plan task's XComs: the record of a step it found reused, for the steps after it
-PLAN_XCOM_PREFIX = "reused:"
 
 #: XCom key under which a step that runs (is not reused) leaves its fingerprint as it starts, so
 #: a step that then fails or is killed can still be matched with the store's lease and entries
@@ -68,6 +66,12 @@ DISABLED = "Disabled"
 DEPRECATED = "Deprecated"
 
 
-def plan_xcom_key(step_task_id: str) -> str:
-    """The key under which the plan task publishes the reused record of step ``step_task_id``."""
-    return f"{PLAN_XCOM_PREFIX}{step_task_id}"
+def planned_record(plan_value: Any, step_task_id: str) -> dict[str, Any] | None:
+    """The record the plan task found reused for step ``step_task_id``, read from the plan's
+    return value (``{"reused": {task id: record}, "undecided": {task id: why}}``); None when the
+    plan left the step to decide itself. One XCom for the whole plan: a push per step cost a
+    round trip to the execution API each, most of a fully reused pipeline's time."""
+    if not isinstance(plan_value, dict):
+        return None
+    found = (plan_value.get("reused") or {}).get(step_task_id)
+    return found if isinstance(found, dict) else None

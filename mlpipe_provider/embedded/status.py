@@ -40,7 +40,7 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
     A reused step's task is skipped in Airflow (by the plan task, or by itself as it started);
     for v1 callers it is a finished step whose record (outputs, metrics, ``azureml.reusedrunid``)
-    is the reused one: the plan's XCom ``plan_xcom_key(step)``, or the step's own return value.
+    is the reused one: in the plan's return value (``contract.planned_record``), or the step's own.
 
     Why a step failed (``runtime/step_failure.publish_error``) becomes the entry's ``error``; a
     step stopped because another failed (continue_on_step_failure=False) is Canceled. When the
@@ -51,22 +51,17 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
         ERROR_XCOM,
         FINGERPRINT_XCOM,
         PLAN_TASK_ID,
-        PLAN_XCOM_PREFIX,
+        planned_record,
     )
 
     plan = tasks.get(PLAN_TASK_ID) or {}
-    planned = {
-        key[len(PLAN_XCOM_PREFIX) :]: value
-        for key, value in (plan.get("xcom") or {}).items()
-        if key.startswith(PLAN_XCOM_PREFIX) and isinstance(value, dict)
-    }
     plan_error = (plan.get("xcom") or {}).get(ERROR_XCOM) if plan.get("state") == "failed" else None
     steps: dict[str, dict[str, Any]] = {}
     for task_id, info in tasks.items():
         if task_id == PLAN_TASK_ID:
             continue
         entry = dict(info)
-        record = planned.get(task_id)
+        record = planned_record(plan.get("record"), task_id)
         if record is not None:
             entry["record"] = record
         record = entry.get("record")

@@ -40,7 +40,7 @@ def write_reuse_notes(dag_id: str, run_id: str) -> int:
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
-    from mlpipe_provider.contract.constants import PLAN_TASK_ID, PLAN_XCOM_PREFIX
+    from mlpipe_provider.contract.constants import PLAN_TASK_ID, planned_record
 
     noted = 0
     with create_session() as session:
@@ -56,20 +56,18 @@ def write_reuse_notes(dag_id: str, run_id: str) -> int:
         }
         if not skipped:
             return 0
-        records: dict[str, Any] = {}
+        values: dict[str, Any] = {}
         for xcom in session.scalars(
             select(XComModel).where(
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run_id,
                 XComModel.task_id.in_([PLAN_TASK_ID, *skipped]),
+                XComModel.key == "return_value",
             )
         ):
-            if xcom.task_id == PLAN_TASK_ID and xcom.key.startswith(PLAN_XCOM_PREFIX):
-                records[xcom.key[len(PLAN_XCOM_PREFIX) :]] = XComModel.deserialize_value(xcom)
-            elif xcom.task_id != PLAN_TASK_ID and xcom.key == "return_value":
-                records.setdefault(xcom.task_id, XComModel.deserialize_value(xcom))
+            values[xcom.task_id] = XComModel.deserialize_value(xcom)
         for task_id, ti in skipped.items():
-            record = records.get(task_id)
+            record = planned_record(values.get(PLAN_TASK_ID), task_id) or values.get(task_id)
             if isinstance(record, dict) and record.get("reused") and not ti.note:
                 ti.note = reuse_note(record)
                 noted += 1

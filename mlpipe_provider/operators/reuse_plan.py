@@ -34,7 +34,6 @@ class ReusePlanOperator(BaseOperator):
             raise
 
     def _execute(self, context: Any) -> dict[str, Any]:
-        from mlpipe_provider.contract.constants import plan_xcom_key
         from mlpipe_provider.runtime.reuse_plan import make_plan, step_tasks, unknown_conf_keys
         from mlpipe_provider.tracking import track_step
 
@@ -52,7 +51,6 @@ class ReusePlanOperator(BaseOperator):
         ti = context["ti"]
         by_id = {step.task_id: step for step in steps}
         for task_id, record in plan.reused.items():
-            ti.xcom_push(key=plan_xcom_key(task_id), value=record)
             track_step(by_id[task_id], context, record)  # MLflow, if configured; never raises
         for task_id, why in plan.undecided.items():
             self.log.info("mlpipe: step %r decides when it starts: %s", task_id, why)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipe_provider.contract.constants import PLAN_TASK_ID, InputKind, plan_xcom_key
+from mlpipe_provider.contract.constants import PLAN_TASK_ID, InputKind, planned_record
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.runtime.data_path import data_path_of_run, missing_data_message
 
@@ -37,10 +37,25 @@ def upstream_record(ti: Any, producer_task_id: str) -> dict[str, Any] | None:
     step's own record (produced, or reused when the step decided that itself as it started)."""
     # The plan first: a step the plan found reused never runs, so it has no record of its own,
     # and most upstream steps of a re-run are found by the plan (one XCom read, not two).
-    planned = ti.xcom_pull(task_ids=PLAN_TASK_ID, key=plan_xcom_key(producer_task_id))
-    if isinstance(planned, dict):
+    planned = planned_record(_plan_of_run(ti), producer_task_id)
+    if planned is not None:
         return planned
     return ti.xcom_pull(task_ids=producer_task_id) or None
+
+
+#: (dag id, run id, task id, try) -> the plan task's return value, read once per task attempt
+_PLANS: dict[tuple[Any, ...], Any] = {}
+
+
+def _plan_of_run(ti: Any) -> Any:
+    """The plan's decisions for this run: final before any step starts, so read once per task."""
+    key = tuple(getattr(ti, name, None) for name in ("dag_id", "run_id", "task_id", "try_number"))
+    if None in key or key not in _PLANS:
+        value = ti.xcom_pull(task_ids=PLAN_TASK_ID)
+        if None in key:
+            return value
+        _PLANS[key] = value
+    return _PLANS[key]
 
 
 def _on_datastore(

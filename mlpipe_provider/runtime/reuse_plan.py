@@ -4,8 +4,8 @@ A re-run where little changed should cost about one Airflow task, not one per st
 at the root of every compiled DAG walks the steps in topological order and fingerprints each one
 whose inputs it can know now: data references, data paths, datasets, parameters, and outputs of
 steps it has just found reused. Every step with a verified stored result is reused: the plan
-publishes its record (XCom ``plan_xcom_key(task_id)``) for the steps after it and skips its task
-in one go. A step it cannot decide (an upstream step will run, a SQL input whose query it must
+publishes the records (its return value, read with ``contract.planned_record``) for the steps
+after them and skips their tasks in one go. A step it cannot decide (an upstream step will run, a SQL input whose query it must
 not run twice, a reuse that still has work to do, ``allow_reuse=False``) decides when it starts,
 with the same rule (``runtime/reuse_decision.py``), so early cutoff and
 ``continue_on_step_failure`` stay exact.
@@ -27,7 +27,6 @@ from typing import Any
 
 from mlpipe_provider.contract.constants import (
     PLAN_TASK_ID,
-    PLAN_XCOM_PREFIX,
     REGENERATE_PARAM,
     InputKind,
 )
@@ -47,18 +46,9 @@ class Plan:
     undecided: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """The plan task's return value: small enough to read in the UI for any pipeline."""
-        return {
-            "reused": {
-                task_id: {
-                    "reused_run_id": record.get("reused_run_id"),
-                    "reused_pipeline_run_id": record.get("reused_pipeline_run_id"),
-                    "fingerprint": record.get("fingerprint"),
-                }
-                for task_id, record in self.reused.items()
-            },
-            "undecided": dict(self.undecided),
-        }
+        """The plan task's return value, the one XCom the steps after it, the run's status and
+        the reuse notes read (``contract.planned_record``)."""
+        return {"reused": dict(self.reused), "undecided": dict(self.undecided)}
 
 
 def unknown_conf_keys(dag: Any, context: Any) -> list[str]:
@@ -99,8 +89,8 @@ class _PlannedRecords:
         self._ti, self._reused = ti, reused
 
     def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **kwargs: Any) -> Any:
-        if task_ids == PLAN_TASK_ID and key.startswith(PLAN_XCOM_PREFIX):
-            return self._reused.get(key[len(PLAN_XCOM_PREFIX) :])
+        if task_ids == PLAN_TASK_ID and key == "return_value":
+            return {"reused": self._reused}
         return None  # a step the plan has not found reused is not decided here
 
     def __getattr__(self, name: str) -> Any:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlpipe_provider.contract.constants import ERROR_XCOM, PLAN_TASK_ID, plan_xcom_key
+from mlpipe_provider.contract.constants import ERROR_XCOM, PLAN_TASK_ID, planned_record
 from mlpipe_provider.embedded.status import (
     LOG_FILE,
     STATUS_FILE,
@@ -192,9 +192,12 @@ class ServerRunSource:
         """The record a skipped step reused: the plan task's decision, else the step's own."""
         key = (f"{task_id}:reused", 0)
         if key not in self._records:
-            record = self.client.xcom(
-                self.dag_id, self.airflow_run_id, PLAN_TASK_ID, key=plan_xcom_key(task_id)
-            )
+            plan_key = (PLAN_TASK_ID, -1)
+            if plan_key not in self._records:  # final once any step runs: read it once
+                self._records[plan_key] = self.client.xcom(
+                    self.dag_id, self.airflow_run_id, PLAN_TASK_ID
+                )
+            record = planned_record(self._records[plan_key], task_id)
             if record is None:
                 record = self.client.xcom(self.dag_id, self.airflow_run_id, task_id)
             self._records[key] = record
