@@ -99,6 +99,15 @@ class MlpipeStepOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self._run_step(context)
+
+    def execute_after_wait(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        """Back from waiting on another run's lease (``triggers/lease.py``): decide again; its
+        result is most likely committed now and is reused. (Not through ``execute``: Airflow
+        guards that against calls from anywhere but the task runner.)"""
+        return self._run_step(context)
+
+    def _run_step(self, context: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.step_failure import publish_error
         from mlpipe_provider.runtime.step_protocol import run_step
 
@@ -110,11 +119,6 @@ class MlpipeStepOperator(BaseOperator):
         if self.outlets:
             self._describe_asset_events(context, record)
         return record
-
-    def execute_after_wait(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        """Back from waiting on another run's lease (``triggers/lease.py``): decide again; its
-        result is most likely committed now and is reused."""
-        return self.execute(context)
 
     def _describe_asset_events(self, context: Any, record: dict[str, Any]) -> None:
         """Put where this run wrote each outlet and its digest on the asset event (docs/lineage.md).
