@@ -159,14 +159,19 @@ class StatusWriter:
 
 
 def failure_summary(steps: dict[str, Any]) -> str | None:
-    """Which steps failed and why, for the run's ``error`` (what ``wait_for_completion`` raises)."""
-    lines = []
+    """Which steps failed and why, for the run's ``error`` (what ``wait_for_completion`` raises).
+
+    Steps with the same error share one line: a run the plan task refused (a conf key the DAG
+    does not take) fails every step with the plan's one cause.
+    """
+    by_error: dict[str, list[str]] = {}
     for task_id, entry in sorted(steps.items()):
         if entry.get("status") == "Failed":
             name = (
                 (entry.get("record") or {}).get("step_name") or entry.get("display_name") or task_id
             )
-            lines.append(f"step {name!r} failed: {entry.get('error') or '(no error recorded)'}")
+            by_error.setdefault(entry.get("error") or "(no error recorded)", []).append(repr(name))
+    lines = [f"step {', '.join(names)} failed: {error}" for error, names in by_error.items()]
     return "\n".join(lines) or None
 
 
