@@ -120,7 +120,7 @@ def test_an_unknown_conf_key_fails_the_plan_before_any_step_starts(h, capfd):
     assert "unknown parameter(s) 'factr'" in out + err
 
 
-def test_a_waiting_step_defers_and_reuses_the_holders_commit_within_two_seconds(h, capfd):
+def test_a_waiting_step_defers_and_reuses_the_holders_commit_promptly(h, capfd):
     """Another run holds the lease on a's fingerprint and commits 3 s later: a defers (no
     worker slot held), wakes within about a second of the commit, and reuses the result."""
     from mlpipe_provider.runtime.step_context import StepWorkspace
@@ -148,7 +148,9 @@ def test_a_waiting_step_defers_and_reuses_the_holders_commit_within_two_seconds(
     state, record = records["a"]
     assert state == "skipped" and record["reused_run_id"] == first["a"][1]["step_run_id"]
     ended = _end_time(dag_run, "a")
-    assert committed_at and 0 <= ended - committed_at[0] <= 2.0, (ended, committed_at)
+    # within about a second here (bench/run.py row 4 measures it on a server); 5 s leaves room
+    # for a loaded CI machine while still failing a 30 s reschedule loop
+    assert committed_at and 0 <= ended - committed_at[0] <= 5.0, (ended, committed_at)
     out, err = capfd.readouterr()
     assert "waits for it without holding a worker slot" in out + err
     assert "Pausing task as DEFERRED" in out + err  # the worker slot went back
