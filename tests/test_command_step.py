@@ -503,7 +503,11 @@ def test_in_a_container_python_is_the_images_and_another_program_is_the_images_o
         ws,
         "docker-cpu",
         AmlCompute.provisioning_configuration(
-            vm_size="STANDARD_D2_V2", max_nodes=1, backend="docker", image="img:1"
+            vm_size="STANDARD_D2_V2",
+            max_nodes=1,
+            backend="docker",
+            image="img:1",
+            pull="missing",  # the image check waits for run time: no engine is asked here
         ),
     )
     k8s_target(ws, "k8s-cpu", "STANDARD_D2_V2", image="img:1", datastore_pvc="data")
