@@ -25,6 +25,11 @@ RACY_WINDOW_NS = 2_000_000_000  # coarser than any filesystem's timestamp granul
 _MMAP_THRESHOLD = 1 << 20  # small files: one read() is cheaper than mapping
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 ALWAYS_IGNORED = frozenset({".git", "__pycache__", ".mlpipe", ".venv", ".ipynb_checkpoints"})
+#: a source folder's top-level folders that hold what a run wrote, not source: v1 uploads a
+#: script's ``./outputs`` and ``./logs`` as run artifacts, and since a step runs in its source
+#: folder, counting them would make every run that writes there change its own fingerprint (its
+#: result never recorded, the next run never reused)
+RUN_ARTIFACT_FOLDERS = frozenset({"outputs", "logs"})
 
 
 def hash_bytes(data: bytes) -> str:
@@ -176,6 +181,8 @@ class _Ignore:
 
     def __init__(self, root: Path, use_ignore_files: bool):
         self.spec = None
+        #: a step's source folder (the only caller that reads ignore files)
+        self.source = use_ignore_files
         if use_ignore_files:
             import pathspec
 
@@ -187,6 +194,8 @@ class _Ignore:
                     break
 
     def skip(self, rel: str, is_dir: bool) -> bool:
+        if self.source and is_dir and rel in RUN_ARTIFACT_FOLDERS:
+            return True
         if self.spec is None:
             return False
         return self.spec.match_file(rel + "/" if is_dir else rel)

@@ -306,3 +306,32 @@ def test_sensor_waits_for_a_live_holder_then_runs_when_it_gives_up(h):
     executed, _ = h.run()
     assert executed == ["a"]
     assert released_at and released_at[0] - started >= 3.5  # it really waited for the holder
+
+
+def test_a_script_writing_outputs_and_logs_in_its_folder_is_still_reused(ws, project, run_dag):
+    """v1 scripts write ``./outputs`` and ``./logs`` (run artifacts there). A step runs in its
+    source folder, so those folders are not source: the result is recorded, the rerun reused."""
+    calls = project / "calls.log"
+    write_script(
+        project / "steps" / "w",
+        "w.py",
+        f"""
+        import os
+        open({str(calls)!r}, "a").write("w\\n")
+        os.makedirs("outputs", exist_ok=True)
+        os.makedirs("logs", exist_ok=True)
+        open("outputs/model.txt", "a").write("weights\\n")
+        open("logs/train.log", "a").write("epoch\\n")
+        """,
+    )
+    step = PythonScriptStep("w.py", name="w", source_directory=str(project / "steps" / "w"))
+    first, records = run_dag(Pipeline(ws, [step]), dag_id="artifacts")
+    assert str(first.state) == "success" and records["w"][0] == "success"
+    second, records = run_dag(Pipeline(ws, [step]), dag_id="artifacts")
+    assert records["w"][0] == "skipped" and records["w"][1]["reused"]
+    assert calls.read_text().split() == ["w"]
+    (project / "steps" / "w" / "w.py").write_text(
+        (project / "steps" / "w" / "w.py").read_text() + "\n# edited\n"
+    )
+    _, records = run_dag(Pipeline(ws, [step]), dag_id="artifacts")
+    assert records["w"][0] == "success"  # a source change still runs it
