@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe_provider.errors import UserErrorException
-from mlpipe_provider.records import DatasetRecord, create_record, find_record
+from mlpipe_provider.records import DatasetRecord, create_record, version_names, version_records
 
 REGISTRY_DIR = "datasets"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -42,21 +42,11 @@ def _folder(workspace_dir: Path, name: str) -> Path:
 
 def versions(workspace_dir: Path, name: str) -> list[dict[str, Any]]:
     """Every registered version of ``name``, oldest first."""
-    folder = _folder(workspace_dir, name)
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.glob("*.json"):
-        if path.stem.isdigit() and (record := find_record(path, DatasetRecord)) is not None:
-            found.append(record)
-    return sorted(found, key=lambda r: int(r["version"]))
+    return version_records(_folder(workspace_dir, name), DatasetRecord)
 
 
 def names(workspace_dir: Path) -> list[str]:
-    root = Path(workspace_dir) / REGISTRY_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.json")))
+    return version_names(Path(workspace_dir) / REGISTRY_DIR)
 
 
 def get(workspace_dir: Path, name: str, version: Any = "latest") -> dict[str, Any]:

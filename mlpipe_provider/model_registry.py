@@ -38,7 +38,7 @@ from mlpipe_provider.config import WorkspaceConfig, load_config
 from mlpipe_provider.datastores import DatastoreAccess, open_datastore
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.hashing import DIGEST_PREFIX, StatCache, digest_path
-from mlpipe_provider.records import ModelRecord, create_record, find_record
+from mlpipe_provider.records import ModelRecord, create_record, version_names, version_records
 from mlpipe_provider.tracking import mirror_model
 
 REGISTRY_DIR = "models"
@@ -68,22 +68,11 @@ def _folder(workspace_dir: Path, name: str) -> Path:
 
 def versions(workspace_dir: Path, name: str) -> list[dict[str, Any]]:
     """Every registered version of ``name``, oldest first."""
-    folder = _folder(workspace_dir, name)
-    if not folder.is_dir():
-        return []
-    found = [
-        record
-        for path in folder.glob("*.json")
-        if path.stem.isdigit() and (record := find_record(path, ModelRecord)) is not None
-    ]
-    return sorted(found, key=lambda r: int(r["version"]))
+    return version_records(_folder(workspace_dir, name), ModelRecord)
 
 
 def names(workspace_dir: Path) -> list[str]:
-    root = Path(workspace_dir) / REGISTRY_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.json")))
+    return version_names(Path(workspace_dir) / REGISTRY_DIR)
 
 
 def latest(workspace_dir: Path, name: str) -> dict[str, Any] | None:

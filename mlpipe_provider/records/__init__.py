@@ -34,6 +34,8 @@ from mlpipe_provider.records.store import (
     read_json,
     read_record,
     update_record,
+    version_names,
+    version_records,
     write_json,
     write_record,
 )
@@ -64,6 +66,8 @@ __all__ = [
     "read_json",
     "read_record",
     "update_record",
+    "version_names",
+    "version_records",
     "write_json",
     "write_record",
 ]

@@ -205,6 +205,28 @@ def list_records(
     return found
 
 
+def version_records(folder: Path, model: type[Record]) -> list[dict[str, Any]]:
+    """The numbered, write-once versions ``<n>.json`` in ``folder``, oldest first (the
+    registries of datasets and models keep one such folder per name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [
+        record
+        for path in folder.glob("*.json")
+        if path.stem.isdigit() and (record := find_record(path, model)) is not None
+    ]
+    return sorted(found, key=lambda r: int(r["version"]))
+
+
+def version_names(root: Path) -> list[str]:
+    """The names under ``root`` that have at least one version file."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.json")))
+
+
 class Collection:
     """A kind of record kept as ``<workspace>/<folder>/<id>.json``."""
 
