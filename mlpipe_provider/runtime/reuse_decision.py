@@ -41,6 +41,8 @@ class Decision:
     record: dict[str, Any] | None = None
     #: who holds the lease (``wait``)
     holder: str | None = None
+    #: this step took the lease on ``fingerprint`` while deciding (``run``)
+    leased: bool = False
 
 
 def reused_record(step: Any, manifest: dict[str, Any], fingerprint: str) -> dict[str, Any]:
@@ -111,7 +113,7 @@ def decide(step: Any, context: Any, reuse: StepReuse, fingerprint: str) -> Decis
         return Decision("run", fingerprint, reason=why)
     holder = holder_id(context, step.task_id)
     if reuse.store.acquire(fingerprint, holder, lease_ttl()) is not None:
-        return Decision("run", fingerprint, reason=why)
+        return Decision("run", fingerprint, reason=why, leased=True)
     current = reuse.store.read_lease(fingerprint)
     return Decision(
         "wait", fingerprint, reason=why, holder=current.holder if current else "another run"

@@ -67,10 +67,12 @@ def _wait_for_holder(op: Any, reuse: StepReuse, decision: Decision) -> None:
 class _Heartbeat:
     """Keeps this run's lease on the fingerprint alive while the script runs."""
 
-    def __init__(self, reuse: StepReuse, fingerprint: str, holder: str):
+    def __init__(self, reuse: StepReuse, fingerprint: str, holder: str, leased: bool):
         self.reuse, self.fingerprint, self.holder = reuse, fingerprint, holder
         self.ttl = lease_ttl()
-        self.held = reuse.store.acquire(fingerprint, holder, self.ttl) is not None
+        # the decision took the lease already, unless the step runs without asking for it
+        # (regenerate_outputs, allow_reuse=False): then take it if it is free, else run anyway
+        self.held = leased or reuse.store.acquire(fingerprint, holder, self.ttl) is not None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
         if self.held:
@@ -101,7 +103,9 @@ def run_step(op: Any, context: Any) -> dict[str, Any]:
         if decision.action == "wait":
             _wait_for_holder(op, reuse, decision)
         context["ti"].xcom_push(key=FINGERPRINT_XCOM, value=fingerprint)
-        heartbeat = _Heartbeat(reuse, fingerprint, holder_id(context, op.task_id))
+        heartbeat = _Heartbeat(
+            reuse, fingerprint, holder_id(context, op.task_id), leased=decision.leased
+        )
         try:
             record = op.produce(context, reuse)
             for location in record["outputs"].values():
