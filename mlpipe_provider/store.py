@@ -29,7 +29,6 @@ from mlpipe_provider.hooks.object_store import ConditionalObjects, conditional_o
 
 STORE_PREFIX = "mlpipe-store/v1"
 DEFAULT_LEASE_TTL_S = 60.0
-CLAIM_TTL_S = 600.0  # a sensor's claim covers the wait until the step's task starts
 _ATTEMPTS = 5
 
 
