@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from compiler.kinds import KINDS
+from compiler.kinds import KINDS, MappedTasks
 from compiler.literals import render
 from compiler.lower import LoweredPipeline
 from compiler.naming import identifier_for
@@ -113,6 +113,7 @@ def render_dag(
     pools = pools_for(lowered)
     kinds = sorted({lowered.steps[t]["kind"] for t in order})
     imports = sorted(KINDS[k].operator for k in kinds)
+    imports += mapped_imports(lowered, order)
     out: list[str] = [
         HEADER.format(dag_id=dag_id, origin=f" from {docstring_safe(origin)}" if origin else "")
     ]
@@ -187,12 +188,23 @@ def render_dag(
         variables[task_id] = var
         operator = KINDS[spec["kind"]].operator_class
         pad = "    "
+        mapped = None
         if place.group_id is not None:  # a TaskGroup named after the step (group=True kinds)
             tooltip = spec.get("tooltip") or spec["step_name"]
+            mapped = _mapped_tasks(spec, dag_dir)
+            # a step with mapped tasks is wired as its group: upstream steps reach the mapped
+            # tasks, downstream steps wait for the step's operator
+            group_var = identifier_for(f"{task_id}_group", taken) if mapped else None
+            alias = f" as {group_var}" if group_var else ""
             out.append(
-                f"    with TaskGroup(group_id={render(place.group_id)}, tooltip={render(tooltip)}):"
+                f"    with TaskGroup(group_id={render(place.group_id)}, "
+                f"tooltip={render(tooltip)}){alias}:"
             )
             pad = "        "
+            if mapped is not None:
+                assert group_var is not None
+                out.extend(_mapped_code(mapped, var, spec, pools, taken, pad))
+                variables[task_id] = group_var
         out.append(f"{pad}{var} = {operator}(")
         for key, value in _operator_kwargs(spec, dag_dir, pools):
             if key == "workspace":
@@ -207,6 +219,8 @@ def render_dag(
                 out.extend(f"{pad}        {asset_code(a)}," for a in found)
                 out.append(f"{pad}    ],")
         out.append(f"{pad})")
+        if mapped is not None:
+            out.append(f"{pad}{var}_{mapped.child_id} >> {var}")
         out.append("")
     position = {task_id: index for index, task_id in enumerate(order)}  # not order.index: O(n²)
     edges = sorted(lowered.graph.edges(), key=lambda e: (position[e[0]], position[e[1]]))
@@ -344,6 +358,64 @@ def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]
         f"    is_paused_upon_creation={render(bool(schedule.get('is_paused_upon_creation', False)))},"
     )
     return imports, lines
+
+
+def _mapped_tasks(spec: dict[str, Any], dag_dir: Path) -> MappedTasks | None:
+    make = KINDS[spec["kind"]].mapped
+    return make(spec, dag_dir) if make is not None else None
+
+
+def mapped_imports(lowered: LoweredPipeline, order: list[str]) -> list[tuple[str, str]]:
+    """The operators of the kinds' mapped tasks (HyperDrive's trials), for the import lines."""
+    found = set()
+    for task_id in order:
+        make = KINDS[lowered.steps[task_id]["kind"]].mapped
+        if make is not None:
+            found.add(make(lowered.steps[task_id], Path(".")).operator)
+    return sorted(found)
+
+
+def _mapped_code(
+    mapped: MappedTasks,
+    var: str,
+    spec: dict[str, Any],
+    pools: dict[str, Any],
+    taken: set[str],
+    pad: str,
+) -> list[str]:
+    """``VAR_CHILD = Operator.partial(...).expand(...)``: literals only, like every operator."""
+    name = f"{var}_{mapped.child_id}"
+    taken.add(name)
+    kwargs: list[tuple[str, Any]] = [
+        ("task_id", mapped.child_id),
+        ("task_display_name", f"{spec['step_name']} {mapped.child_id}"),
+        ("step_name", spec["step_name"]),
+        ("workspace", None),
+        *mapped.partial,
+        *_pool_kwargs(spec, pools),
+    ]
+    lines = [f"{pad}{name} = {mapped.operator_class}.partial("]
+    for key, value in kwargs:
+        if key == "workspace":
+            lines.append(f"{pad}    workspace=WORKSPACE,")
+        else:
+            lines.append(f"{pad}    {key}={render(value, indent=len(pad) + 4)},")
+    lines.append(f"{pad}).expand(")
+    for key, values in mapped.expand.items():
+        lines.append(f"{pad}    {key}={render(values, indent=len(pad) + 4)},")
+    lines.append(f"{pad})")
+    return lines
+
+
+def _pool_kwargs(spec: dict[str, Any], pools: dict[str, Any]) -> list[tuple[str, Any]]:
+    compute = spec["compute"]
+    if compute["name"] not in pools:
+        return []
+    return [
+        ("pool", compute["name"]),
+        ("pool_slots", _pool_slots(spec)),
+        ("queue", compute["name"]),
+    ]
 
 
 def _operator_kwargs(

@@ -553,13 +553,13 @@ CASES: list[Case] = [
         ("ParallelRunStep", "not supported", "instead", "PythonScriptStep"),
     ),
     Case(
-        "hyperdrive-step",
-        "unsupported",
+        "hyperdrive-step-without-config",
+        "arguments",
         """
         tune = HyperDriveStep(name="tune", hyperdrive_config=None, inputs=[], outputs=[])
         pipeline = Pipeline(ws, [tune])
         """,
-        ("HyperDriveStep", "not supported", "instead", "PythonScriptStep"),
+        ("HyperDriveStep 'tune'", "hyperdrive_config must be a HyperDriveConfig", "NoneType"),
     ),
     Case(
         "automl-step",

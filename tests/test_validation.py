@@ -329,7 +329,7 @@ def test_step_kind_that_cannot_be_compiled(ws, project, src):
 
 
 @pytest.mark.parametrize(
-    "name", ["ParallelRunStep", "HyperDriveStep", "AutoMLStep", "DatabricksStep", "KustoStep"]
+    "name", ["ParallelRunStep", "AdlaStep", "AutoMLStep", "DatabricksStep", "KustoStep"]
 )
 def test_unsupported_v1_class_raises_clearly(name):
     cls = getattr(unsupported_sdk, name)

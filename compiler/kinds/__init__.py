@@ -14,6 +14,23 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class MappedTasks:
+    """Tasks a step runs before its operator, inside its TaskGroup: one operator mapped over a
+    list (Airflow's dynamic task mapping, ``Operator.partial(...).expand(name=[...])``), so the UI
+    lists every item and Airflow schedules, limits and retries each one (HyperDrive's trials)."""
+
+    child_id: str  # task id inside the step's group
+    operator_module: str
+    operator_class: str
+    partial: list[tuple[str, Any]]  # keyword arguments every mapped task shares
+    expand: dict[str, list[Any]]  # keyword -> the list it is mapped over
+
+    @property
+    def operator(self) -> tuple[str, str]:
+        return self.operator_module, self.operator_class
+
+
+@dataclass(frozen=True)
 class StepKind:
     name: str
     operator_module: str
@@ -21,6 +38,8 @@ class StepKind:
     lower: Callable[[Any, Any, dict[str, Any]], None]
     kwargs: Callable[[dict[str, Any], Path], list[tuple[str, Any]]]
     group: bool = False  # compile into a TaskGroup named after the step (modules)
+    #: mapped tasks the step's operator waits for inside its group (needs ``group=True``)
+    mapped: Callable[[dict[str, Any], Path], MappedTasks] | None = None
 
     @property
     def operator(self) -> tuple[str, str]:
@@ -40,6 +59,7 @@ def _load() -> None:
         command,
         data_transfer,
         distributed,
+        hyperdrive,
         module,
         script,
     )

@@ -42,11 +42,6 @@ ParallelRunConfig = _unsupported(
     "it only configures ParallelRunStep; instead use a PythonScriptStep that loops over its "
     "input in mini-batches, or one with node_count to spread it over nodes",
 )
-HyperDriveStep = _unsupported(
-    "HyperDriveStep",
-    "no Airflow mapping yet; instead run the search inside one PythonScriptStep (e.g. with "
-    "Optuna), or one step per configuration",
-)
 AutoMLStep = _unsupported(
     "AutoMLStep",
     "AutoML is an Azure service; instead train in a PythonScriptStep with an AutoML library "
@@ -101,18 +96,6 @@ JarLibrary = _unsupported("JarLibrary", _DATABRICKS)
 MavenLibrary = _unsupported("MavenLibrary", _DATABRICKS)
 PyPiLibrary = _unsupported("PyPiLibrary", _DATABRICKS)
 RCranLibrary = _unsupported("RCranLibrary", _DATABRICKS)
-# HyperDrive's configuration names: HyperDriveStep is not supported, so neither are they.
-_HYPERDRIVE = (
-    "HyperDriveStep is not supported; run the search inside one PythonScriptStep (e.g. with Optuna)"
-)
-HyperDriveConfig = _unsupported("HyperDriveConfig", _HYPERDRIVE)
-HyperDriveStepRun = _unsupported("HyperDriveStepRun", _HYPERDRIVE)
-RandomParameterSampling = _unsupported("RandomParameterSampling", _HYPERDRIVE)
-BanditPolicy = _unsupported("BanditPolicy", _HYPERDRIVE)
-PrimaryMetricGoal = _unsupported("PrimaryMetricGoal", _HYPERDRIVE)
-choice = _unsupported("choice", _HYPERDRIVE)
-uniform = _unsupported("uniform", _HYPERDRIVE)
-loguniform = _unsupported("loguniform", _HYPERDRIVE)
 AutoMLConfig = _unsupported(
     "AutoMLConfig",
     "AutoML is an Azure service; train with FLAML or auto-sklearn in a PythonScriptStep",
@@ -122,7 +105,6 @@ UNSUPPORTED_NAMES = sorted(
     [
         "ParallelRunStep",
         "ParallelRunConfig",
-        "HyperDriveStep",
         "AutoMLStep",
         "DatabricksStep",
         "AdlaStep",
@@ -137,14 +119,6 @@ UNSUPPORTED_NAMES = sorted(
         "BatchCompute",
         "DatabricksCompute",
         "KustoCompute",
-        "HyperDriveConfig",
-        "HyperDriveStepRun",
-        "RandomParameterSampling",
-        "BanditPolicy",
-        "PrimaryMetricGoal",
-        "choice",
-        "uniform",
-        "loguniform",
         "AutoMLConfig",
         "EggLibrary",
         "JarLibrary",

@@ -1,0 +1,340 @@
+"""``HyperDriveStep``: sampling, early termination, the best trial, reuse, and a consumer step.
+
+The sweeps run for real on the embedded Airflow (``dag.test()``): trials are mapped tasks that
+run the example's training script (``examples/hyperdrive/src/train.py``) with short epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from compiler.kinds.hyperdrive_trials import grid_trials, plan_trials, random_trials
+from mlpipe_provider.errors import UserErrorException
+from mlpipe_provider.runtime.hyperdrive_policy import stop_reason
+from mlpipe_provider.sdk import (
+    BanditPolicy,
+    BayesianParameterSampling,
+    GridParameterSampling,
+    HyperDriveConfig,
+    HyperDriveStep,
+    HyperDriveStepRun,
+    MedianStoppingPolicy,
+    NoTerminationPolicy,
+    Pipeline,
+    PipelineData,
+    PrimaryMetricGoal,
+    PythonScriptStep,
+    RandomParameterSampling,
+    ScriptRunConfig,
+    TrainingOutput,
+    TruncationSelectionPolicy,
+    choice,
+    loguniform,
+    normal,
+    qlognormal,
+    quniform,
+    randint,
+    uniform,
+)
+
+EXAMPLE_SRC = Path(__file__).resolve().parents[1] / "examples" / "hyperdrive" / "src"
+SWEEP_TASKS = ("tune.trials", "tune.hyperdrive")
+
+
+@pytest.fixture
+def src(project):
+    folder = project / "src"
+    shutil.copytree(EXAMPLE_SRC, folder)
+    return folder
+
+
+def mapped_states(dag_run, task_id: str) -> dict[int, str]:
+    """``{map_index: state}`` of a mapped task's instances in a run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return {
+            ti.map_index: str(ti.state)
+            for ti in session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_run.dag_id,
+                    TaskInstance.run_id == dag_run.run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            )
+        }
+
+
+def _sweep(
+    ws,
+    sampling,
+    *,
+    policy=None,
+    total=12,
+    concurrent=None,
+    epochs=6,
+    consumer=True,
+    goal=PrimaryMetricGoal.MAXIMIZE,
+):
+    datastore = ws.get_default_datastore()
+    metrics_data = PipelineData(
+        "metrics_data", datastore=datastore, training_output=TrainingOutput(type="Metrics")
+    )
+    model_data = PipelineData(
+        "model_data",
+        datastore=datastore,
+        training_output=TrainingOutput(type="Model", model_file="outputs/model.json"),
+    )
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(
+            source_directory="src",
+            script="train.py",
+            arguments=["--epochs", epochs, "--epoch-seconds", 0.1],
+        ),
+        hyperparameter_sampling=sampling,
+        policy=policy,
+        primary_metric_name="accuracy",
+        primary_metric_goal=goal,
+        max_total_runs=total,
+        max_concurrent_runs=concurrent,
+    )
+    tune = HyperDriveStep(
+        name="tune", hyperdrive_config=config, outputs=[model_data], metrics_output=metrics_data
+    )
+    steps = [tune]
+    if consumer:
+        steps.append(
+            PythonScriptStep(
+                name="evaluate",
+                script_name="evaluate.py",
+                arguments=["--model", model_data, "--metrics", metrics_data],
+                inputs=[model_data, metrics_data],
+                source_directory="src",
+            )
+        )
+    return Pipeline(ws, steps)
+
+
+class _StepRun:
+    """What ``HyperDriveStepRun`` reads from a pipeline's step run, for a ``dag.test()`` run."""
+
+    name = "tune"
+
+    def __init__(self, record):
+        self._record = record
+        self.id = record["step_run_id"]
+
+    def _refresh(self):
+        pass
+
+
+# --- the space and its sampling ---------------------------------------------------------------
+
+
+def test_expressions_are_v1_lists():
+    assert choice(1, 2, 3) == ["choice", [[1, 2, 3]]]
+    assert choice([0.1, 0.2]) == ["choice", [[0.1, 0.2]]]
+    assert choice(range(3)) == ["choice", [[0, 1, 2]]]
+    assert uniform(0.5, 1) == ["uniform", [0.5, 1]]
+    assert quniform(1, 10, 2) == ["quniform", [1, 10, 2]]
+    assert randint(5) == ["randint", [5]]
+
+
+def test_random_trials_are_seeded_by_the_definition_and_prefix_stable():
+    space = {
+        "lr": loguniform(-6, -1),
+        "--units": choice(16, 32, 64),
+        "dropout": quniform(0, 0.5, 0.1),
+        "momentum": normal(0.9, 0.02),
+        "scale": qlognormal(0, 1, 0.5),
+        "seed": randint(100),
+    }
+    first = random_trials(space, 12, 7)
+    assert first == random_trials(space, 12, 7)  # a rerun proposes the same trials
+    assert random_trials(space, 20, 7)[:12] == first  # more trials keep the first ones
+    assert random_trials(space, 12, 8) != first
+    for point in first:
+        assert 0.0024 < point["lr"] < 0.37
+        assert point["--units"] in (16, 32, 64)
+        assert point["dropout"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+        assert 0 <= point["seed"] < 100
+        assert round(point["scale"] / 0.5, 9) == round(point["scale"] / 0.5)
+    # the seed comes from the space (or properties["seed"]), so the DAG file is the same each time
+    sampling = RandomParameterSampling(space)
+    a = plan_trials("random", sampling.parameter_space, 5, {})
+    assert a == plan_trials("random", sampling.parameter_space, 5, {})
+    assert a != plan_trials("random", sampling.parameter_space, 5, {"seed": 1})
+
+
+def test_a_small_discrete_random_space_gives_distinct_trials_and_no_more():
+    trials = random_trials({"a": choice(1, 2), "b": choice("x", "y")}, 10, 3)
+    assert len(trials) == 4
+    assert len({json.dumps(t, sort_keys=True) for t in trials}) == 4
+
+
+def test_grid_enumerates_every_combination_in_order():
+    space = GridParameterSampling({"a": choice(1, 2), "--b": choice("x", "y", "z")}).parameter_space
+    assert grid_trials(space, 100) == [
+        {"a": 1, "--b": "x"},
+        {"a": 1, "--b": "y"},
+        {"a": 1, "--b": "z"},
+        {"a": 2, "--b": "x"},
+        {"a": 2, "--b": "y"},
+        {"a": 2, "--b": "z"},
+    ]
+    assert len(grid_trials(space, 4)) == 4
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: GridParameterSampling({"lr": uniform(0, 1)}),
+            r"GridParameterSampling: parameter_space\['lr'\] is uniform\(\.\.\.\); .* only choice",
+        ),
+        (
+            lambda: BayesianParameterSampling({"lr": loguniform(-3, 0)}),
+            r"parameter_space\['lr'\] is loguniform",
+        ),
+        (
+            lambda: RandomParameterSampling({"lr": [0.1, 0.2]}),
+            r"parameter_space\['lr'\] must be a parameter expression",
+        ),
+        (lambda: uniform(1, 1), "uniform: min_value must be below max_value"),
+        (lambda: BanditPolicy(slack_factor=0.1, slack_amount=0.2), "exactly one of slack"),
+        (lambda: BanditPolicy(evaluation_interval=0, slack_factor=0.1), "evaluation_interval"),
+        (lambda: TruncationSelectionPolicy(truncation_percentage=100), "truncation_percentage"),
+    ],
+)
+def test_bad_spaces_and_policies_name_the_field(make, message):
+    with pytest.raises(UserErrorException, match=message):
+        make()
+
+
+def test_config_errors_name_the_field(project):
+    (project / "src").mkdir()
+    src = ScriptRunConfig(source_directory="src", script="train.py")
+    sampling = RandomParameterSampling({"lr": uniform(0, 1)})
+    common = dict(hyperparameter_sampling=sampling, primary_metric_name="acc")
+    with pytest.raises(UserErrorException, match="max_total_runs must be an integer from 1"):
+        HyperDriveConfig(run_config=src, primary_metric_goal="MAXIMIZE", max_total_runs=0, **common)
+    with pytest.raises(UserErrorException, match="primary_metric_goal must be"):
+        HyperDriveConfig(run_config=src, primary_metric_goal="up", max_total_runs=3, **common)
+    with pytest.raises(UserErrorException, match="exactly one of run_config"):
+        HyperDriveConfig(primary_metric_goal="MAXIMIZE", max_total_runs=3, **common)
+    with pytest.raises(UserErrorException, match="takes no early termination policy"):
+        HyperDriveConfig(
+            run_config=src,
+            hyperparameter_sampling=BayesianParameterSampling({"lr": uniform(0, 1)}),
+            primary_metric_name="acc",
+            primary_metric_goal=PrimaryMetricGoal.MINIMIZE,
+            max_total_runs=3,
+            policy=MedianStoppingPolicy(),
+        )
+
+
+def test_a_missing_script_is_a_compile_error_naming_the_step_and_field(ws, project):
+    (project / "src").mkdir()
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(source_directory="src", script="nope.py"),
+        hyperparameter_sampling=GridParameterSampling({"a": choice(1, 2)}),
+        primary_metric_name="acc",
+        primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=2,
+    )
+    (message,) = Pipeline(ws, [HyperDriveStep(name="tune", hyperdrive_config=config)]).validate()
+    assert "step 'tune', field 'hyperdrive_config.run_config.script'" in message
+    assert "nope.py" in message
+
+
+# --- the policies' rules ----------------------------------------------------------------------
+
+
+def test_policy_rules_at_an_interval():
+    bandit = BanditPolicy(slack_factor=0.1, delay_evaluation=1).to_spec()
+    assert stop_reason(bandit, True, [0.5], [[0.9]]) is None  # delay_evaluation
+    assert stop_reason(bandit, True, [0.5, 0.83], [[0.8, 0.9]]) is None  # 0.83 >= 0.9 / 1.1
+    assert "BanditPolicy" in stop_reason(bandit, True, [0.5, 0.7], [[0.8, 0.9]])
+    amount = BanditPolicy(slack_amount=0.05).to_spec()
+    assert stop_reason(amount, False, [0.3], [[0.2]]) is not None  # minimize: 0.3 > 0.2 + 0.05
+    assert stop_reason(amount, False, [0.24], [[0.2]]) is None
+    median = MedianStoppingPolicy().to_spec()
+    assert stop_reason(median, True, [0.1, 0.2], [[0.5, 0.6], [0.4, 0.5], [0.0, 0.1]]) is not None
+    assert stop_reason(median, True, [0.5, 0.6], [[0.5, 0.6], [0.4, 0.5]]) is None
+    truncation = TruncationSelectionPolicy(truncation_percentage=50).to_spec()
+    assert stop_reason(truncation, True, [0.1], [[0.5], [0.4], [0.3]]) is not None
+    assert stop_reason(truncation, True, [0.45], [[0.5], [0.4], [0.3]]) is None
+    assert stop_reason(NoTerminationPolicy().to_spec(), True, [0.0], [[1.0]]) is None
+
+
+# --- running sweeps ---------------------------------------------------------------------------
+
+
+def test_a_12_trial_bandit_sweep_stops_trials_early_picks_the_best_and_is_reused(
+    ws, project, src, run_dag
+):
+    """The example's sweep, small: 12 random trials under a BanditPolicy. At least one trial is
+    canceled early (fewer accuracy values than epochs, status Canceled, still listed), the best
+    trial is the one with the highest accuracy, the consumer reads its model and every trial's
+    metrics, and a second run reuses every trial and the step."""
+    sampling = RandomParameterSampling(
+        {"--learning_rate": loguniform(-9, -1), "--batch_size": choice(16, 32, 64)}
+    )
+    policy = BanditPolicy(evaluation_interval=1, slack_factor=0.1, delay_evaluation=2)
+    pipeline = _sweep(ws, sampling, policy=policy, total=12, concurrent=4)
+    dag_run, records = run_dag(pipeline, dag_id="hd_bandit")
+    assert mapped_states(dag_run, "tune.trials") == {i: "success" for i in range(12)}
+    state, record = records["tune.hyperdrive"]
+    assert state == "success", records
+    hd = HyperDriveStepRun(_StepRun(record))
+    trials = hd.get_children()
+    assert len(trials) == 12
+    canceled = [t for t in trials if t.get_status() == "Canceled"]
+    completed = [t for t in trials if t.get_status() == "Completed"]
+    assert canceled, [t.get_metrics().get("accuracy") for t in trials]
+    assert len(canceled) + len(completed) == 12
+    for trial in canceled:
+        assert len(trial.get_metrics()["accuracy"]) < 6  # stopped before its last epoch
+    best = hd.get_best_run_by_primary_metric()
+    finals = {t.id: max(t.get_metrics()["accuracy"]) for t in trials}
+    assert best.id == max(finals, key=finals.get)
+    assert best.get_status() == "Completed"
+    rows = hd.get_children_sorted_by_primary_metric(top=3)
+    assert [r["run_id"] for r in rows][0] == best.id
+    assert [r["best_primary_metric"] for r in rows] == sorted(
+        [r["best_primary_metric"] for r in rows], reverse=True
+    )
+    params = hd.get_hyperparameters()[best.id]
+    assert set(params) == {"--learning_rate", "--batch_size"}
+    assert best.get_details()["runDefinition"]["arguments"][-4:] == [
+        "--learning_rate",
+        params["--learning_rate"],
+        "--batch_size",
+        params["--batch_size"],
+    ]
+    # the consumer read the best model and v1's metrics JSON
+    state, consumer = records["evaluate"]
+    assert state == "success"
+    assert consumer["metrics"]["trials"] == 12
+    assert consumer["metrics"]["model_accuracy"] == pytest.approx(finals[best.id])
+    assert consumer["metrics"]["best_learning_rate"] == pytest.approx(params["--learning_rate"])
+    folder = ws._dir / "datastores" / "workspaceblobstore"
+    metrics_file = folder / record["outputs"]["metrics_data"]["path"]
+    assert json.loads(metrics_file.read_text()) == {
+        t.id: {k: v if isinstance(v, list) else [v] for k, v in t.get_metrics().items()}
+        for t in trials
+    }
+
+    again, records = run_dag(pipeline, dag_id="hd_bandit")
+    assert mapped_states(again, "tune.trials") == {i: "skipped" for i in range(12)}
+    state, reused = records["tune.hyperdrive"]
+    assert state == "skipped"
+    assert reused["reused_run_id"] == record["step_run_id"]
+    assert HyperDriveStepRun(_StepRun(reused)).get_best_run_by_primary_metric().id == best.id
+    assert records["evaluate"][0] == "skipped"
