@@ -43,6 +43,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "mlpipe_provider.operators.data_transfer",
             "mlpipe_provider.operators.script",
             "mlpipe_provider.operators.estimator",
+            "mlpipe_provider.operators.hyperdrive",
             "mlpipe_provider.operators.module",
             "mlpipe_provider.operators.reuse_plan",
         }, (path, modules)
@@ -56,6 +57,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "Param",
             "DataTransferStepOperator",
             "EstimatorStepOperator",
+            "HyperDriveStepOperator",
             "ModuleStepOperator",
             "MpiStepOperator",
             "PythonScriptStepOperator",

@@ -338,3 +338,88 @@ def test_a_12_trial_bandit_sweep_stops_trials_early_picks_the_best_and_is_reused
     assert reused["reused_run_id"] == record["step_run_id"]
     assert HyperDriveStepRun(_StepRun(reused)).get_best_run_by_primary_metric().id == best.id
     assert records["evaluate"][0] == "skipped"
+
+
+def test_bayesian_proposals_are_seeded_and_learn_from_finished_trials():
+    from mlpipe_provider.runtime.hyperdrive_bayes import propose
+
+    space = BayesianParameterSampling(
+        {"lr": uniform(0.0, 1.0), "units": choice(8, 16, 32), "drop": quniform(0, 0.5, 0.1)}
+    ).parameter_space
+    first = propose(space, 5, 0, [], True, total=8)
+    assert first == propose(space, 5, 0, [], True, total=8)  # same evidence, same proposal
+    assert 0 <= first["lr"] <= 1 and first["units"] in (8, 16, 32)
+    assert round(first["drop"] * 10, 9) == round(first["drop"] * 10)
+    low = [({"lr": x / 10, "units": 8, "drop": 0.1}, x / 10) for x in range(6)]
+    high = [({"lr": x / 10, "units": 8, "drop": 0.1}, 1 - x / 10) for x in range(6)]
+    assert propose(space, 5, 6, low, True, total=8) != propose(space, 5, 6, high, True, total=8)
+
+
+def test_a_bayesian_sweep_submitted_as_in_v1(ws, project, src):
+    """``Experiment.submit`` on the embedded Airflow, then v1's ``HyperDriveStepRun`` calls on
+    the step run ``find_step_run`` returns: each trial's values were proposed when it started
+    (Optuna), reached the script as arguments, and the trials are children of the step, not
+    steps of the pipeline."""
+    from mlpipe_provider.sdk import Experiment
+
+    sampling = BayesianParameterSampling(
+        {"--learning_rate": uniform(0.001, 0.1), "--batch_size": choice(16, 64)}
+    )
+    pipeline = _sweep(
+        ws, sampling, total=4, concurrent=1, epochs=3, consumer=False, goal="MAXIMIZE"
+    )
+    run = Experiment(ws, "hd-bayes").submit(pipeline)
+    run.wait_for_completion(show_output=False)
+    assert run.get_status() == "Finished"
+    assert [s.name for s in run.get_steps()] == ["tune"]
+    hd = HyperDriveStepRun(step_run=run.find_step_run("tune")[0])
+    trials = hd.get_children()
+    assert [t.get_status() for t in trials] == ["Completed"] * 4
+    for trial in trials:
+        values = trial.get_hyperparameters()
+        assert 0.001 <= values["--learning_rate"] <= 0.1
+        assert values["--batch_size"] in (16, 64)
+        # the script logged what it was given
+        assert trial.get_metrics()["learning_rate"] == pytest.approx(values["--learning_rate"])
+        assert trial.get_metrics()["batch_size"] == values["--batch_size"]
+    best = hd.get_best_run_by_primary_metric()
+    assert best.id == hd.get_children_sorted_by_primary_metric()[0]["run_id"]
+    assert best.get_metrics()["accuracy"][-1] == max(
+        t.get_metrics()["accuracy"][-1] for t in trials
+    )
+
+
+def test_the_dag_maps_the_trials_in_the_steps_group_and_compiles_byte_identical(
+    ws, project, src, tmp_path
+):
+    """The trials are one mapped task (every trial's values a literal in the file, bounded by
+    max_concurrent_runs) upstream of the step's operator, in a TaskGroup named after the step;
+    a downstream step waits for the step's operator."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from compiler.compile import compile_pipeline
+
+    sampling = GridParameterSampling(
+        {"--learning_rate": choice(0.01, 0.1), "--batch_size": choice(16, 64)}
+    )
+    pipeline = _sweep(ws, sampling, total=3, concurrent=2)
+    first = compile_pipeline(pipeline, "hd_shape", tmp_path / "a")
+    first.write()
+    again = compile_pipeline(pipeline, "hd_shape", tmp_path / "b")
+    again.write()
+    assert first.path.read_bytes() == again.path.read_bytes()
+    text = first.path.read_text()
+    assert "HyperDriveTrialOperator.partial(" in text and ").expand(" in text
+    bag = DagBag(dag_folder=str(first.path))
+    assert not bag.import_errors, bag.import_errors
+    (dag,) = bag.dags.values()
+    trials = dag.get_task("tune.trials")
+    assert trials.max_active_tis_per_dagrun == 2
+    assert [t["hyperparameters"] for t in trials.expand_input.value["trial"]] == [
+        {"--learning_rate": 0.01, "--batch_size": 16},
+        {"--learning_rate": 0.01, "--batch_size": 64},
+        {"--learning_rate": 0.1, "--batch_size": 16},
+    ]
+    assert dag.get_task("tune.hyperdrive").upstream_task_ids == {"tune.trials"}
+    assert dag.get_task("tune.trials").upstream_task_ids == {"mlpipe.plan"}
+    assert dag.get_task("evaluate").upstream_task_ids == {"tune.hyperdrive"}

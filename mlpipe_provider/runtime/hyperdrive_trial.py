@@ -62,7 +62,12 @@ def propose_if_needed(op: Any, context: Any) -> None:
             finished.append((dict(entry.get("hyperparameters") or {}), best))
     sampling = sweep["sampling"]
     op.hyperparameters = propose(
-        sampling["parameter_space"], sampling["seed"], op.trial_index, finished, maximize
+        sampling["parameter_space"],
+        sampling["seed"],
+        op.trial_index,
+        finished,
+        maximize,
+        total=int(sweep["max_total_runs"]),
     )
     op.arguments = trial_arguments(op.script_arguments, op.hyperparameters)
     op.log.info(
