@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -52,15 +53,15 @@ def src(project):
     return folder
 
 
-def mapped_states(dag_run, task_id: str) -> dict[int, str]:
-    """``{map_index: state}`` of a mapped task's instances in a run."""
+def mapped_states(dag_run, task_id: str, what: str = "state") -> dict[int, str]:
+    """``{map_index: state}`` (or ``note``) of a mapped task's instances in a run."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         return {
-            ti.map_index: str(ti.state)
+            ti.map_index: str(getattr(ti, what))
             for ti in session.scalars(
                 select(TaskInstance).where(
                     TaskInstance.dag_id == dag_run.dag_id,
@@ -333,6 +334,13 @@ def test_a_12_trial_bandit_sweep_stops_trials_early_picks_the_best_and_is_reused
 
     again, records = run_dag(pipeline, dag_id="hd_bandit")
     assert mapped_states(again, "tune.trials") == {i: "skipped" for i in range(12)}
+    deadline = time.monotonic() + 10  # the listener's thread writes them after the run ends
+    while True:  # every trial instance has its own note naming the trial run it reused
+        notes = mapped_states(again, "tune.trials", "note")
+        if all(f"reused step run {t.id}" in notes[i] for i, t in enumerate(trials)):
+            break
+        assert time.monotonic() < deadline, notes
+        time.sleep(0.2)
     state, reused = records["tune.hyperdrive"]
     assert state == "skipped"
     assert reused["reused_run_id"] == record["step_run_id"]
