@@ -429,7 +429,8 @@ def _operator_kwargs(
         *KINDS[spec["kind"]].kwargs(spec, dag_dir),
     ]
     compute = spec["compute"]
-    if compute["name"] in pools:
+    # a step whose processes run in its mapped tasks (a sweep's trials) holds no GPU itself
+    if compute["name"] in pools and KINDS[spec["kind"]].mapped is None:
         kwargs += [
             ("pool", compute["name"]),
             ("pool_slots", _pool_slots(spec)),

@@ -431,3 +431,25 @@ def test_the_dag_maps_the_trials_in_the_steps_group_and_compiles_byte_identical(
     assert dag.get_task("tune.hyperdrive").upstream_task_ids == {"tune.trials"}
     assert dag.get_task("tune.trials").upstream_task_ids == {"mlpipe.plan"}
     assert dag.get_task("evaluate").upstream_task_ids == {"tune.hyperdrive"}
+
+
+def test_trials_on_a_gpu_target_take_its_pool_and_the_ranking_step_does_not(ws, project, src):
+    from compiler.compile import compile_pipeline
+
+    gpu = ws.compute_targets["STANDARD_NC12"]
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(source_directory="src", script="train.py", compute_target=gpu),
+        hyperparameter_sampling=GridParameterSampling({"--learning_rate": choice(0.01, 0.1)}),
+        primary_metric_name="accuracy",
+        primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=2,
+    )
+    compiled = compile_pipeline(
+        Pipeline(ws, [HyperDriveStep(name="tune", hyperdrive_config=config)]),
+        "hd_gpu",
+        project / "dags",
+    )
+    trials, step = compiled.text.split("HyperDriveStepOperator(")[-2:]
+    assert f"pool={gpu.name!r}," in trials and f"queue={gpu.name!r}," in trials
+    assert "pool_slots=1," in trials
+    assert "pool=" not in step and "max_active_tis_per_dagrun" not in trials
