@@ -258,10 +258,15 @@ def test_a_missing_script_is_a_compile_error_naming_the_step_and_field(ws, proje
 
 
 def test_policy_rules_at_an_interval():
-    bandit = BanditPolicy(slack_factor=0.1, delay_evaluation=1).to_spec()
-    assert stop_reason(bandit, True, [0.5], [[0.9]]) is None  # delay_evaluation
+    bandit = BanditPolicy(slack_factor=0.1, delay_evaluation=2).to_spec()
+    assert stop_reason(bandit, True, [0.5], [[0.9]]) is None  # before delay_evaluation
     assert stop_reason(bandit, True, [0.5, 0.83], [[0.8, 0.9]]) is None  # 0.83 >= 0.9 / 1.1
     assert "BanditPolicy" in stop_reason(bandit, True, [0.5, 0.7], [[0.8, 0.9]])
+    # the trial's best value so far counts, at every multiple of evaluation_interval >= delay
+    assert stop_reason(bandit, True, [0.85, 0.7], [[0.8, 0.9]]) is None
+    every_2 = BanditPolicy(evaluation_interval=2, slack_factor=0.1).to_spec()
+    assert stop_reason(every_2, True, [0.1], [[0.9]]) is None
+    assert stop_reason(every_2, True, [0.1, 0.1], [[0.9, 0.9]]) is not None
     amount = BanditPolicy(slack_amount=0.05).to_spec()
     assert stop_reason(amount, False, [0.3], [[0.2]]) is not None  # minimize: 0.3 > 0.2 + 0.05
     assert stop_reason(amount, False, [0.24], [[0.2]]) is None

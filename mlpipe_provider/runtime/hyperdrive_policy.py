@@ -1,9 +1,9 @@
 """The early termination rules of v1's policies, on the primary metric's logged values.
 
 A trial's *k*-th logged value of the primary metric is its *k*-th interval. A policy looks at
-interval *k* when ``k > delay_evaluation`` and ``k % evaluation_interval == 0``, and compares the
-trial with the other trials of the sweep that reached interval *k* (those still running and
-those done), as v1's service did. Pure functions: ``runtime/hyperdrive_board.py`` calls them
+interval *k* at every multiple of ``evaluation_interval`` that is at least ``delay_evaluation``
+(v1's reference), and compares the trial with the other trials of the sweep that reached interval
+*k* (those still running and those done), as v1's service did. Pure functions: ``runtime/hyperdrive_board.py`` calls them
 beside each trial while it runs.
 """
 
@@ -19,7 +19,7 @@ def evaluates_at(policy: dict[str, Any], interval: int) -> bool:
     if policy.get("kind", "none") == "none":
         return False
     every = int(policy.get("evaluation_interval") or 1)
-    return interval > int(policy.get("delay_evaluation") or 0) and interval % every == 0
+    return interval >= int(policy.get("delay_evaluation") or 0) and interval % every == 0
 
 
 def _better(a: float, b: float, maximize: bool) -> bool:
@@ -47,7 +47,12 @@ def stop_reason(
     peers = [o[k - 1] for o in others if len(o) >= k and _finite(o[k - 1])]
     kind = policy["kind"]
     if kind == "bandit":
-        return _bandit(policy, maximize, value, peers, k)
+        # v1: the trial's best value so far against the best trial's at this interval
+        own_best = _best([v for v in own if _finite(v)], maximize)
+        peer_bests = [
+            _best([v for v in o[:k] if _finite(v)], maximize) for o in others if len(o) >= k
+        ]
+        return _bandit(policy, maximize, own_best, [p for p in peer_bests if p is not None], k)
     if kind == "median":
         return _median(maximize, own, [o for o in others if len(o) >= k], k)
     if kind == "truncation":
@@ -60,6 +65,10 @@ def stop_reason(
             ]
         return _truncation(policy, maximize, value, peers, k)
     return None
+
+
+def _best(values: list[float], maximize: bool) -> float | None:
+    return (max(values) if maximize else min(values)) if values else None
 
 
 def _finite(value: Any) -> bool:
@@ -79,8 +88,8 @@ def _bandit(
         slack = f"slack_amount {amount}"
     if _better(limit, value, maximize):
         return (
-            f"BanditPolicy: value {value:g} at interval {k} is outside {slack} of the best "
-            f"value {best:g} (limit {limit:g})"
+            f"BanditPolicy: best value {value:g} by interval {k} is outside {slack} of the "
+            f"best trial's {best:g} (limit {limit:g})"
         )
     return None
 
