@@ -458,3 +458,27 @@ def test_trials_on_a_gpu_target_take_its_pool_and_the_ranking_step_does_not(ws, 
     assert f"pool={gpu.name!r}," in trials and f"queue={gpu.name!r}," in trials
     assert "pool_slots=1," in trials
     assert "pool=" not in step and "max_active_tis_per_dagrun" not in trials
+
+
+def test_changing_one_value_of_the_space_reruns_only_the_trials_it_changes(
+    ws, project, src, run_dag
+):
+    """Grid trials [0.01, 0.1] then [0.01, 0.05]: the first trial is reused (its values, script
+    and inputs are unchanged), the second runs, and the step ranks them again."""
+
+    def sweep(second):
+        sampling = GridParameterSampling({"--learning_rate": choice(0.01, second)})
+        return _sweep(ws, sampling, total=2, epochs=2, consumer=False)
+
+    _, first = run_dag(sweep(0.1), dag_id="hd_partial")
+    assert first["tune.hyperdrive"][0] == "success"
+    again, records = run_dag(sweep(0.05), dag_id="hd_partial")
+    assert mapped_states(again, "tune.trials") == {0: "skipped", 1: "success"}
+    state, record = records["tune.hyperdrive"]
+    assert state == "success"
+    trials = HyperDriveStepRun(_StepRun(record)).get_children()
+    assert [t.get_hyperparameters()["--learning_rate"] for t in trials] == [0.01, 0.05]
+    assert [t.get_details()["properties"]["reused"] for t in trials] == [True, False]
+    before = HyperDriveStepRun(_StepRun(first["tune.hyperdrive"][1])).get_children()
+    assert trials[0].id == before[0].id  # the reused trial keeps its run id and metrics
+    assert trials[0].get_metrics() == before[0].get_metrics()
