@@ -482,3 +482,44 @@ def test_changing_one_value_of_the_space_reruns_only_the_trials_it_changes(
     before = HyperDriveStepRun(_StepRun(first["tune.hyperdrive"][1])).get_children()
     assert trials[0].id == before[0].id  # the reused trial keeps its run id and metrics
     assert trials[0].get_metrics() == before[0].get_metrics()
+
+
+def test_an_estimator_sweep_compiles_with_its_script_params_before_the_trials_values(
+    ws, project, src
+):
+    """v1's older form: ``HyperDriveConfig(estimator=...)``; the estimator's ``script_params``
+    and the step's ``estimator_entry_script_arguments`` come first, the trial's values last."""
+    from compiler.compile import compile_pipeline
+    from mlpipe_provider.sdk import Estimator
+
+    estimator = Estimator(
+        source_directory="src",
+        entry_script="train.py",
+        script_params={"--epochs": 3},
+        compute_target="STANDARD_D2_V2",
+    )
+    config = HyperDriveConfig(
+        estimator=estimator,
+        hyperparameter_sampling=GridParameterSampling({"learning_rate": choice(0.01)}),
+        primary_metric_name="accuracy",
+        primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=1,
+    )
+    step = HyperDriveStep(
+        name="tune",
+        hyperdrive_config=config,
+        estimator_entry_script_arguments=["--epoch-seconds", 0.01],
+    )
+    compiled = compile_pipeline(Pipeline(ws, [step]), "hd_estimator", project / "dags")
+    assert "arguments=['--epochs', 3, '--epoch-seconds', 0.01]," in compiled.text
+    assert "'hyperparameters': {'learning_rate': 0.01}" in compiled.text
+    from mlpipe_provider.runtime.hyperdrive_trial import trial_arguments
+
+    assert trial_arguments(["--epochs", 3], {"learning_rate": 0.01, "--units": 8}) == [
+        "--epochs",
+        3,
+        "--learning_rate",
+        0.01,
+        "--units",
+        8,
+    ]
