@@ -337,6 +337,8 @@ def test_a_12_trial_bandit_sweep_stops_trials_early_picks_the_best_and_is_reused
         for t in trials
     }
 
+    assert not any((ws._dir / "hyperdrive").iterdir())  # the trials' board is gone once ranked
+
     again, records = run_dag(pipeline, dag_id="hd_bandit")
     assert mapped_states(again, "tune.trials") == {i: "skipped" for i in range(12)}
     deadline = time.monotonic() + 10  # the listener's thread writes them after the run ends

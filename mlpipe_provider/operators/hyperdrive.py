@@ -85,9 +85,13 @@ class HyperDriveStepOperator(MlpipeStepOperator):
 
     def _run_step(self, context: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.hyperdrive_step import pull_trial_records
+        from mlpipe_provider.runtime.hyperdrive_trial import board_for
 
-        self.trial_records = pull_trial_records(self, context)
-        return super()._run_step(context)
+        try:
+            self.trial_records = pull_trial_records(self, context)
+            return super()._run_step(context)
+        finally:
+            board_for(self, context).discard()  # every trial is done
 
     def produce(self, context: Any, reuse: Any) -> dict[str, Any]:
         from mlpipe_provider.runtime.hyperdrive_step import run_sweep_step

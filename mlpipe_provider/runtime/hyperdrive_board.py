@@ -8,7 +8,8 @@ the policy (``runtime/hyperdrive_policy.py``) and stops the trial's processes wh
 Reused trials publish their recorded values, so a later trial is judged against them too.
 
 The folder is in the workspace directory, which every worker of a distributed deployment shares
-(docs/steps/hyperdrive.md); a board is only a run's scratch space, never read for reuse.
+(docs/steps/hyperdrive.md); a board is only a run's scratch space, never read for reuse, and
+the sweep's step removes it once every trial is done.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +63,10 @@ class Board:
         atomic_write_text(
             self.folder / f"trial-{index}.json", json.dumps({**entry, "index": index})
         )
+
+    def discard(self) -> None:
+        """Once every trial is done the board has served; the run's records keep the results."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def entries(self) -> dict[int, dict[str, Any]]:
         found: dict[int, dict[str, Any]] = {}
