@@ -19,6 +19,7 @@ import pytest
 import requests
 from conftest import write_script
 
+from mlpipe_provider.airflow_api import AirflowApiError
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.sdk import (
     DataPath,
@@ -27,6 +28,7 @@ from mlpipe_provider.sdk import (
     Pipeline,
     PipelineEndpoint,
     PipelineParameter,
+    PublishedPipeline,
     PythonScriptStep,
     ServicePrincipalAuthentication,
     Workspace,
@@ -233,6 +235,12 @@ def test_no_token_is_401_a_viewer_is_403_and_nothing_starts(server, published):
     assert denied.status_code == 403, denied.text
     assert _dag_run_count(url, admin, v0.dag_id) == before
     assert sorted(p.name for p in (workspace / "runs").iterdir()) == runs_before
+    # the SDK's own submit, in a workspace given that auth, runs as the same Airflow user
+    as_viewer = Workspace(_workspace_dir=workspace, auth=viewer)
+    with pytest.raises(AirflowApiError) as refused:
+        PublishedPipeline.get(as_viewer, v0.id).submit(as_viewer, "denied", {"n": 3})
+    assert refused.value.status == 403
+    assert _dag_run_count(url, admin, v0.dag_id) == before
 
     # a viewer may read runs; a principal mapped to a user with the 'user' role may trigger
     run_id = runs_before[0]
