@@ -9,6 +9,7 @@ json={"ExperimentName": ..., "ParameterAssignments": {...}})``.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -364,3 +365,44 @@ def test_the_plugin_stays_light_and_auth_without_a_server_says_why(tmp_path):
     assert "s3cret" not in repr(principal)
     with pytest.raises(UserErrorException, match="service_principal_password must be"):
         ServicePrincipalAuthentication("tenant", "sp-id", "")
+
+
+def test_migrate_maps_v1_authentication_and_server_users_are_checked(tmp_path, capsys):
+    from mlpipe_provider.cli.main import main
+    from mlpipe_provider.cli.server_cmd import parse_users
+
+    program = tmp_path / "auth.py"
+    program.write_text(
+        "import os\n"
+        "from azureml.core.authentication import (\n"
+        "    AzureCliAuthentication, InteractiveLoginAuthentication, MsiAuthentication,\n"
+        "    ServicePrincipalAuthentication,\n"
+        ")\n"
+        "sp = ServicePrincipalAuthentication(tenant_id='t', service_principal_id='app',\n"
+        "                                    service_principal_password=os.environ['PW'])\n"
+        "print(sp, InteractiveLoginAuthentication(force=False, tenant_id='t'),\n"
+        "      AzureCliAuthentication(), MsiAuthentication())\n"
+    )
+    assert main(["migrate", str(program)]) == 0
+    assert "cannot map" not in capsys.readouterr().out
+    assert "from azureml" not in program.read_text()
+    done = subprocess.run(
+        [sys.executable, str(program)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PW": "pw-not-shown"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ServicePrincipalAuthentication(service_principal_id='app')" in done.stdout
+    assert "pw-not-shown" not in done.stdout
+
+    assert parse_users(["analyst:viewer", "ci:user"]) == {
+        "admin": "admin",
+        "analyst": "viewer",
+        "ci": "user",
+    }
+    with pytest.raises(UserErrorException, match="ROLE must be one of viewer, user, op, admin"):
+        parse_users(["analyst:reader"])
+    with pytest.raises(UserErrorException, match="the name must be"):
+        parse_users(["../x:viewer"])
