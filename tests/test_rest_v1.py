@@ -326,6 +326,9 @@ def test_unknown_ids_are_404_and_no_secret_reaches_config_logs_dags_or_runs(serv
         ).status_code
         == 404
     )
+    paths = requests.get(f"{url}/mlpipe/openapi.json", timeout=30).json()["paths"]
+    assert "/api/v1.0/PipelineRuns/PipelineSubmit/{pipeline_id}" in paths
+    assert v0.endpoint.startswith(f"{url}/mlpipe/api/v1.0/PipelineRuns/PipelineSubmit/")
     zero = "00000000-0000-0000-0000-000000000000"
     assert requests.get(f"{base}/{zero}", headers=headers).status_code == 404
     assert requests.get(f"{base}/../../etc", headers=headers).status_code == 404
