@@ -25,6 +25,7 @@ from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.sdk import (
     DataPath,
     DataPathComputeBinding,
+    Experiment,
     InteractiveLoginAuthentication,
     Pipeline,
     PipelineEndpoint,
@@ -167,8 +168,6 @@ def test_the_v1_idiom_starts_a_run_that_finishes_and_the_get_routes_report_it(se
     assert steps[0]["Id"] == f"{run_id}:{steps[0]['TaskId']}"
 
     # the SDK follows the run like one it started itself
-    from mlpipe_provider.sdk import Experiment
-
     runs = list(Experiment(ws, "rest-exp").get_runs())
     assert [r.id for r in runs] == [run_id]
     assert runs[0].get_status() == "Finished"
@@ -205,6 +204,35 @@ def test_endpoint_routes_run_the_default_version_or_the_one_asked_for(server, pu
             ]
             == "Finished"
         )
+
+
+def test_the_curl_calls_in_the_docs_work_as_written(server, published):
+    import shutil
+
+    if not (shutil.which("curl") and shutil.which("jq")):
+        pytest.skip("curl and jq are needed to run the documented shell calls")
+    _, workspace, url = server
+    _, auth, v0, _, _ = published
+    doc = (Path(__file__).parents[1] / "docs" / "publishing.md").read_text()
+    script = doc.split("```bash\nTOKEN=", 1)[1].split("```", 1)[0]
+    script = "TOKEN=" + script.replace("http://127.0.0.1:8080", url)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "AIRFLOW_PASSWORD": _passwords(workspace)["admin"],
+            "PIPELINE_ID": v0.id,
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("NotStarted", "Queued", "Running", "Finished"), done.stdout
+    (run,) = [r for r in Experiment(Workspace(_workspace_dir=workspace), "nightly").get_runs()]
+    assert _wait(f"{url}/mlpipe/api/v1.0/PipelineRuns/{run.id}", auth.get_authentication_header())[
+        "ParameterAssignments"
+    ] == {"n": 5}
 
 
 def _dag_run_count(url: str, headers: dict, dag_id: str) -> int:
