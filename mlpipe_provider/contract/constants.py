@@ -39,6 +39,7 @@ class StepKind:
     MODULE: Final = "module"
     COMMAND: Final = "command"
     DATA_TRANSFER: Final = "data_transfer"
+    PARALLEL_RUN: Final = "parallel_run"
 
 
 #: DAG param: run every step even where a reusable result exists (v1 ``regenerate_outputs``)
