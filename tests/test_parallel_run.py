@@ -247,3 +247,72 @@ def test_the_generated_dag_maps_mini_batches_and_bounds_them(ws, src, tmp_path):
     assert ".expand(mini_batch=score_partition.output)" in first.text
     assert "max_active_tis_per_dagrun=2," in first.text and "retries=0," in first.text
     assert json.dumps("score.parallel_run") in first.text.replace("'", '"')
+
+
+# --- the real scheduler -------------------------------------------------------------------------
+
+SLOW_ENTRY = """
+    import json, os, time
+    from pathlib import Path
+
+    def init():
+        pass
+
+    def run(mini_batch):
+        start = time.time()
+        time.sleep(1.5)
+        name = Path(mini_batch[0]).name
+        Path(os.environ["SPANS"], name + ".json").write_text(json.dumps([start, time.time()]))
+        return [name]
+"""
+
+
+@pytest.fixture(scope="module")
+def server():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from airflow_server import AirflowServer
+
+    home = Path(tempfile.mkdtemp(prefix="mlpipe-prs-server-"))
+    srv = AirflowServer(home)
+    srv.start()
+    yield srv
+    srv.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_scheduler_maps_one_task_per_mini_batch_and_bounds_how_many_run_at_once(
+    server, ws, project
+):
+    """On a real scheduler (LocalExecutor, parallelism 4): six mini-batches become six mapped
+    task instances, never more than node_count * process_count_per_node = 2 run at once, and
+    the step writes the six rows in mini-batch order."""
+    from compiler.compile import compile_pipeline
+
+    write_script(project / "src", "entry.py", SLOW_ENTRY)
+    spans = project / "spans"
+    spans.mkdir()
+    _files(ws, "in", 6)
+    step = _step(ws, mini_batch_size=1)
+    step.parallel_run_config.environment.environment_variables["SPANS"] = str(spans)
+    compiled = compile_pipeline(Pipeline(ws, [step]), "prs_server", server.dags)
+    compiled.write()
+    server.wait_for_dag("prs_server")
+    run_id = server.trigger("prs_server")
+    assert server.wait_for_run("prs_server", run_id, timeout_s=240) == "success"
+    tis = server.get(f"/api/v2/dags/prs_server/dagRuns/{run_id}/taskInstances")["task_instances"]
+    mapped = sorted(
+        (ti["map_index"], ti["state"]) for ti in tis if ti["task_id"] == "score.mini_batch"
+    )
+    assert mapped == [(i, "success") for i in range(6)]
+    windows = [json.loads(p.read_text()) for p in spans.glob("*.json")]
+    assert len(windows) == 6
+    most = max(sum(1 for s, e in windows if s <= start < e) for start, _ in windows)
+    assert most <= 2
+    step_ti = next(ti for ti in tis if ti["task_id"] == "score.parallel_run")
+    assert step_ti["state"] == "success"
+    out = sorted((ws._dir / "datastores" / "workspaceblobstore" / "azureml").glob("*/scored"))
+    rows = (out[0] / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == [f"f{i:02d}.txt" for i in range(6)]
