@@ -4,7 +4,9 @@ Registered through the ``airflow.plugins`` entry point (pyproject.toml), so inst
 package is enough: no file in the plugins folder. It registers the timetable that v1
 recurrences without a built-in equivalent compile to (a serialized DAG that uses it can only be
 deserialized, by the scheduler, the DAG processor, the API server, where it is registered), and
-the listener that notes each reused step with the run it reused (``listeners/reuse_notes.py``).
+the listener that notes each reused step with the run it reused (``listeners/reuse_notes.py``),
+and the FastAPI app the API server mounts at ``/mlpipe`` for v1's published-pipeline REST
+routes (``rest/``; built on its first request, so other processes never import FastAPI for it).
 Keep this module light: every Airflow process imports it at start-up.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from mlpipe_provider.listeners import reuse_notes
+from mlpipe_provider.rest import URL_PREFIX, rest_app
 from mlpipe_provider.timetables import ScheduleRecurrenceTimetable
 
 
@@ -20,3 +23,4 @@ class MlpipePlugin(AirflowPlugin):
     name = "mlpipe"
     timetables = [ScheduleRecurrenceTimetable]
     listeners = [reuse_notes]
+    fastapi_apps = [{"app": rest_app, "url_prefix": URL_PREFIX, "name": "mlpipe v1 pipeline REST"}]

@@ -125,6 +125,17 @@ _LAZY: dict[str, tuple[str, str]] = {
     "UserErrorException": ("mlpipe_provider.errors", "UserErrorException"),
     "VERSION": ("mlpipe_provider.sdk.constants", "VERSION"),
     "Workspace": ("mlpipe_provider.sdk.workspace", "Workspace"),
+    "AbstractAuthentication": ("mlpipe_provider.sdk.authentication", "AbstractAuthentication"),
+    "AzureCliAuthentication": ("mlpipe_provider.sdk.authentication", "AzureCliAuthentication"),
+    "InteractiveLoginAuthentication": (
+        "mlpipe_provider.sdk.authentication",
+        "InteractiveLoginAuthentication",
+    ),
+    "MsiAuthentication": ("mlpipe_provider.sdk.authentication", "MsiAuthentication"),
+    "ServicePrincipalAuthentication": (
+        "mlpipe_provider.sdk.authentication",
+        "ServicePrincipalAuthentication",
+    ),
 }
 
 SUPPORTED_NAMES = sorted(_LAZY)

@@ -62,13 +62,6 @@ SynapseSparkStep = _unsupported(
     "Synapse is an external service; instead run PySpark in a PythonScriptStep",
 )
 PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
-InteractiveLoginAuthentication = _unsupported(
-    "InteractiveLoginAuthentication", "a local workspace needs no login"
-)
-ServicePrincipalAuthentication = _unsupported(
-    "ServicePrincipalAuthentication", "a local workspace needs no login"
-)
-MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs no login")
 
 # Compute targets of external services: their steps are not supported either, so v1 notebooks
 # that attach one get past their imports and stop at the attach with a pointer.
@@ -118,9 +111,6 @@ UNSUPPORTED_NAMES = sorted(
         "KustoStep",
         "SynapseSparkStep",
         "PipelineDraft",
-        "InteractiveLoginAuthentication",
-        "ServicePrincipalAuthentication",
-        "MsiAuthentication",
         "AdlaCompute",
         "BatchCompute",
         "DatabricksCompute",
