@@ -171,6 +171,35 @@ def task_xcoms(dag_run) -> dict:
     return out
 
 
+def task_links(dag_run, task_id: str, timeout: float = 10.0) -> dict:
+    """``{link name: URL or None}`` of a task instance, read the way the API server answers
+    ``GET .../taskInstances/{task_id}/links``: the serialized DAG's links, from their XComs.
+    Waits up to ``timeout`` for links that the end-of-run listener writes from a thread."""
+    import time as _time
+
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    deadline = _time.monotonic() + timeout
+    while True:
+        with create_session() as session:
+            dag = SerializedDagModel.get_dag(dag_run.dag_id, session=session)
+            task = dag.get_task(task_id)
+            ti = session.scalar(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_run.dag_id,
+                    TaskInstance.run_id == dag_run.run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            )
+            links = {name: task.get_extra_links(ti, name) or None for name in task.extra_links}
+        if all(links.values()) or _time.monotonic() > deadline:
+            return links
+        _time.sleep(0.2)
+
+
 def step_fingerprint(dag_run, task_id: str) -> str:
     """The fingerprint of a step in a run: published as it started, or on its reused record."""
     from mlpipe_provider.contract.constants import FINGERPRINT_XCOM
