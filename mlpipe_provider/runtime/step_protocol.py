@@ -38,10 +38,11 @@ def _skip_reused(op: Any, context: Any, record: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     op.on_reused(context, record)
+    record = dict(record)
+    track_step(op, context, record)  # MLflow, if configured; never raises; adds its run id
     context["ti"].xcom_push(key="return_value", value=record)
     message = reuse_message(op, record)
     op.log.info("%s", message)
-    track_step(op, context, record)  # MLflow, if configured; never raises
     raise AirflowSkipException(message)
 
 
