@@ -44,6 +44,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "mlpipe_provider.operators.script",
             "mlpipe_provider.operators.estimator",
             "mlpipe_provider.operators.module",
+            "mlpipe_provider.operators.parallel_run",
             "mlpipe_provider.operators.reuse_plan",
         }, (path, modules)
         calls = [
@@ -58,6 +59,8 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "EstimatorStepOperator",
             "ModuleStepOperator",
             "MpiStepOperator",
+            "ParallelRunPartitionOperator",
+            "ParallelRunStepOperator",
             "PythonScriptStepOperator",
             "ReusePlanOperator",
             "TaskGroup",

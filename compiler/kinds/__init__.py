@@ -14,6 +14,22 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class CompanionTask:
+    """A task a kind compiles into its step's TaskGroup, before the step's own task.
+
+    ``kwargs`` are literals (rendered like the step's); ``expand`` maps the task over another
+    companion's return value (Airflow dynamic task mapping): ``(argument, companion child id)``.
+    Companions run in list order, the step's own task after the last one.
+    """
+
+    child_id: str
+    operator_module: str
+    operator_class: str
+    kwargs: list[tuple[str, Any]]
+    expand: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class StepKind:
     name: str
     operator_module: str
@@ -21,6 +37,8 @@ class StepKind:
     lower: Callable[[Any, Any, dict[str, Any]], None]
     kwargs: Callable[[dict[str, Any], Path], list[tuple[str, Any]]]
     group: bool = False  # compile into a TaskGroup named after the step (modules)
+    #: tasks before the step's own one in its group: (spec, step's Airflow task id, pools)
+    companions: Callable[[dict[str, Any], str, dict[str, Any]], list[CompanionTask]] | None = None
 
     @property
     def operator(self) -> tuple[str, str]:
@@ -41,6 +59,7 @@ def _load() -> None:
         data_transfer,
         distributed,
         module,
+        parallel_run,
         script,
     )
 

@@ -32,16 +32,6 @@ def _unsupported(name: str, note: str) -> type:
     return type(name, (), namespace)
 
 
-ParallelRunStep = _unsupported(
-    "ParallelRunStep",
-    "no Airflow mapping yet; instead use a PythonScriptStep that loops over its input in "
-    "mini-batches, or an MpiStep / PythonScriptStep with node_count to spread it over nodes",
-)
-ParallelRunConfig = _unsupported(
-    "ParallelRunConfig",
-    "it only configures ParallelRunStep; instead use a PythonScriptStep that loops over its "
-    "input in mini-batches, or one with node_count to spread it over nodes",
-)
 HyperDriveStep = _unsupported(
     "HyperDriveStep",
     "no Airflow mapping yet; instead run the search inside one PythonScriptStep (e.g. with "
@@ -113,8 +103,6 @@ AutoMLConfig = _unsupported(
 
 UNSUPPORTED_NAMES = sorted(
     [
-        "ParallelRunStep",
-        "ParallelRunConfig",
         "HyperDriveStep",
         "AutoMLStep",
         "DatabricksStep",
