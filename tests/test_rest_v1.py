@@ -383,11 +383,12 @@ def test_unknown_ids_are_404_and_no_secret_reaches_config_logs_dags_or_runs(serv
 def test_the_plugin_stays_light_and_auth_without_a_server_says_why(tmp_path):
     probe = (
         "import sys, mlpipe_provider.plugin as p\n"
-        "app = p.MlpipePlugin.fastapi_apps[0]\n"
-        "print(app['url_prefix'], 'fastapi' in sys.modules, 'mlpipe_provider.rest.app' in sys.modules)"
+        "(app,) = [a for a in p.MlpipePlugin.fastapi_apps if a['url_prefix'] == '/mlpipe']\n"
+        "print(type(app['app']).__name__, 'fastapi' in sys.modules,\n"
+        "      'mlpipe_provider.rest.app' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["/mlpipe", "False", "False"]
+    assert out.stdout.split() == ["LazyRestApp", "False", "False"]
 
     ws = Workspace(_workspace_dir=tmp_path / ".mlpipe", auth=InteractiveLoginAuthentication())
     with pytest.raises(UserErrorException, match="names no Airflow server"):
