@@ -249,6 +249,84 @@ def test_the_generated_dag_maps_mini_batches_and_bounds_them(ws, src, tmp_path):
     assert json.dumps("score.parallel_run") in first.text.replace("'", '"')
 
 
+SIDE_ENTRY = """
+    import argparse, os
+    from pathlib import Path
+
+    def init():
+        global factor
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model", required=True)
+        model = parser.parse_args().model
+        factor = Path(model, "factor.txt").read_text().strip()
+        assert os.environ["AZUREML_DATAREFERENCE_model"] == model
+        with open(os.environ["CALLS_LOG"], "a") as log:
+            log.write("init\\n")
+
+    def run(mini_batch):
+        return [Path(p).name + "*" + factor for p in mini_batch]
+"""
+
+
+def test_a_side_input_reaches_every_mini_batch_and_is_part_of_their_fingerprint(
+    ws, project, run_dag
+):
+    """A side input (a DataReference in side_inputs and arguments) is a path every mini-batch's
+    init() reads; changing it runs the mini-batches again, though no partitioned file changed."""
+    from mlpipe_provider.sdk import DataReference
+
+    write_script(project / "src", "entry.py", SIDE_ENTRY)
+    _files(ws, "in", 3)
+    model_dir = ws._dir / "datastores" / "workspaceblobstore" / "model"
+    model_dir.mkdir(parents=True)
+    (model_dir / "factor.txt").write_text("2")
+    model = DataReference(
+        ws.get_default_datastore(), data_reference_name="model", path_on_datastore="model"
+    )
+    step = _step(ws, mini_batch_size=3)
+    step = ParallelRunStep(
+        name="score",
+        parallel_run_config=step.parallel_run_config,
+        inputs=step.inputs[:1],
+        output=step.output,
+        side_inputs=[model],
+        arguments=["--model", model],
+    )
+    pipeline = Pipeline(ws, [step])
+    _, records = run_dag(pipeline, dag_id="prs_side")
+    state, record = records["score.parallel_run"]
+    assert state == "success"
+    rows = (_output(ws, record) / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["f00.txt*2", "f01.txt*2", "f02.txt*2"]
+    assert _calls(ws) == ["init"]
+    (model_dir / "factor.txt").write_text("3")
+    _, records = run_dag(pipeline, dag_id="prs_side")
+    record = records["score.parallel_run"][1]
+    assert record["metrics"]["mini_batches_reused"] == 0 and _calls(ws) == ["init"]
+    rows = (_output(ws, record) / "parallel_run_step.txt").read_text().splitlines()
+    assert rows[0] == "f00.txt*3"
+
+
+def test_experiment_submit_runs_it_then_a_second_submit_is_recorded_without_airflow(ws, src):
+    """The user's path: ``Experiment.submit`` runs the step on the embedded Airflow; the second
+    submit of the unchanged pipeline is decided from the DAG file alone (nothing to run), and
+    the run lists the step, reused, not its partition and mini-batch tasks."""
+    from mlpipe_provider.sdk import Experiment
+
+    _files(ws, "in", 4)
+    experiment = Experiment(ws, "prs")
+    first = experiment.submit(Pipeline(ws, [_step(ws)]))
+    first.wait_for_completion(show_output=False)
+    assert first.get_status() == "Finished"
+    assert [s.name for s in first.get_steps()] == ["score"]
+    second = experiment.submit(Pipeline(ws, [_step(ws)]))
+    assert second.get_status() == "Finished"
+    assert second._status.get("decided_before_airflow") is True
+    (step,) = second.get_steps()
+    (before,) = first.find_step_run("score")
+    assert step.reused and step.get_properties()["azureml.reusedrunid"] == before.id
+
+
 # --- the real scheduler -------------------------------------------------------------------------
 
 SLOW_ENTRY = """
