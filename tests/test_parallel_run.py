@@ -395,3 +395,26 @@ def test_the_scheduler_maps_one_task_per_mini_batch_and_bounds_how_many_run_at_o
     out = sorted((ws._dir / "datastores" / "workspaceblobstore" / "azureml").glob("*/scored"))
     rows = (out[0] / "parallel_run_step.txt").read_text().splitlines()
     assert rows == [f"f{i:02d}.txt" for i in range(6)]
+
+
+def test_a_gpu_target_takes_a_pool_slot_per_mini_batch_and_defaults_to_a_process_per_gpu(
+    ws, src, tmp_path
+):
+    """process_count_per_node=None means one process per GPU (v1); each mini-batch holds one
+    slot of the target's pool, whose slots are its GPUs."""
+    from compiler.compile import compile_pipeline
+    from mlpipe_provider.sdk import AmlCompute, ComputeTarget
+
+    gpu = ComputeTarget.create(
+        ws, "gpu-pair", AmlCompute.provisioning_configuration(vm_size="STANDARD_NC12", max_nodes=2)
+    )
+    step = _step(ws)
+    config = step.parallel_run_config
+    config.compute_target, config.process_count_per_node, config.node_count = gpu, None, 2
+    compiled = compile_pipeline(Pipeline(ws, [step]), "prs_gpu", tmp_path)
+    text = compiled.text
+    mapped = text[text.index("ParallelRunMiniBatchOperator.partial(") :]
+    mapped = mapped[: mapped.index(".expand(")]
+    assert "max_active_tis_per_dagrun=4," in mapped  # 2 nodes x 2 GPUs
+    assert "pool='gpu-pair'," in mapped and "pool_slots=1," in mapped
+    assert json.loads(compiled.pools_text)["gpu-pair"]["slots"] == 4
