@@ -154,7 +154,8 @@ def test_mini_batches_run_as_mapped_tasks_then_reuse_whole_then_only_changed_fil
     state, record3 = records["score.parallel_run"]
     assert state == "success"
     assert _calls(ws) == ["init", "run f04.txt f05.txt"]
-    assert [m["reused"] for m in _mini_batches(third)] == [True, True, False, True]
+    # only the changed mini-batch became a task: the partition took the others from the store
+    assert [(m["index"], m["reused"]) for m in _mini_batches(third)] == [(2, False)]
     assert record3["metrics"]["mini_batches_reused"] == 3
     rows = (_output(ws, record3) / "parallel_run_step.txt").read_text().splitlines()
     assert rows[5] == "f05.txt:changed:t1" and len(rows) == 8
@@ -249,6 +250,84 @@ def test_the_generated_dag_maps_mini_batches_and_bounds_them(ws, src, tmp_path):
     assert json.dumps("score.parallel_run") in first.text.replace("'", '"')
 
 
+SIDE_ENTRY = """
+    import argparse, os
+    from pathlib import Path
+
+    def init():
+        global factor
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model", required=True)
+        model = parser.parse_args().model
+        factor = Path(model, "factor.txt").read_text().strip()
+        assert os.environ["AZUREML_DATAREFERENCE_model"] == model
+        with open(os.environ["CALLS_LOG"], "a") as log:
+            log.write("init\\n")
+
+    def run(mini_batch):
+        return [Path(p).name + "*" + factor for p in mini_batch]
+"""
+
+
+def test_a_side_input_reaches_every_mini_batch_and_is_part_of_their_fingerprint(
+    ws, project, run_dag
+):
+    """A side input (a DataReference in side_inputs and arguments) is a path every mini-batch's
+    init() reads; changing it runs the mini-batches again, though no partitioned file changed."""
+    from mlpipe_provider.sdk import DataReference
+
+    write_script(project / "src", "entry.py", SIDE_ENTRY)
+    _files(ws, "in", 3)
+    model_dir = ws._dir / "datastores" / "workspaceblobstore" / "model"
+    model_dir.mkdir(parents=True)
+    (model_dir / "factor.txt").write_text("2")
+    model = DataReference(
+        ws.get_default_datastore(), data_reference_name="model", path_on_datastore="model"
+    )
+    step = _step(ws, mini_batch_size=3)
+    step = ParallelRunStep(
+        name="score",
+        parallel_run_config=step.parallel_run_config,
+        inputs=step.inputs[:1],
+        output=step.output,
+        side_inputs=[model],
+        arguments=["--model", model],
+    )
+    pipeline = Pipeline(ws, [step])
+    _, records = run_dag(pipeline, dag_id="prs_side")
+    state, record = records["score.parallel_run"]
+    assert state == "success"
+    rows = (_output(ws, record) / "parallel_run_step.txt").read_text().splitlines()
+    assert rows == ["f00.txt*2", "f01.txt*2", "f02.txt*2"]
+    assert _calls(ws) == ["init"]
+    (model_dir / "factor.txt").write_text("3")
+    _, records = run_dag(pipeline, dag_id="prs_side")
+    record = records["score.parallel_run"][1]
+    assert record["metrics"]["mini_batches_reused"] == 0 and _calls(ws) == ["init"]
+    rows = (_output(ws, record) / "parallel_run_step.txt").read_text().splitlines()
+    assert rows[0] == "f00.txt*3"
+
+
+def test_experiment_submit_runs_it_then_a_second_submit_is_recorded_without_airflow(ws, src):
+    """The user's path: ``Experiment.submit`` runs the step on the embedded Airflow; the second
+    submit of the unchanged pipeline is decided from the DAG file alone (nothing to run), and
+    the run lists the step, reused, not its partition and mini-batch tasks."""
+    from mlpipe_provider.sdk import Experiment
+
+    _files(ws, "in", 4)
+    experiment = Experiment(ws, "prs")
+    first = experiment.submit(Pipeline(ws, [_step(ws)]))
+    first.wait_for_completion(show_output=False)
+    assert first.get_status() == "Finished"
+    assert [s.name for s in first.get_steps()] == ["score"]
+    second = experiment.submit(Pipeline(ws, [_step(ws)]))
+    assert second.get_status() == "Finished"
+    assert second._status.get("decided_before_airflow") is True
+    (step,) = second.get_steps()
+    (before,) = first.find_step_run("score")
+    assert step.reused and step.get_properties()["azureml.reusedrunid"] == before.id
+
+
 # --- the real scheduler -------------------------------------------------------------------------
 
 SLOW_ENTRY = """
@@ -316,3 +395,26 @@ def test_the_scheduler_maps_one_task_per_mini_batch_and_bounds_how_many_run_at_o
     out = sorted((ws._dir / "datastores" / "workspaceblobstore" / "azureml").glob("*/scored"))
     rows = (out[0] / "parallel_run_step.txt").read_text().splitlines()
     assert rows == [f"f{i:02d}.txt" for i in range(6)]
+
+
+def test_a_gpu_target_takes_a_pool_slot_per_mini_batch_and_defaults_to_a_process_per_gpu(
+    ws, src, tmp_path
+):
+    """process_count_per_node=None means one process per GPU (v1); each mini-batch holds one
+    slot of the target's pool, whose slots are its GPUs."""
+    from compiler.compile import compile_pipeline
+    from mlpipe_provider.sdk import AmlCompute, ComputeTarget
+
+    gpu = ComputeTarget.create(
+        ws, "gpu-pair", AmlCompute.provisioning_configuration(vm_size="STANDARD_NC12", max_nodes=2)
+    )
+    step = _step(ws)
+    config = step.parallel_run_config
+    config.compute_target, config.process_count_per_node, config.node_count = gpu, None, 2
+    compiled = compile_pipeline(Pipeline(ws, [step]), "prs_gpu", tmp_path)
+    text = compiled.text
+    mapped = text[text.index("ParallelRunMiniBatchOperator.partial(") :]
+    mapped = mapped[: mapped.index(".expand(")]
+    assert "max_active_tis_per_dagrun=4," in mapped  # 2 nodes x 2 GPUs
+    assert "pool='gpu-pair'," in mapped and "pool_slots=1," in mapped
+    assert json.loads(compiled.pools_text)["gpu-pair"]["slots"] == 4

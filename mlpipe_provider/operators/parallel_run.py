@@ -43,10 +43,11 @@ class ParallelRunStepOperator(MlpipeStepOperator):
 
     @property
     def companion_task_ids(self) -> tuple[str, ...]:
-        """The group's partition task: the reuse plan skips it with a reused step (its mapped
-        mini-batches then skip as its downstream), so a reused step costs no task at all."""
+        """The group's partition and mini-batch tasks: the reuse plan skips them with a reused
+        step, so a reused step costs no task at all (the mapped task is skipped before it is
+        expanded; left to the trigger rule, ``dag.test()`` idles a second per loop on it)."""
         group = self.task_id.rpartition(".")[0]
-        return (f"{group}.partition",) if group else ()
+        return (f"{group}.partition", f"{group}.mini_batch") if group else ()
 
     def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
         from mlpipe_provider.fingerprint import parallel_run_settings

@@ -177,13 +177,23 @@ def mini_batch_fingerprint(mini_batch: dict[str, Any]) -> str:
     )
 
 
+#: the partition task's XCom (beside its return value) saying what the step gathers
+PLAN_XCOM = "mini_batches"
+
+
 def partition(op: Any, context: Any) -> list[dict[str, Any]]:
-    """The mini-batches to run (``mini_batch`` is mapped over them); none when the whole step
-    has a verified stored result, which its own task then reuses."""
+    """The mini-batches that must run (``mini_batch`` is mapped over them).
+
+    None when the whole step has a verified stored result (its own task then reuses it). Else
+    the mini-batches whose own stored result is verified are taken here and never become a
+    task: the ``PLAN_XCOM`` XCom lists every mini-batch's size and those reused records, so a
+    rerun where 10 of 100 mini-batches changed maps 10 task instances, not 100.
+    """
     step = op.step
     reuse = StepReuse(step, context)
+    reusing = step.allow_reuse and not reuse.params.get(REGENERATE_PARAM)
     try:
-        if step.allow_reuse and not reuse.params.get(REGENERATE_PARAM):
+        if reusing:
             fingerprint, _ = reuse.fingerprint()
             record, why = stored_result(step, reuse, fingerprint, reuse.params, op.log)
             if record is not None:
@@ -202,18 +212,43 @@ def partition(op: Any, context: Any) -> list[dict[str, Any]]:
         for name in step.parallel.get("partitioned_inputs") or []:
             # v1: each input dataset is cut into mini-batches separately
             batches += _cut(_input_files(step, reuse, by_name[name]), unit, amount)
+        everything = [
+            {"index": i, "common": common, "files": batch} for i, batch in enumerate(batches)
+        ]
+        reused: list[dict[str, Any]] = []
+        to_run: list[dict[str, Any]] = []
+        light = StepReuse(_light_step(step, op.log, []), context) if reusing else None
+        try:
+            for mini_batch in everything:
+                fingerprint = mini_batch_fingerprint(mini_batch)
+                manifest = _reused_mini_batch(light, fingerprint) if light else None
+                if manifest is None:
+                    to_run.append(mini_batch)
+                else:
+                    reused.append(
+                        _mini_batch_record(mini_batch, fingerprint, manifest, reused=True)
+                    )
+        finally:
+            if light is not None:
+                light.close()
     finally:
         reuse.close()
-    files = sum(len(b) for b in batches)
+    context["ti"].xcom_push(
+        key=PLAN_XCOM,
+        value={"items": [len(b) for b in batches], "reused": reused},
+    )
     op.log.info(
-        "mlpipe: step %r: %d file(s) in %d mini-batch(es) of %s %s",
+        "mlpipe: step %r: %d file(s) in %d mini-batch(es) of %s %s; %d reused from the store, "
+        "%d to run",
         step.step_name,
-        files,
+        sum(len(b) for b in batches),
         len(batches),
         amount,
         unit,
+        len(reused),
+        len(to_run),
     )
-    return [{"index": i, "common": common, "files": batch} for i, batch in enumerate(batches)]
+    return to_run
 
 
 # --- one mini-batch ----------------------------------------------------------------------------
@@ -506,23 +541,28 @@ def gather(step: Any, context: Any, reuse: StepReuse) -> dict[str, Any]:
 
     started = time.monotonic()
     ti = context["ti"]
-    batches = ti.xcom_pull(task_ids=_group_task(step, "partition")) or []
-    if not batches:
+    plan = ti.xcom_pull(task_ids=_group_task(step, "partition"), key=PLAN_XCOM)
+    if not isinstance(plan, dict):
         raise StepFailedError(
             f"step {step.step_name!r}: its partition task found a stored result to reuse, but "
             "that result is no longer usable; run the pipeline again"
         )
-    pulled = ti.xcom_pull(task_ids=[_group_task(step, "mini_batch")]) or []
-    by_index = {r["index"]: r for r in pulled if isinstance(r, dict) and "index" in r}
+    pulled = (
+        ti.xcom_pull(task_ids=[_group_task(step, "mini_batch")])
+        if len(plan["reused"]) < len(plan["items"])
+        else []
+    )
+    by_index = {r["index"]: r for r in plan["reused"]}
+    by_index.update({r["index"]: r for r in pulled or [] if isinstance(r, dict) and "index" in r})
     results = []
-    for batch in batches:
-        found = by_index.get(batch["index"])
+    for index, items in enumerate(plan["items"]):
+        found = by_index.get(index)
         if found is None:
             found = {
-                "index": batch["index"],
+                "index": index,
                 "failed": True,
                 "error": "no result recorded",
-                "items": len(batch["files"]),
+                "items": items,
                 "succeeded": 0,
             }
         results.append(found)
