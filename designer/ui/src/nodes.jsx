@@ -1,6 +1,6 @@
 // Canvas nodes: a step with one handle per input and output port, and a DataReference source.
-import React from "react";
-import { Handle, Position } from "@xyflow/react";
+import React, { useEffect } from "react";
+import { Handle, Position, useUpdateNodeInternals } from "@xyflow/react";
 import { NEW_INPUT, inputsOf, outputsOf } from "./model.js";
 
 function ports(list, type, position) {
@@ -17,8 +17,9 @@ function ports(list, type, position) {
   ));
 }
 
-export function StepNode({ data }) {
+export function StepNode({ id, data }) {
   const { step, module, problems, selected } = data;
+  const updateNodeInternals = useUpdateNodeInternals();
   let inputs = inputsOf(step);
   if (step.kind === "ModuleStep" && module)
     inputs = module.inputs.map((p) => ({ port: p.name, data: step.inputs_map[p.name] || "" }));
@@ -26,6 +27,9 @@ export function StepNode({ data }) {
   let outputs = outputsOf(step);
   if (step.kind === "ModuleStep" && module)
     outputs = module.outputs.map((p) => ({ port: p.name, data: step.outputs_map[p.name] || "" }));
+  // React Flow measures handles with the node; ports added later must be measured again
+  const signature = `${inputs.map((p) => p.port).join("|")}#${outputs.map((p) => p.port).join("|")}`;
+  useEffect(() => updateNodeInternals(id), [id, signature, updateNodeInternals]);
   const cls = ["step", problems.length ? "has-problem" : "", step.editable ? "" : "readonly", selected ? "selected" : ""];
   return (
     <div className={cls.join(" ")} data-testid={`step-${step.id}`} title={problems.map((p) => p.message).join("\n")}>
