@@ -231,10 +231,10 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
         page.wait_for_function(
             "document.querySelector('[data-testid=status]').textContent.includes('new pipeline')"
         )
-        _drag_to_canvas(page, '[data-testid="palette-datastore-workspaceblobstore"]', 600, 200)
+        _drag_to_canvas(page, '[data-testid="palette-datastore-workspaceblobstore"]', 500, 300)
         page.wait_for_selector('[data-testid="data-data"]')
         page.fill('[data-testid="field-path_on_datastore"]', "iris/iris.csv")
-        _drag_to_canvas(page, '[data-testid="palette-script-count_rows.py"]', 700, 600)
+        _drag_to_canvas(page, '[data-testid="palette-script-count_rows.py"]', 900, 450)
         page.wait_for_selector('[data-testid="step-count_rows"]')
         _connect(
             page,
@@ -276,3 +276,6 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
     assert records["count_rows"][0] == "success"
     rows = list((designer["root"] / ".mlpipe" / "datastores").rglob("rows.txt"))
     assert [r.read_text() for r in rows] == ["9"]
+    # the designer's file reuses like any other: nothing changed, so the second run skips the step
+    _, again = run_dag(found.pipeline, "designer_counted")
+    assert again["count_rows"][0] == "skipped"

@@ -54,6 +54,8 @@ export default function App() {
       setProblems(opened.problems);
       setEdited(false);
       setStatus(`opened ${target}`);
+      // fit once React Flow has measured the nodes (fitView on mount runs before that)
+      setTimeout(() => flow.fitView({ maxZoom: 1, padding: 0.1 }), 300);
     } catch (e) {
       if (e.status !== 404) return setStatus(e.message);
       const stem = target.split("/").pop().replace(/\.py$/, "");
@@ -63,7 +65,7 @@ export default function App() {
       setProblems([]);
       setStatus(`new pipeline ${target}`);
     }
-  }, []);
+  }, [flow]);
 
   useEffect(() => {
     if (path) load(path);

@@ -10,7 +10,7 @@ function ports(list, type, position) {
       id={p.port}
       type={type}
       position={position}
-      style={{ left: `${((i + 1) * 100) / (list.length + 1)}%` }}
+      style={{ top: `${((i + 1) * 100) / (list.length + 1)}%` }}
       title={`${p.port}${p.data !== p.port ? ` (${p.data})` : ""}`}
       data-testid={`${type}-${p.port}`}
     />
@@ -33,7 +33,7 @@ export function StepNode({ id, data }) {
   const cls = ["step", problems.length ? "has-problem" : "", step.editable ? "" : "readonly", selected ? "selected" : ""];
   return (
     <div className={cls.join(" ")} data-testid={`step-${step.id}`} title={problems.map((p) => p.message).join("\n")}>
-      {ports(inputs, "target", Position.Top)}
+      {ports(inputs, "target", Position.Left)}
       <div className="kind">{step.kind}{step.compute_target ? ` · ${step.compute_target}` : ""}</div>
       <div className="name">{step.name}</div>
       <div className="detail">{step.script_name || step.module || step.reason || ""}</div>
@@ -42,7 +42,7 @@ export function StepNode({ id, data }) {
         <span>{inputs.filter((p) => p.port !== NEW_INPUT).map((p) => p.port).join(", ")}</span>
         <span>→ {outputs.map((p) => p.port).join(", ")}</span>
       </div>
-      {ports(outputs, "source", Position.Bottom)}
+      {ports(outputs, "source", Position.Right)}
     </div>
   );
 }
@@ -54,7 +54,7 @@ export function DataNode({ data }) {
       <div className="kind">DataReference · {ref.datastore}</div>
       <div className="name">{ref.name}</div>
       <div className="detail">{ref.path_on_datastore}</div>
-      <Handle id={ref.name} type="source" position={Position.Bottom} data-testid={`source-${ref.name}`} />
+      <Handle id={ref.name} type="source" position={Position.Right} data-testid={`source-${ref.name}`} />
     </div>
   );
 }
