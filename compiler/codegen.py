@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from compiler.kinds import KINDS, MappedTasks
+from compiler.kinds import KINDS
 from compiler.literals import render
 from compiler.lower import LoweredPipeline
 from compiler.naming import identifier_for
@@ -113,7 +113,7 @@ def render_dag(
     pools = pools_for(lowered)
     kinds = sorted({lowered.steps[t]["kind"] for t in order})
     imports = sorted(KINDS[k].operator for k in kinds)
-    imports += mapped_imports(lowered, order)
+    imports += sorted(companion_imports(lowered, kinds))
     out: list[str] = [
         HEADER.format(dag_id=dag_id, origin=f" from {docstring_safe(origin)}" if origin else "")
     ]
@@ -135,7 +135,7 @@ def render_dag(
         out.extend(schedule_imports)
         out.append("")
     imports.append(("mlpipe_provider.operators.reuse_plan", "ReusePlanOperator"))
-    imports.sort()
+    imports = sorted(set(imports))
     for module, name in imports:
         out.append(f"from {module} import {name}")
     out.append("")
@@ -181,6 +181,8 @@ def render_dag(
     out.append("")
     taken: set[str] = {"reuse_plan"}
     variables: dict[str, str] = {}
+    #: where edges into a step go: its first companion task, if its kind has any
+    entries: dict[str, str] = {}
     for task_id in order:
         spec = specs[task_id]
         place = placements[task_id]
@@ -188,23 +190,16 @@ def render_dag(
         variables[task_id] = var
         operator = KINDS[spec["kind"]].operator_class
         pad = "    "
-        mapped = None
         if place.group_id is not None:  # a TaskGroup named after the step (group=True kinds)
             tooltip = spec.get("tooltip") or spec["step_name"]
-            mapped = _mapped_tasks(spec, dag_dir)
-            # a step with mapped tasks is wired as its group: upstream steps reach the mapped
-            # tasks, downstream steps wait for the step's operator
-            group_var = identifier_for(f"{task_id}_group", taken) if mapped else None
-            alias = f" as {group_var}" if group_var else ""
             out.append(
-                f"    with TaskGroup(group_id={render(place.group_id)}, "
-                f"tooltip={render(tooltip)}){alias}:"
+                f"    with TaskGroup(group_id={render(place.group_id)}, tooltip={render(tooltip)}):"
             )
             pad = "        "
-            if mapped is not None:
-                assert group_var is not None
-                out.extend(_mapped_code(mapped, var, spec, pools, taken, pad))
-                variables[task_id] = group_var
+        companions = _companion_code(spec, place, var, taken, pools, dag_dir, pad)
+        entries[task_id] = companions[0] if companions else var
+        if companions:
+            out.extend(companions[1])
         out.append(f"{pad}{var} = {operator}(")
         for key, value in _operator_kwargs(spec, dag_dir, pools):
             if key == "workspace":
@@ -219,18 +214,74 @@ def render_dag(
                 out.extend(f"{pad}        {asset_code(a)}," for a in found)
                 out.append(f"{pad}    ],")
         out.append(f"{pad})")
-        if mapped is not None:
-            out.append(f"{pad}{var}_{mapped.child_id} >> {var}")
+        if companions:
+            out.append(f"{pad}{' >> '.join([*companions[2], var])}")
         out.append("")
     position = {task_id: index for index, task_id in enumerate(order)}  # not order.index: O(n²)
     edges = sorted(lowered.graph.edges(), key=lambda e: (position[e[0]], position[e[1]]))
     roots = [t for t in order if lowered.graph.in_degree(t) == 0]
     out.append("")
     for root in roots:  # the plan decides first; every other step follows a root
-        out.append(f"    reuse_plan >> {variables[root]}")
+        out.append(f"    reuse_plan >> {entries[root]}")
     for up, down in edges:
-        out.append(f"    {variables[up]} >> {variables[down]}")
+        out.append(f"    {variables[up]} >> {entries[down]}")
     return "\n".join(out) + "\n"
+
+
+def companion_imports(lowered: LoweredPipeline, kinds: list[str]) -> set[tuple[str, str]]:
+    """The operators of the companion tasks some kinds put before their step (parallel run)."""
+    found: set[tuple[str, str]] = set()
+    for spec in lowered.steps.values():
+        companions = KINDS[spec["kind"]].companions
+        if companions is not None:
+            found |= {
+                (c.operator_module, c.operator_class) for c in companions(spec, "", {}, Path("."))
+            }
+    return found
+
+
+def _companion_code(
+    spec: dict[str, Any],
+    place: Any,
+    var: str,
+    taken: set[str],
+    pools: dict[str, Any],
+    dag_dir: Path,
+    pad: str,
+) -> tuple[str, list[str], list[str]] | None:
+    """``(entry variable, lines, variables in order)`` of the tasks a kind puts before its step
+    in the step's group (``StepKind.companions``), or None for a kind without any."""
+    make = KINDS[spec["kind"]].companions
+    if make is None:
+        return None
+    lines: list[str] = []
+    names: dict[str, str] = {}
+    for task in make(spec, place.airflow_id, pools, dag_dir):
+        name = identifier_for(f"{var}_{task.child_id}", taken)
+        names[task.child_id] = name
+        mapped = task.expand or task.expand_values
+        call = f"{task.operator_class}.partial(" if mapped else f"{task.operator_class}("
+        lines.append(f"{pad}{name} = {call}")
+        for key, value in task.kwargs:
+            if key == "workspace":
+                lines.append(f"{pad}    workspace=WORKSPACE,")
+                continue
+            lines.append(f"{pad}    {key}={render(value, indent=len(pad) + 4)},")
+        if mapped:
+            argument = mapped[0]
+            if not argument.isidentifier():  # a keyword in the code: never from input unchecked
+                raise ValueError(f"bad expand argument {argument!r}")
+        if task.expand:
+            lines.append(f"{pad}).expand({argument}={names[task.expand[1]]}.output)")
+        elif task.expand_values:  # a literal list, known at compile time (a sweep's trials)
+            values = render(task.expand_values[1], indent=len(pad) + 4)
+            lines.append(f"{pad}).expand(")
+            lines.append(f"{pad}    {argument}={values},")
+            lines.append(f"{pad})")
+        else:
+            lines.append(f"{pad})")
+    order = list(names.values())
+    return order[0], lines, order
 
 
 def step_assets(
@@ -360,64 +411,6 @@ def schedule_code(schedule: dict[str, Any] | None) -> tuple[list[str], list[str]
     return imports, lines
 
 
-def _mapped_tasks(spec: dict[str, Any], dag_dir: Path) -> MappedTasks | None:
-    make = KINDS[spec["kind"]].mapped
-    return make(spec, dag_dir) if make is not None else None
-
-
-def mapped_imports(lowered: LoweredPipeline, order: list[str]) -> list[tuple[str, str]]:
-    """The operators of the kinds' mapped tasks (HyperDrive's trials), for the import lines."""
-    found = set()
-    for task_id in order:
-        make = KINDS[lowered.steps[task_id]["kind"]].mapped
-        if make is not None:
-            found.add(make(lowered.steps[task_id], Path(".")).operator)
-    return sorted(found)
-
-
-def _mapped_code(
-    mapped: MappedTasks,
-    var: str,
-    spec: dict[str, Any],
-    pools: dict[str, Any],
-    taken: set[str],
-    pad: str,
-) -> list[str]:
-    """``VAR_CHILD = Operator.partial(...).expand(...)``: literals only, like every operator."""
-    name = f"{var}_{mapped.child_id}"
-    taken.add(name)
-    kwargs: list[tuple[str, Any]] = [
-        ("task_id", mapped.child_id),
-        ("task_display_name", f"{spec['step_name']} {mapped.child_id}"),
-        ("step_name", spec["step_name"]),
-        ("workspace", None),
-        *mapped.partial,
-        *_pool_kwargs(spec, pools),
-    ]
-    lines = [f"{pad}{name} = {mapped.operator_class}.partial("]
-    for key, value in kwargs:
-        if key == "workspace":
-            lines.append(f"{pad}    workspace=WORKSPACE,")
-        else:
-            lines.append(f"{pad}    {key}={render(value, indent=len(pad) + 4)},")
-    lines.append(f"{pad}).expand(")
-    for key, values in mapped.expand.items():
-        lines.append(f"{pad}    {key}={render(values, indent=len(pad) + 4)},")
-    lines.append(f"{pad})")
-    return lines
-
-
-def _pool_kwargs(spec: dict[str, Any], pools: dict[str, Any]) -> list[tuple[str, Any]]:
-    compute = spec["compute"]
-    if compute["name"] not in pools:
-        return []
-    return [
-        ("pool", compute["name"]),
-        ("pool_slots", _pool_slots(spec)),
-        ("queue", compute["name"]),
-    ]
-
-
 def _operator_kwargs(
     spec: dict[str, Any], dag_dir: Path, pools: dict[str, Any]
 ) -> list[tuple[str, Any]]:
@@ -429,8 +422,7 @@ def _operator_kwargs(
         *KINDS[spec["kind"]].kwargs(spec, dag_dir),
     ]
     compute = spec["compute"]
-    # a step whose processes run in its mapped tasks (a sweep's trials) holds no GPU itself
-    if compute["name"] in pools and KINDS[spec["kind"]].mapped is None:
+    if compute["name"] in pools:
         kwargs += [
             ("pool", compute["name"]),
             ("pool_slots", _pool_slots(spec)),

@@ -28,7 +28,7 @@ with DAG(
         task_display_name='reuse check',
     )
 
-    with TaskGroup(group_id='tune', tooltip='tune') as tune_group:
+    with TaskGroup(group_id='tune', tooltip='tune'):
         tune_trials = HyperDriveTrialOperator.partial(
             task_id='trials',
             task_display_name='tune trials',
@@ -303,5 +303,5 @@ with DAG(
     )
 
 
-    reuse_plan >> tune_group
-    tune_group >> evaluate
+    reuse_plan >> tune_trials
+    tune >> evaluate

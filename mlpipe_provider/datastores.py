@@ -53,6 +53,9 @@ class DatastoreAccess:
     root: str
     # Credentials may be in here: never printed, logged, or passed to anything but the fs.
     options: dict[str, Any] = field(default_factory=dict, repr=False)
+    # False where the service lacks conditional requests (an older S3-compatible server): the
+    # output store then falls back to check-then-write (hooks/object_store.py).
+    conditional_writes: bool = True
 
     @property
     def is_local(self) -> bool:
@@ -328,7 +331,14 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
         ) from None
     except ValueError as exc:
         raise DatastoreError(f"datastore {name!r} ({url}): {redact(str(exc), options)}") from None
-    access = DatastoreAccess(name=name, url=url, fs=fs, root=rest.rstrip("/"), options=options)
+    access = DatastoreAccess(
+        name=name,
+        url=url,
+        fs=fs,
+        root=rest.rstrip("/"),
+        options=options,
+        conditional_writes=(ds.model_extra or {}).get("conditional_writes", True) is not False,
+    )
     # The Azure SDK's own retries wait minutes on an unreachable service, longer than a lease
     # lives; bound them here, for every user of this filesystem (store, steps, transfers), and
     # let mlpipe's retries (runtime/transfer/retry.py) decide how long to keep trying.

@@ -45,6 +45,7 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "mlpipe_provider.operators.estimator",
             "mlpipe_provider.operators.hyperdrive",
             "mlpipe_provider.operators.module",
+            "mlpipe_provider.operators.parallel_run",
             "mlpipe_provider.operators.reuse_plan",
         }, (path, modules)
         calls = [
@@ -60,6 +61,8 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "HyperDriveStepOperator",
             "ModuleStepOperator",
             "MpiStepOperator",
+            "ParallelRunPartitionOperator",
+            "ParallelRunStepOperator",
             "PythonScriptStepOperator",
             "ReusePlanOperator",
             "TaskGroup",

@@ -164,10 +164,10 @@ def test_mixed_import_sharing_a_line_is_split_with_a_semicolon():
 
 
 def test_unsupported_names_map_and_are_reported():
-    assert "ParallelRunStep" in sdk.UNSUPPORTED_NAMES
-    after, findings = migrate_source("from azureml.pipeline.steps import ParallelRunStep\n")
-    assert after == "from mlpipe_provider.sdk import ParallelRunStep\n"
-    assert findings == [Finding("ParallelRunStep", 1, mapped=True)]
+    assert "AutoMLStep" in sdk.UNSUPPORTED_NAMES
+    after, findings = migrate_source("from azureml.pipeline.steps import AutoMLStep\n")
+    assert after == "from mlpipe_provider.sdk import AutoMLStep\n"
+    assert findings == [Finding("AutoMLStep", 1, mapped=True)]
 
 
 def test_the_rest_of_the_file_stays_byte_identical(tmp_path):

@@ -14,20 +14,22 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class MappedTasks:
-    """Tasks a step runs before its operator, inside its TaskGroup: one operator mapped over a
-    list (Airflow's dynamic task mapping, ``Operator.partial(...).expand(name=[...])``), so the UI
-    lists every item and Airflow schedules, limits and retries each one (HyperDrive's trials)."""
+class CompanionTask:
+    """A task a kind compiles into its step's TaskGroup, before the step's own task.
 
-    child_id: str  # task id inside the step's group
+    ``kwargs`` are literals (rendered like the step's; ``("workspace", None)`` is the DAG file's
+    ``WORKSPACE``); ``expand`` maps the task over another companion's return value (Airflow
+    dynamic task mapping): ``(argument, companion child id)``; ``expand_values`` maps it over a
+    literal list known at compile time (a sweep's trials): ``(argument, values)``. Companions run
+    in list order, the step's own task after the last one.
+    """
+
+    child_id: str
     operator_module: str
     operator_class: str
-    partial: list[tuple[str, Any]]  # keyword arguments every mapped task shares
-    expand: dict[str, list[Any]]  # keyword -> the list it is mapped over
-
-    @property
-    def operator(self) -> tuple[str, str]:
-        return self.operator_module, self.operator_class
+    kwargs: list[tuple[str, Any]]
+    expand: tuple[str, str] | None = None
+    expand_values: tuple[str, list[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,12 @@ class StepKind:
     lower: Callable[[Any, Any, dict[str, Any]], None]
     kwargs: Callable[[dict[str, Any], Path], list[tuple[str, Any]]]
     group: bool = False  # compile into a TaskGroup named after the step (modules)
-    #: mapped tasks the step's operator waits for inside its group (needs ``group=True``)
-    mapped: Callable[[dict[str, Any], Path], MappedTasks] | None = None
+    #: tasks before the step's own one in its group: (spec, step's Airflow task id, pools)
+    #: ``(spec, step's Airflow task id, pools, DAG folder)`` (paths in companions' kwargs are
+    #: written relative to the DAG folder, as the step's are)
+    companions: (
+        Callable[[dict[str, Any], str, dict[str, Any], Path], list[CompanionTask]] | None
+    ) = None
 
     @property
     def operator(self) -> tuple[str, str]:
@@ -61,6 +67,7 @@ def _load() -> None:
         distributed,
         hyperdrive,
         module,
+        parallel_run,
         script,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compiler.kinds import MappedTasks, StepKind, register
+from compiler.kinds import CompanionTask, StepKind, register
 from compiler.kinds.distributed import check_capacity, lower_distribution
 from compiler.kinds.hyperdrive_trials import definition_seed, plan_trials
 from compiler.kinds.script import lower_script, lower_timeout, process_kwargs, runconfig_shape
@@ -101,20 +101,40 @@ def _sweep_settings(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec["hyperdrive"].items() if k != "trials"}
 
 
-def trials_tasks(spec: dict[str, Any], dag_dir: Path) -> MappedTasks:
+def trials_tasks(
+    spec: dict[str, Any], step_task_id: str, pools: dict[str, Any], dag_dir: Path
+) -> list[CompanionTask]:
+    """The trials: one ``HyperDriveTrialOperator`` mapped over the trial list (literals)."""
     sweep = spec["hyperdrive"]
     what = [("script_name", spec["script_name"]), ("arguments", spec["arguments"])]
-    kwargs = process_kwargs({**spec, "outputs": [_trial_output(spec)]}, dag_dir, what)
-    kwargs.append(("sweep", _sweep_settings(spec)))
+    kwargs: list[tuple[str, Any]] = [
+        ("task_id", TRIALS_CHILD_ID),
+        ("task_display_name", f"{spec['step_name']} {TRIALS_CHILD_ID}"),
+        ("step_name", spec["step_name"]),
+        ("workspace", None),
+        *process_kwargs({**spec, "outputs": [_trial_output(spec)]}, dag_dir, what),
+        ("sweep", _sweep_settings(spec)),
+    ]
     if sweep["max_concurrent_runs"] is not None:
         kwargs.append(("max_active_tis_per_dagrun", sweep["max_concurrent_runs"]))
-    return MappedTasks(
-        TRIALS_CHILD_ID,
-        "mlpipe_provider.operators.hyperdrive",
-        "HyperDriveTrialOperator",
-        kwargs,
-        {"trial": sweep["trials"]},
-    )
+    compute = spec["compute"]
+    if compute["name"] in pools:  # each trial holds the GPUs its processes use, as a step does
+        from compiler.codegen import _pool_slots
+
+        kwargs += [
+            ("pool", compute["name"]),
+            ("pool_slots", _pool_slots(spec)),
+            ("queue", compute["name"]),
+        ]
+    return [
+        CompanionTask(
+            TRIALS_CHILD_ID,
+            "mlpipe_provider.operators.hyperdrive",
+            "HyperDriveTrialOperator",
+            kwargs,
+            expand_values=("trial", sweep["trials"]),
+        )
+    ]
 
 
 def hyperdrive_kwargs(spec: dict[str, Any], dag_dir: Path) -> list[tuple[str, Any]]:
@@ -135,6 +155,6 @@ register(
         _lower,
         hyperdrive_kwargs,
         group=True,
-        mapped=trials_tasks,
+        companions=trials_tasks,
     )
 )

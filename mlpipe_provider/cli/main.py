@@ -112,7 +112,11 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
     if args.server_command == "up":
         return server_cmd.server_up(
-            args.workspace, port=args.port, db=args.db, parallelism=args.parallelism
+            args.workspace,
+            port=args.port,
+            db=args.db,
+            parallelism=args.parallelism,
+            users=args.user,
         )
     if args.server_command == "down":
         return server_cmd.server_down(args.workspace, forget=args.forget)
@@ -243,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="API/UI port on 127.0.0.1 (default 8080)")
     up.add_argument("--db", help="metadata DB URL, e.g. postgresql://... (default: SQLite)")
     up.add_argument("--parallelism", type=int, help="task slots of the LocalExecutor (default 4)")
+    up.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME:ROLE",
+        help="another login (ROLE: viewer, user, op or admin), password generated into the "
+        "server's password file; repeatable, kept for later `server up`s",
+    )
     down = server_sub.add_parser("down", help="stop it (the whole process group)")
     down.add_argument(
         "--forget",

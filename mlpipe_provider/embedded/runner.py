@@ -84,10 +84,7 @@ def snapshot(dag_id: str, logical_date: dt.datetime) -> dict[str, Any] | None:
         steps: dict[str, Any] = {}
         for ti in session.scalars(
             select(TaskInstance).where(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.run_id == dag_run.run_id,
-                # mapped tasks (a sweep's trials) are parts of a step, which records them
-                TaskInstance.map_index < 0,
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run.run_id
             )
         ):
             steps[ti.task_id] = {
@@ -100,11 +97,7 @@ def snapshot(dag_id: str, logical_date: dt.datetime) -> dict[str, Any] | None:
                 "operator": ti.operator,
             }
         for xcom in session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.map_index < 0,
-            )
+            select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id)
         ):
             entry = steps.setdefault(xcom.task_id, {})
             value = XComModel.deserialize_value(xcom)

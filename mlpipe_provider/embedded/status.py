@@ -48,6 +48,7 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
     with the plan's cause; it never shows NotStarted with no reason.
     """
     from mlpipe_provider.contract.constants import (
+        COMPANION_OPERATORS,
         ERROR_XCOM,
         FINGERPRINT_XCOM,
         PLAN_TASK_ID,
@@ -58,7 +59,7 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
     plan_error = (plan.get("xcom") or {}).get(ERROR_XCOM) if plan.get("state") == "failed" else None
     steps: dict[str, dict[str, Any]] = {}
     for task_id, info in tasks.items():
-        if task_id == PLAN_TASK_ID:
+        if task_id == PLAN_TASK_ID or info.get("operator") in COMPANION_OPERATORS:
             continue
         entry = dict(info)
         record = planned_record(plan.get("record"), task_id)

@@ -69,11 +69,30 @@ def write_reuse_notes(dag_id: str, run_id: str) -> int:
             values[(xcom.task_id, xcom.map_index)] = XComModel.deserialize_value(xcom)
         plan = values.get((PLAN_TASK_ID, -1))
         for (task_id, map_index), ti in skipped.items():
-            record = planned_record(plan, task_id) or values.get((task_id, map_index))
+            planned = planned_record(plan, task_id)
+            record = planned or values.get((task_id, map_index))
+            if planned is not None:  # never started: no worker stored its links
+                _store_links(session, dag_id, run_id, task_id, planned)
             if isinstance(record, dict) and record.get("reused") and not ti.note:
                 ti.note = reuse_note(record)
                 noted += 1
     return noted
+
+
+def _store_links(session: Any, dag_id: str, run_id: str, task_id: str, record: Any) -> None:
+    """The extra links of a step the plan task skipped, where a worker would have put them
+    (the XCom keys of ``operators/links.py``'s link classes)."""
+    from airflow.models.xcom import XComModel
+
+    from mlpipe_provider.operators.links import STEP_LINKS, mlflow_run_url, reused_run_url
+
+    urls = {"MlflowRunLink": mlflow_run_url(record), "ReusedRunLink": reused_run_url(record)}
+    for link in STEP_LINKS:
+        url = urls.get(type(link).__name__)
+        if url:
+            XComModel.set(
+                link.xcom_key, url, dag_id=dag_id, task_id=task_id, run_id=run_id, session=session
+            )
 
 
 def _write(dag_id: str, run_id: str) -> None:

@@ -349,6 +349,7 @@ def _run_staged(
         "duration_s": round(result.duration_s, 3),
         "dag_id": context["dag_run"].dag_id,
         "dag_run_id": context["dag_run"].run_id,
+        "task_id": op.task_id,
     }
     if datasets:
         record["datasets"] = datasets

@@ -38,10 +38,11 @@ def _skip_reused(op: Any, context: Any, record: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     op.on_reused(context, record)
+    record = dict(record)
+    track_step(op, context, record)  # MLflow, if configured; never raises; adds its run id
     context["ti"].xcom_push(key="return_value", value=record)
     message = reuse_message(op, record)
     op.log.info("%s", message)
-    track_step(op, context, record)  # MLflow, if configured; never raises
     raise AirflowSkipException(message)
 
 
@@ -119,7 +120,16 @@ def run_step(op: Any, context: Any) -> dict[str, Any]:
                 location["files"] = tree.files
                 location["size"] = tree.total_size
             record["fingerprint"] = fingerprint
-            if reuse.fingerprint()[0] == fingerprint:
+            # a step may finish without a result worth reusing (a ParallelRunStep whose failed
+            # mini-batches stayed within its thresholds: its next run retries them)
+            reusable = record.pop("reusable", True)
+            if not reusable:
+                op.log.warning(
+                    "mlpipe: step %r finished with failures it tolerates; its result is not "
+                    "recorded for reuse",
+                    op.step_name,
+                )
+            elif reuse.fingerprint()[0] == fingerprint:
                 reuse.store.commit({**record, "fingerprint": fingerprint, "created": time.time()})
             else:
                 op.log.warning(

@@ -59,6 +59,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "DockerConfiguration": ("mlpipe_provider.sdk.environment", "DockerSection"),
     "DockerSection": ("mlpipe_provider.sdk.environment", "DockerSection"),
     "EarlyTerminationPolicy": ("mlpipe_provider.sdk.hyperdrive_policy", "EarlyTerminationPolicy"),
+    "EntryScript": ("mlpipe_provider.sdk.entry_script", "EntryScript"),
     "Environment": ("mlpipe_provider.sdk.environment", "Environment"),
     "Estimator": ("mlpipe_provider.sdk.estimator", "Estimator"),
     "EstimatorStep": ("mlpipe_provider.sdk.estimator", "EstimatorStep"),
@@ -96,6 +97,8 @@ _LAZY: dict[str, tuple[str, str]] = {
         "OutputTabularDatasetConfig",
     ),
     "ParameterServer": ("mlpipe_provider.sdk.estimator", "ParameterServer"),
+    "ParallelRunConfig": ("mlpipe_provider.sdk.parallel_run", "ParallelRunConfig"),
+    "ParallelRunStep": ("mlpipe_provider.sdk.parallel_run", "ParallelRunStep"),
     "Pipeline": ("mlpipe_provider.sdk.pipeline", "Pipeline"),
     "PipelineData": ("mlpipe_provider.sdk.data", "PipelineData"),
     "PipelineEndpoint": ("mlpipe_provider.sdk.published", "PipelineEndpoint"),
@@ -152,6 +155,17 @@ _LAZY: dict[str, tuple[str, str]] = {
     "quniform": ("mlpipe_provider.sdk.hyperdrive_space", "quniform"),
     "randint": ("mlpipe_provider.sdk.hyperdrive_space", "randint"),
     "uniform": ("mlpipe_provider.sdk.hyperdrive_space", "uniform"),
+    "AbstractAuthentication": ("mlpipe_provider.sdk.authentication", "AbstractAuthentication"),
+    "AzureCliAuthentication": ("mlpipe_provider.sdk.authentication", "AzureCliAuthentication"),
+    "InteractiveLoginAuthentication": (
+        "mlpipe_provider.sdk.authentication",
+        "InteractiveLoginAuthentication",
+    ),
+    "MsiAuthentication": ("mlpipe_provider.sdk.authentication", "MsiAuthentication"),
+    "ServicePrincipalAuthentication": (
+        "mlpipe_provider.sdk.authentication",
+        "ServicePrincipalAuthentication",
+    ),
 }
 
 SUPPORTED_NAMES = sorted(_LAZY)

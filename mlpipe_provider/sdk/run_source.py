@@ -140,9 +140,6 @@ class ServerRunSource:
         )  # first: a final state means final TIs
         tasks: dict[str, dict[str, Any]] = {}
         for ti in client.task_instances(self.dag_id, self.airflow_run_id):
-            map_index = ti.get("map_index")
-            if isinstance(map_index, int) and map_index >= 0:
-                continue  # a mapped task (a sweep's trial) is part of a step, which records it
             state = ti.get("state")
             entry: dict[str, Any] = {
                 "state": state,

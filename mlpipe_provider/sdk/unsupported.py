@@ -32,16 +32,6 @@ def _unsupported(name: str, note: str) -> type:
     return type(name, (), namespace)
 
 
-ParallelRunStep = _unsupported(
-    "ParallelRunStep",
-    "no Airflow mapping yet; instead use a PythonScriptStep that loops over its input in "
-    "mini-batches, or an MpiStep / PythonScriptStep with node_count to spread it over nodes",
-)
-ParallelRunConfig = _unsupported(
-    "ParallelRunConfig",
-    "it only configures ParallelRunStep; instead use a PythonScriptStep that loops over its "
-    "input in mini-batches, or one with node_count to spread it over nodes",
-)
 AutoMLStep = _unsupported(
     "AutoMLStep",
     "AutoML is an Azure service; instead train in a PythonScriptStep with an AutoML library "
@@ -67,13 +57,6 @@ SynapseSparkStep = _unsupported(
     "Synapse is an external service; instead run PySpark in a PythonScriptStep",
 )
 PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
-InteractiveLoginAuthentication = _unsupported(
-    "InteractiveLoginAuthentication", "a local workspace needs no login"
-)
-ServicePrincipalAuthentication = _unsupported(
-    "ServicePrincipalAuthentication", "a local workspace needs no login"
-)
-MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs no login")
 
 # Compute targets of external services: their steps are not supported either, so v1 notebooks
 # that attach one get past their imports and stop at the attach with a pointer.
@@ -103,8 +86,6 @@ AutoMLConfig = _unsupported(
 
 UNSUPPORTED_NAMES = sorted(
     [
-        "ParallelRunStep",
-        "ParallelRunConfig",
         "AutoMLStep",
         "DatabricksStep",
         "AdlaStep",
@@ -112,9 +93,6 @@ UNSUPPORTED_NAMES = sorted(
         "KustoStep",
         "SynapseSparkStep",
         "PipelineDraft",
-        "InteractiveLoginAuthentication",
-        "ServicePrincipalAuthentication",
-        "MsiAuthentication",
         "AdlaCompute",
         "BatchCompute",
         "DatabricksCompute",

@@ -1,0 +1,273 @@
+// The designer page: file picker, palette, canvas, side form, live validation and Save.
+import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Background, Controls, ReactFlow, useReactFlow } from "@xyflow/react";
+import { api } from "./api.js";
+import { DataNode, StepNode } from "./nodes.jsx";
+import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
+import { SideForm } from "./SideForm.jsx";
+
+const nodeTypes = { step: StepNode, data: DataNode };
+const EMPTY = (variable) => ({
+  format: 1, variable, description: null, parameters: [], data_references: [], pipeline_data: [], steps: [],
+});
+
+function query(name) {
+  return new URLSearchParams(window.location.search).get(name);
+}
+
+export default function App() {
+  const flow = useReactFlow();
+  const [me, setMe] = useState({ can_edit: false });
+  const [fileList, setFileList] = useState([]);
+  const [path, setPath] = useState(query("path") || "");
+  const [baseHash, setBaseHash] = useState(null);
+  const [graph, setGraph] = useState(null);
+  const [positions, setPositions] = useState({});
+  const [sizes, setSizes] = useState({}); // React Flow's measurements: a node shows once measured
+  const [palette, setPalette] = useState({ scripts: [], modules: [], datastores: [], compute_targets: [] });
+  const [problems, setProblems] = useState([]);
+  const [status, setStatus] = useState("");
+  const [selected, setSelected] = useState(null);
+  const [edited, setEdited] = useState(false);
+  const readOnly = !me.can_edit;
+
+  useEffect(() => {
+    api.me().then(setMe).catch((e) => setStatus(e.message));
+    api.files().then((d) => setFileList(d.files)).catch(() => {});
+  }, []);
+
+  const load = useCallback(async (target) => {
+    setStatus(`opening ${target}`);
+    setSelected(null);
+    try {
+      setPalette(await api.palette(target));
+    } catch (e) {
+      setStatus(e.message);
+      return;
+    }
+    try {
+      const opened = await api.open(target);
+      setGraph(opened.graph);
+      setBaseHash(opened.hash);
+      const saved = opened.layout?.nodes || {};
+      setPositions({ ...autoLayout(opened.graph), ...saved });
+      setProblems(opened.problems);
+      setEdited(false);
+      setStatus(`opened ${target}`);
+      // fit once React Flow has measured the nodes (fitView on mount runs before that)
+      setTimeout(() => flow.fitView({ maxZoom: 1, padding: 0.1 }), 300);
+    } catch (e) {
+      if (e.status !== 404) return setStatus(e.message);
+      const stem = target.split("/").pop().replace(/\.py$/, "");
+      setGraph(EMPTY(identifier(stem)));
+      setBaseHash(null);
+      setPositions({});
+      setProblems([]);
+      setStatus(`new pipeline ${target}`);
+    }
+  }, [flow]);
+
+  useEffect(() => {
+    if (path) load(path);
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+
+  // live validation: the compiler's checks on every change (debounced)
+  useEffect(() => {
+    if (!graph || !edited || readOnly) return undefined;
+    const timer = setTimeout(() => {
+      api
+        .validate(path, graph)
+        .then((r) => setProblems(r.problems))
+        .catch((e) => setProblems(e.problems?.length ? e.problems : [{ step: null, field: null, message: e.message }]));
+    }, 400);
+    return () => clearTimeout(timer);
+  }, [graph, edited, path, readOnly]);
+
+  const change = useCallback((fn) => {
+    setGraph((g) => {
+      const next = structuredClone(g);
+      fn(next);
+      return next;
+    });
+    setEdited(true);
+  }, []);
+
+  const problemsOf = (step) => problems.filter((p) => p.step === step.name);
+  const moduleOf = (step) => palette.modules.find((m) => m.module === step.module);
+
+  const nodes = useMemo(() => {
+    if (!graph) return [];
+    const list = graph.data_references.map((ref) => ({
+      id: `data:${ref.name}`, type: "data", position: positions[`data:${ref.name}`] || { x: 40, y: 40 }, data: { ref },
+      measured: sizes[`data:${ref.name}`],
+    }));
+    for (const step of graph.steps)
+      list.push({
+        id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 }, measured: sizes[step.id],
+        data: { step, module: moduleOf(step), problems: problemsOf(step), selected: selected === step.id },
+      });
+    return list;
+  }, [graph, positions, sizes, problems, selected, palette]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const edges = useMemo(() => (graph ? edgesOf(graph) : []), [graph]);
+
+  const onNodesChange = useCallback((changes) => {
+    const measured = changes.filter((c) => c.type === "dimensions" && c.dimensions);
+    if (measured.length)
+      setSizes((s) => {
+        const next = { ...s };
+        for (const c of measured) next[c.id] = c.dimensions;
+        return next;
+      });
+    setPositions((p) => {
+      const next = { ...p };
+      for (const c of changes) if (c.type === "position" && c.position) next[c.id] = c.position;
+      return next;
+    });
+  }, []);
+
+  const isValidConnection = useCallback(
+    (c) => !readOnly && connectionProblem(graph, palette.modules, c) === null,
+    [graph, palette, readOnly],
+  );
+
+  const onConnect = useCallback(
+    (c) => {
+      const problem = connectionProblem(graph, palette.modules, c);
+      if (problem) return setStatus(`cannot connect: ${problem}`);
+      const data = c.sourceHandle;
+      change((g) => {
+        const step = g.steps.find((s) => s.id === c.target);
+        if (step.kind === "ModuleStep") step.inputs_map[c.targetHandle] = data;
+        else {
+          step.inputs.push(data);
+          step.arguments.push(`--${data}`, { data, parameter: null });
+        }
+      });
+      setStatus(`connected ${data} to ${c.target}`);
+    },
+    [graph, palette, change],
+  );
+
+  const onDrop = useCallback(
+    (event) => {
+      event.preventDefault();
+      if (readOnly) return;
+      const raw = event.dataTransfer.getData("application/x-mlpipe");
+      if (!raw) return;
+      const item = JSON.parse(raw);
+      const position = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+      const taken = new Set([...graph.steps.map((s) => s.id), ...graph.data_references.map((d) => d.name), ...graph.pipeline_data.map((d) => d.name)]);
+      const step = {
+        editable: true, reason: null, compute_target: null, allow_reuse: true, script_name: null,
+        source_directory: null, arguments: [], inputs: [], outputs: [], environment_variables: {},
+        module: null, version: null, inputs_map: {}, outputs_map: {}, params: {},
+      };
+      if (item.kind === "script") {
+        const name = uniqueName(taken, identifier(item.script_name.replace(/\.py$/, "")));
+        Object.assign(step, { id: name, name, kind: "PythonScriptStep", script_name: item.script_name, source_directory: item.source_directory });
+      } else if (item.kind === "module") {
+        const name = uniqueName(taken, identifier(item.module));
+        Object.assign(step, { id: name, name, kind: "ModuleStep", module: item.module, params: { ...item.params } });
+        const store = palette.datastores.find((d) => d.default)?.name ?? null;
+        const outs = item.outputs.map((o) => [o.name, uniqueName(taken, `${name}_${o.name}`)]);
+        step.outputs_map = Object.fromEntries(outs);
+        change((g) => outs.forEach(([, data]) => g.pipeline_data.push({ name: data, datastore: store })));
+      } else if (item.kind === "datastore") {
+        const name = uniqueName(taken, "data");
+        change((g) => g.data_references.push({ name, datastore: item.name, path_on_datastore: "", mode: "mount" }));
+        setPositions((p) => ({ ...p, [`data:${name}`]: position }));
+        setSelected(`data:${name}`);
+        return;
+      }
+      change((g) => g.steps.push(step));
+      setPositions((p) => ({ ...p, [step.id]: position }));
+      setSelected(step.id);
+    },
+    [graph, flow, change, readOnly, palette],
+  );
+
+  const save = async () => {
+    setStatus("saving");
+    try {
+      const result = await api.save({ path, graph, base_hash: baseHash, layout: { nodes: positions } });
+      setBaseHash(result.hash);
+      setEdited(false);
+      setStatus(result.written ? `saved ${result.path}` : `saved ${result.path} (unchanged)`);
+    } catch (e) {
+      if (e.problems?.length) setProblems(e.problems);
+      setStatus(`save failed: ${e.message}`);
+    }
+  };
+
+  const dragStart = (item) => (event) => {
+    event.dataTransfer.setData("application/x-mlpipe", JSON.stringify(item));
+    event.dataTransfer.effectAllowed = "move";
+  };
+
+  return (
+    <div className="designer">
+      <header>
+        <strong>Pipelines designer</strong>
+        <input list="files" value={path} onChange={(e) => setPath(e.target.value)} placeholder="folder/pipeline.py" data-testid="path" />
+        <datalist id="files">{fileList.map((f) => <option key={f} value={f} />)}</datalist>
+        <button onClick={() => load(path)} data-testid="open">Open</button>
+        {!readOnly && graph && <button onClick={save} data-testid="save">Save</button>}
+        {readOnly && <span className="badge">read only</span>}
+        <span className="status" data-testid="status">{status}</span>
+      </header>
+      <aside className="palette" data-testid="palette">
+        <h4>Scripts</h4>
+        {palette.scripts.map((s) => (
+          <div key={`${s.source_directory}/${s.script_name}`} className="item" draggable={!readOnly}
+            onDragStart={dragStart({ kind: "script", ...s })} data-testid={`palette-script-${s.script_name}`}>
+            {s.source_directory}/{s.script_name}
+          </div>
+        ))}
+        <h4>Modules</h4>
+        {palette.modules.map((m) => (
+          <div key={m.module} className="item" draggable={!readOnly} onDragStart={dragStart({ kind: "module", ...m })}
+            data-testid={`palette-module-${m.module}`} title={m.description || ""}>
+            {m.module} <small>v{m.version}</small>
+          </div>
+        ))}
+        <h4>Datastores</h4>
+        {palette.datastores.map((d) => (
+          <div key={d.name} className="item" draggable={!readOnly} onDragStart={dragStart({ kind: "datastore", ...d })}
+            data-testid={`palette-datastore-${d.name}`}>
+            {d.name} <small>{d.type}</small>
+          </div>
+        ))}
+        <h4>Compute</h4>
+        {palette.compute_targets.map((t) => (
+          <div key={t.name} className="item static">
+            {t.name} <small>{t.gpus ? `${t.gpus} GPU · pool ${t.pool} (${t.pool_slots} slots)` : t.vm_size}</small>
+          </div>
+        ))}
+      </aside>
+      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas">
+        {graph && (
+          <ReactFlow
+            nodes={nodes}
+            edges={edges}
+            nodeTypes={nodeTypes}
+            onNodesChange={onNodesChange}
+            onConnect={onConnect}
+            isValidConnection={isValidConnection}
+            onNodeClick={(_, n) => setSelected(n.id)}
+            onPaneClick={() => setSelected(null)}
+            nodesConnectable={!readOnly}
+            fitView
+            fitViewOptions={{ maxZoom: 1 }}
+            minZoom={0.2}
+            style={{ position: "absolute", inset: 0 }}
+          >
+            <Background />
+            <Controls />
+          </ReactFlow>
+        )}
+      </main>
+      <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly} />
+    </div>
+  );
+}

@@ -1,0 +1,31 @@
+// The designer's backend (mlpipe_provider/designer/app.py), relative to this page.
+const BASE = "./api";
+
+async function call(method, path, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    credentials: "same-origin",
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = data.detail;
+    const message =
+      typeof detail === "string" ? detail : detail?.message || JSON.stringify(detail);
+    const error = new Error(`${response.status}: ${message}`);
+    error.status = response.status;
+    error.problems = detail?.problems || [];
+    throw error;
+  }
+  return data;
+}
+
+export const api = {
+  me: () => call("GET", "/me"),
+  files: () => call("GET", "/files"),
+  open: (path) => call("GET", `/pipeline?path=${encodeURIComponent(path)}`),
+  palette: (path) => call("GET", `/palette?path=${encodeURIComponent(path)}`),
+  validate: (path, graph) => call("POST", "/validate", { path, graph }),
+  save: (body) => call("POST", "/save", body),
+};

@@ -1,0 +1,125 @@
+// Pure helpers over the designer's graph (mlpipe_provider/designer/graph.py): ports, edges,
+// the checks made when a connection is dropped, and a first layout by depth.
+
+export const NEW_INPUT = "__new_input__";
+
+export function inputsOf(step) {
+  if (step.kind === "ModuleStep") return Object.entries(step.inputs_map).map(([p, d]) => ({ port: p, data: d }));
+  return step.inputs.map((d) => ({ port: d, data: d }));
+}
+
+export function outputsOf(step) {
+  if (step.kind === "ModuleStep") return Object.entries(step.outputs_map).map(([p, d]) => ({ port: p, data: d }));
+  return step.outputs.map((d) => ({ port: d, data: d }));
+}
+
+export function producers(graph) {
+  const by = {};
+  for (const s of graph.steps) for (const o of outputsOf(s)) by[o.data] ??= s.id;
+  return by;
+}
+
+export function edgesOf(graph) {
+  const made = producers(graph);
+  const refs = new Set(graph.data_references.map((d) => d.name));
+  const edges = [];
+  for (const s of graph.steps) {
+    for (const i of inputsOf(s)) {
+      const source = made[i.data] ?? (refs.has(i.data) ? `data:${i.data}` : null);
+      if (source === null) continue;
+      edges.push({
+        id: `${source}->${s.id}:${i.port}`,
+        source,
+        sourceHandle: i.data,
+        target: s.id,
+        targetHandle: i.port,
+        label: i.data,
+      });
+    }
+  }
+  return edges;
+}
+
+function reaches(graph, from, to) {
+  // is `to` downstream of `from`?
+  const made = producers(graph);
+  const next = {};
+  for (const s of graph.steps)
+    for (const i of inputsOf(s)) if (made[i.data]) (next[made[i.data]] ??= []).push(s.id);
+  const seen = new Set();
+  const stack = [from];
+  while (stack.length) {
+    const n = stack.pop();
+    if (n === to) return true;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    stack.push(...(next[n] || []));
+  }
+  return false;
+}
+
+// Why a connection may not be made, or null: checked while dragging and again on drop.
+export function connectionProblem(graph, modules, c) {
+  const target = graph.steps.find((s) => s.id === c.target);
+  if (!target) return "connect to a step's input";
+  if (!target.editable) return `step ${target.name} cannot be edited in the designer`;
+  if (c.source === c.target) return "a step cannot feed itself";
+  if (!c.source.startsWith("data:") && reaches(graph, c.target, c.source)) return "that would make a cycle";
+  const data = c.sourceHandle;
+  if (target.kind === "ModuleStep") {
+    if (target.inputs_map[c.targetHandle]) return `input ${c.targetHandle} is already connected`;
+    const mod = modules.find((m) => m.module === target.module);
+    const port = mod?.inputs.find((p) => p.name === c.targetHandle);
+    const type = dataType(graph, modules, data);
+    if (port && type && !port.data_types.includes(type))
+      return `input ${c.targetHandle} takes ${port.data_types.join(" or ")}, not ${type}`;
+  } else if (target.inputs.includes(data)) return `${target.name} already reads ${data}`;
+  return null;
+}
+
+function dataType(graph, modules, name) {
+  for (const s of graph.steps) {
+    if (s.kind !== "ModuleStep") continue;
+    const port = Object.entries(s.outputs_map).find(([, d]) => d === name);
+    if (port) return modules.find((m) => m.module === s.module)?.outputs.find((o) => o.name === port[0])?.data_type;
+  }
+  return null;
+}
+
+export function autoLayout(graph) {
+  const made = producers(graph);
+  const depth = {};
+  const visit = (s) => {
+    if (depth[s.id] !== undefined) return depth[s.id];
+    depth[s.id] = 1;
+    let d = 1;
+    for (const i of inputsOf(s)) {
+      const p = graph.steps.find((x) => x.id === made[i.data]);
+      if (p && p !== s) d = Math.max(d, visit(p) + 1);
+    }
+    depth[s.id] = d;
+    return d;
+  };
+  graph.steps.forEach(visit);
+  const rows = {};
+  const place = (id, level) => {
+    rows[level] = (rows[level] || 0) + 1;
+    return { x: 40 + level * 300, y: 40 + (rows[level] - 1) * 140 };
+  };
+  const nodes = {};
+  graph.data_references.forEach((d) => (nodes[`data:${d.name}`] = place(`data:${d.name}`, 0)));
+  graph.steps.forEach((s) => (nodes[s.id] = place(s.id, depth[s.id])));
+  return nodes;
+}
+
+export function identifier(text) {
+  let out = text.replace(/[^A-Za-z0-9_]/g, "_").replace(/^_+|_+$/g, "") || "step";
+  if (/^[0-9]/.test(out)) out = `s_${out}`;
+  return out;
+}
+
+export function uniqueName(taken, base) {
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
+  return name;
+}
