@@ -16,7 +16,7 @@ from compiler.loader import load_pipelines
 from compiler.lower import lower
 from compiler.naming import task_id_for
 from mlpipe_provider.designer import files, service
-from mlpipe_provider.designer.graph import DataRef, Graph, Step
+from mlpipe_provider.designer.graph import DataRef, Graph, PipelineDataNode, Step
 from mlpipe_provider.designer.reader import read_graph
 from mlpipe_provider.designer.writer import GraphProblems, write_pipeline
 
@@ -305,3 +305,17 @@ def test_a_module_step_made_in_the_designer_validates_and_saves(root):
     assert again == graph
     [spec] = lower(pipeline).steps.values()
     assert spec["kind"] == "module"
+
+
+def test_the_writer_refuses_inconsistent_graphs_naming_step_and_field():
+    graph = _new_graph()
+    graph.pipeline_data.append(PipelineDataNode(name="raw_data", datastore="workspaceblobstore"))
+    graph.steps[0].inputs.append("nowhere")
+    graph.variable = "class"
+    with pytest.raises(GraphProblems) as caught:
+        write_pipeline(graph)
+    assert caught.value.problems == [
+        "pipeline, field 'variable': 'class' is not a Python identifier",
+        "pipeline, field 'data': the name 'raw_data' is used twice",
+        "step 'prep', field 'inputs': unknown data 'nowhere'",
+    ]

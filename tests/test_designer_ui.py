@@ -122,6 +122,10 @@ def test_auth_no_token_401_viewer_reads_but_cannot_save(designer):
     # bad requests are 4xx with a message naming the problem
     status, err = _call(f"{url}/api/pipeline?path=../../etc/passwd.py", token=tokens["admin"])
     assert status == 400 and "not an allowed name" in err["detail"]
+    # the page is in the UI's navigation, through the provider's plugin
+    status, plugins = _call(f"{url.split('/mlpipe')[0]}/api/v2/plugins", token=tokens["admin"])
+    [ours] = [p for p in plugins["plugins"] if p["name"] == "mlpipe"]
+    assert ours["external_views"][0]["href"] == "/mlpipe/designer/"
     stale = {**body, "base_hash": "0" * 64}
     status, err = _call(f"{url}/api/save", "POST", stale, token=tokens["admin"])
     assert status == 409 and "changed on disk" in err["detail"]
