@@ -136,6 +136,11 @@ _LAZY: dict[str, tuple[str, str]] = {
         "mlpipe_provider.sdk.authentication",
         "ServicePrincipalAuthentication",
     ),
+    # mlpipe's own: the built-in module library (not a v1 name)
+    "install_builtin_modules": (
+        "mlpipe_provider.sdk.builtin_modules",
+        "install_builtin_modules",
+    ),
 }
 
 SUPPORTED_NAMES = sorted(_LAZY)
