@@ -87,6 +87,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ParallelRunConfig": ("mlpipe_provider.sdk.parallel_run", "ParallelRunConfig"),
     "ParallelRunStep": ("mlpipe_provider.sdk.parallel_run", "ParallelRunStep"),
     "Pipeline": ("mlpipe_provider.sdk.pipeline", "Pipeline"),
+    "PipelineDraft": ("mlpipe_provider.sdk.pipeline_draft", "PipelineDraft"),
     "PipelineData": ("mlpipe_provider.sdk.data", "PipelineData"),
     "PipelineEndpoint": ("mlpipe_provider.sdk.published", "PipelineEndpoint"),
     "PipelineIdVersion": ("mlpipe_provider.sdk.published", "PipelineIdVersion"),
