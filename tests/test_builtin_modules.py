@@ -212,3 +212,40 @@ def test_a_bad_value_passed_at_run_time_fails_the_step_naming_module_and_field(w
     assert records["split.module"][0] == "failed"
     assert "built-in module 'Split Data', field \"params['fraction']\"" in buffer.getvalue()
     assert "must be at most 1.0, got 7.0" in buffer.getvalue()
+
+
+def test_normalize_join_and_export_write_what_they_say(ws, data, run_dag):
+    install_builtin_modules(ws)
+    store = ws.get_default_datastore()
+    normalized, joined = PipelineData("normalized", store), PipelineData("joined", store)
+    exported = PipelineData("exported", store)
+    normalize = ModuleStep(
+        module=Module.get(ws, name="Normalize Data"),
+        name="normalize",
+        inputs_map={"dataset": data},
+        outputs_map={"transformed_dataset": normalized},
+        params={"transformation_method": "MinMax", "columns": "income", "exclude_columns": ""},
+    )
+    join = ModuleStep(
+        module=Module.get(ws, name="Join Data"),
+        name="join",
+        inputs_map={"left_dataset": data, "right_dataset": normalized},
+        outputs_map={"results_dataset": joined},
+        params={"left_keys": "extra", "join_type": "Inner Join"},
+    )
+    export = ModuleStep(
+        module=Module.get(ws, name="Export Data"),
+        name="export",
+        inputs_map={"dataset": joined},
+        outputs_map={"exported_data": exported},
+        params={"file_name": "people.jsonl", "file_format": "jsonl"},
+    )
+    dag_run, records = run_dag(Pipeline(ws, [export]), dag_id="builtins_export")
+    assert str(dag_run.state) == "success", records
+    location = records["export.module"][1]["outputs"]["exported"]
+    folder = ws._dir / "datastores" / location["datastore"] / location["path"]
+    rows = [json.loads(line) for line in (folder / "people.jsonl").read_text().splitlines()]
+    assert len(rows) == 40
+    assert rows[0]["income"] == 1000 and rows[0]["income (2)"] == 0.0
+    assert rows[-1]["income (2)"] == 1.0
+    assert records["join.module"][1]["metrics"]["Rows"] == 40
