@@ -269,3 +269,39 @@ def test_palette_lists_scripts_modules_datastores_and_gpu_pools(root):
     assert {d["name"] for d in data["datastores"]} == {"archive", "workspaceblobstore"}
     gpu = next(t for t in data["compute_targets"] if t["name"] == "gpu-cluster")
     assert gpu["gpus"] == 1 and gpu["pool"] == "gpu-cluster" and gpu["pool_slots"] == 1
+
+
+def test_committed_designer_screenshot_is_in_the_readme_and_docs():
+    image = REPO / "docs" / "images" / "designer.png"
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 20_000
+    assert "docs/images/designer.png" in (REPO / "README.md").read_text()
+    assert "images/designer.png" in (REPO / "docs" / "designer.md").read_text()
+
+
+def test_a_module_step_made_in_the_designer_validates_and_saves(root):
+    graph = Graph(
+        variable="cleaning",
+        data_references=[
+            {"name": "raw_text", "datastore": "workspaceblobstore", "path_on_datastore": "t.txt"}
+        ],
+        pipeline_data=[{"name": "clean_text_cleaned", "datastore": "workspaceblobstore"}],
+        steps=[
+            Step(
+                id="clean_text",
+                name="clean_text",
+                kind="ModuleStep",
+                module="clean_text",
+                inputs_map={"raw": "raw_text"},
+                outputs_map={"cleaned": "clean_text_cleaned"},
+                params={"lowercase": False},
+                compute_target="cpu-cluster",
+            )
+        ],
+    )
+    relative = "module/cleaning.py"
+    assert service.validate_graph(root, relative, graph)["problems"] == []
+    service.save_pipeline(root, relative, graph, None, None)
+    again, pipeline = _graph_of(root / relative)
+    assert again == graph
+    [spec] = lower(pipeline).steps.values()
+    assert spec["kind"] == "module"

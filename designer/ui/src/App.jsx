@@ -23,6 +23,7 @@ export default function App() {
   const [baseHash, setBaseHash] = useState(null);
   const [graph, setGraph] = useState(null);
   const [positions, setPositions] = useState({});
+  const [sizes, setSizes] = useState({}); // React Flow's measurements: a node shows once measured
   const [palette, setPalette] = useState({ scripts: [], modules: [], datastores: [], compute_targets: [] });
   const [problems, setProblems] = useState([]);
   const [status, setStatus] = useState("");
@@ -53,6 +54,8 @@ export default function App() {
       setProblems(opened.problems);
       setEdited(false);
       setStatus(`opened ${target}`);
+      // fit once React Flow has measured the nodes (fitView on mount runs before that)
+      setTimeout(() => flow.fitView({ maxZoom: 1, padding: 0.1 }), 300);
     } catch (e) {
       if (e.status !== 404) return setStatus(e.message);
       const stem = target.split("/").pop().replace(/\.py$/, "");
@@ -62,7 +65,7 @@ export default function App() {
       setProblems([]);
       setStatus(`new pipeline ${target}`);
     }
-  }, []);
+  }, [flow]);
 
   useEffect(() => {
     if (path) load(path);
@@ -96,18 +99,26 @@ export default function App() {
     if (!graph) return [];
     const list = graph.data_references.map((ref) => ({
       id: `data:${ref.name}`, type: "data", position: positions[`data:${ref.name}`] || { x: 40, y: 40 }, data: { ref },
+      measured: sizes[`data:${ref.name}`],
     }));
     for (const step of graph.steps)
       list.push({
-        id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 },
+        id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 }, measured: sizes[step.id],
         data: { step, module: moduleOf(step), problems: problemsOf(step), selected: selected === step.id },
       });
     return list;
-  }, [graph, positions, problems, selected, palette]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [graph, positions, sizes, problems, selected, palette]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => (graph ? edgesOf(graph) : []), [graph]);
 
   const onNodesChange = useCallback((changes) => {
+    const measured = changes.filter((c) => c.type === "dimensions" && c.dimensions);
+    if (measured.length)
+      setSizes((s) => {
+        const next = { ...s };
+        for (const c of measured) next[c.id] = c.dimensions;
+        return next;
+      });
     setPositions((p) => {
       const next = { ...p };
       for (const c of changes) if (c.type === "position" && c.position) next[c.id] = c.position;
@@ -247,7 +258,9 @@ export default function App() {
             onPaneClick={() => setSelected(null)}
             nodesConnectable={!readOnly}
             fitView
+            fitViewOptions={{ maxZoom: 1 }}
             minZoom={0.2}
+            style={{ position: "absolute", inset: 0 }}
           >
             <Background />
             <Controls />

@@ -104,7 +104,7 @@ export function autoLayout(graph) {
   const rows = {};
   const place = (id, level) => {
     rows[level] = (rows[level] || 0) + 1;
-    return { x: 60 + (rows[level] - 1) * 300, y: 40 + level * 170 };
+    return { x: 40 + level * 300, y: 40 + (rows[level] - 1) * 140 };
   };
   const nodes = {};
   graph.data_references.forEach((d) => (nodes[`data:${d.name}`] = place(`data:${d.name}`, 0)));

@@ -1,0 +1,281 @@
+"""The designer in a real Airflow API server and a real headless Chromium (Debian's).
+
+One server (its own AIRFLOW_HOME, simple auth manager with an admin and a read-only viewer)
+mounts the provider's plugin, so the designer is reached exactly as users reach it:
+``/mlpipe/designer/`` behind Airflow's authentication. The pipelines folder is a copy of
+examples/. Checked: no token -> 401, a viewer reads but cannot validate or save (403); in the
+browser, an example opens and saves back byte for byte; a script step dragged from the palette,
+connected to a datastore's data, given an output and a parameter, saves as a file that compiles
+and runs (embedded, ``dag.test``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from airflow_server import AirflowServer
+from services import unavailable
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+STATIC = REPO / "mlpipe_provider" / "designer" / "static" / "index.html"
+SCRIPT = """import argparse, csv, os
+p = argparse.ArgumentParser()
+p.add_argument("--data", required=True)
+p.add_argument("--rows", required=True)
+p.add_argument("--scale", type=int, required=True)
+a = p.parse_args()
+with open(a.data) as f:
+    n = sum(1 for _ in csv.reader(f)) - 1
+os.makedirs(a.rows, exist_ok=True)
+with open(os.path.join(a.rows, "rows.txt"), "w") as f:
+    f.write(str(n * a.scale))
+"""
+
+
+def _build_page() -> None:
+    if STATIC.is_file():
+        return
+    ui = REPO / "designer" / "ui"
+    if shutil.which("npm") is None:
+        unavailable("chromium", "npm is needed to build the designer's page")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ui, check=True)  # noqa: S607
+    subprocess.run(["npm", "run", "build"], cwd=ui, check=True)  # noqa: S607
+
+
+def _call(url: str, method: str = "GET", body=None, token: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310 - loopback only
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def designer(tmp_path_factory):
+    _build_page()
+    home = tmp_path_factory.mktemp("designer-airflow")
+    root = tmp_path_factory.mktemp("designer") / "pipelines"
+    shutil.copytree(
+        REPO / "examples", root, ignore=shutil.ignore_patterns("__pycache__", "datastores")
+    )
+    steps = root / "prep_train_evaluate" / "steps"
+    steps.mkdir()
+    (steps / "count_rows.py").write_text(SCRIPT)
+    data = root / ".mlpipe" / "datastores" / "workspaceblobstore" / "iris"
+    data.mkdir(parents=True)
+    (data / "iris.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
+    (home / "simple_auth_manager_passwords.json.generated").write_text(
+        json.dumps({"admin": "admin-pw", "viewer": "viewer-pw"})
+    )
+    server = AirflowServer(home, parallelism=2)
+    server.env.update(
+        {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+            "MLPIPE_DESIGNER_ROOT": str(root),
+        }
+    )
+    server.start()
+    try:
+        tokens = {}
+        for user in ("admin", "viewer"):
+            status, body = _call(
+                f"{server.url}/auth/token",
+                "POST",
+                {"username": user, "password": f"{user}-pw"},
+            )
+            assert status in (200, 201), body
+            tokens[user] = body["access_token"]
+        yield {"url": f"{server.url}/mlpipe/designer", "root": root, "tokens": tokens}
+    finally:
+        server.stop()
+
+
+@pytest.mark.airflow_server
+def test_auth_no_token_401_viewer_reads_but_cannot_save(designer):
+    url, tokens = designer["url"], designer["tokens"]
+    path = "prep_train_evaluate/pipeline.py"
+    assert _call(f"{url}/api/pipeline?path={path}")[0] == 401
+    status, opened = _call(f"{url}/api/pipeline?path={path}", token=tokens["viewer"])
+    assert status == 200 and [s["name"] for s in opened["graph"]["steps"]] == [
+        "prep",
+        "train",
+        "evaluate",
+    ]
+    assert _call(f"{url}/api/me", token=tokens["viewer"])[1]["can_edit"] is False
+    body = {"path": path, "graph": opened["graph"], "base_hash": opened["hash"]}
+    assert _call(f"{url}/api/save", "POST", body, token=tokens["viewer"])[0] == 403
+    assert _call(f"{url}/api/validate", "POST", body, token=tokens["viewer"])[0] == 403
+    assert _call(f"{url}/api/save", "POST", body, token=tokens["admin"])[1]["written"] is False
+    # bad requests are 4xx with a message naming the problem
+    status, err = _call(f"{url}/api/pipeline?path=../../etc/passwd.py", token=tokens["admin"])
+    assert status == 400 and "not an allowed name" in err["detail"]
+    stale = {**body, "base_hash": "0" * 64}
+    status, err = _call(f"{url}/api/save", "POST", stale, token=tokens["admin"])
+    assert status == 409 and "changed on disk" in err["detail"]
+
+
+def _browser(playwright, designer, user: str):
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+    context = browser.new_context(viewport={"width": 1600, "height": 900})
+    host = designer["url"].split("/")[2].split(":")[0]
+    port = designer["url"].split("/")[2].split(":")[1]
+    context.add_cookies(
+        [{"name": "_token", "value": designer["tokens"][user], "domain": host, "path": "/"}]
+    )
+    del port
+    return browser, context.new_page()
+
+
+@pytest.fixture(scope="module")
+def playwright_driver():
+    if not CHROMIUM.is_file():
+        unavailable("chromium", "no /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_open_example_and_save_unchanged(designer, playwright_driver):
+    path = "prep_train_evaluate/pipeline.py"
+    before = (designer["root"] / path).read_bytes()
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path={path}")
+        page.wait_for_selector('[data-testid="step-evaluate"]', timeout=30_000)
+        # raw_data -> prep, prepared -> train and evaluate, model -> evaluate
+        page.wait_for_function("document.querySelectorAll('.react-flow__edge').length === 4")
+        page.click('[data-testid="save"]')
+        page.wait_for_function(
+            "document.querySelector('[data-testid=status]').textContent.includes('unchanged')",
+            timeout=30_000,
+        )
+    finally:
+        browser.close()
+    assert (designer["root"] / path).read_bytes() == before
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_viewer_sees_read_only(designer, playwright_driver):
+    browser, page = _browser(playwright_driver, designer, "viewer")
+    try:
+        page.goto(f"{designer['url']}/?path=prep_train_evaluate/pipeline.py")
+        page.wait_for_selector('[data-testid="step-prep"]', timeout=30_000)
+        assert page.locator("text=read only").count() == 1
+        assert page.locator('[data-testid="save"]').count() == 0
+    finally:
+        browser.close()
+
+
+def _drag_to_canvas(page, source: str, x: int, y: int) -> None:
+    """HTML5 drag and drop from the palette onto the canvas at (x, y) of the page."""
+    page.dispatch_event(
+        source, "dragstart", {"dataTransfer": page.evaluate_handle("new DataTransfer()")}
+    )
+    page.evaluate(
+        """([source, x, y]) => {
+            const dt = new DataTransfer();
+            document.querySelector(source).dispatchEvent(new DragEvent('dragstart', {dataTransfer: dt, bubbles: true}));
+            const target = document.querySelector('[data-testid=canvas]');
+            for (const type of ['dragenter', 'dragover', 'drop'])
+                target.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true, clientX: x, clientY: y}));
+        }""",
+        [source, x, y],
+    )
+
+
+def _connect(page, source: str, target: str) -> None:
+    a = page.locator(source).bounding_box()
+    b = page.locator(target).bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tmp_path):
+    path = "prep_train_evaluate/counted.py"
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path={path}")
+        page.wait_for_selector('[data-testid="palette-script-count_rows.py"]', timeout=30_000)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=status]').textContent.includes('new pipeline')"
+        )
+        _drag_to_canvas(page, '[data-testid="palette-datastore-workspaceblobstore"]', 500, 300)
+        page.wait_for_selector('[data-testid="data-data"]')
+        page.fill('[data-testid="field-path_on_datastore"]', "iris/iris.csv")
+        _drag_to_canvas(page, '[data-testid="palette-script-count_rows.py"]', 900, 450)
+        page.wait_for_selector('[data-testid="step-count_rows"]')
+        _connect(
+            page,
+            '[data-testid="source-data"]',
+            '[data-testid="step-count_rows"] [data-testid="target-__new_input__"]',
+        )
+        page.wait_for_selector(".react-flow__edge")
+        page.click('[data-testid="step-count_rows"]')
+        page.fill('[data-testid="new-output"]', "rows")
+        page.click('[data-testid="add-output"]')
+        page.select_option('[data-testid="field-compute_target"]', "cpu-cluster")
+        page.fill('[data-testid="arg-flag"]', "--scale")
+        page.fill('[data-testid="arg-value"]', "@scale")
+        page.click('[data-testid="add-arg"]')
+        # the parameter does not exist yet: live validation marks the step and the field
+        page.wait_for_selector('[data-testid="step-count_rows"].has-problem', timeout=30_000)
+        page.click(".react-flow__pane", position={"x": 20, "y": 20})
+        page.fill('[data-testid="new-param"]', "scale=3")
+        page.click('[data-testid="add-param"]')
+        page.wait_for_selector('[data-testid="step-count_rows"]:not(.has-problem)', timeout=30_000)
+        page.screenshot(path=str(tmp_path / "designer.png"))
+        page.click('[data-testid="save"]')
+        page.wait_for_function(
+            "document.querySelector('[data-testid=status]').textContent.startsWith('saved')",
+            timeout=30_000,
+        )
+        assert "unchanged" not in page.locator('[data-testid="status"]').text_content()
+    finally:
+        browser.close()
+    saved = designer["root"] / path
+    text = saved.read_text()
+    assert "PythonScriptStep(" in text and "'--scale', scale" in text
+    assert (designer["root"] / "prep_train_evaluate" / "counted.layout.json").is_file()
+
+    from compiler.loader import load_pipelines
+
+    [found] = load_pipelines(str(saved))
+    _, records = run_dag(found.pipeline, "designer_counted")
+    assert records["count_rows"][0] == "success"
+    rows = list((designer["root"] / ".mlpipe" / "datastores").rglob("rows.txt"))
+    assert [r.read_text() for r in rows] == ["9"]
+    # the designer's file reuses like any other: nothing changed, so the second run skips the step
+    _, again = run_dag(found.pipeline, "designer_counted")
+    assert again["count_rows"][0] == "skipped"
