@@ -133,6 +133,17 @@ def test_install_is_idempotent_and_registers_ordinary_modules(ws):
     with pytest.raises(UserErrorException, match="no built-in module 'Nope'"):
         install_builtin_modules(ws, names=["Nope"])
 
+    # they appear wherever registered modules do: the designer's palette lists them
+    from mlpipe_provider.designer.palette import modules
+
+    listed = {m["module"]: m for m in modules(ws)}
+    assert set(builtin_modules.names()) <= set(listed)
+    train = listed["Train Model"]
+    assert train["params"]["estimator"] == "LogisticRegression"
+    assert train["outputs"] == [
+        {"name": "trained_model", "data_type": "ModelDirectory", "label": "Trained model"}
+    ]
+
 
 def test_pipeline_of_builtins_runs_logs_metrics_and_reuses(ws, data, run_dag):
     install_builtin_modules(ws)
