@@ -260,3 +260,16 @@ def test_normalize_join_and_export_write_what_they_say(ws, data, run_dag):
     assert rows[0]["income"] == 1000 and rows[0]["income (2)"] == 0.0
     assert rows[-1]["income (2)"] == 1.0
     assert records["join.module"][1]["metrics"]["Rows"] == 40
+
+
+def test_cli_installs_and_lists_builtins(ws, capsys):
+    from mlpipe_provider.cli.main import main
+
+    assert main(["modules", "install-builtins", "Split Data"]) == 0
+    assert f"Split Data: version {builtin_modules_version()}" in capsys.readouterr().out
+    assert main(["modules", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert f"| Split Data | {builtin_modules_version()} |" in out and "Built-in" in out
+    assert "Train Model" not in out
+    assert main(["modules", "install-builtins", "Nope"]) == 1
+    assert "no built-in module 'Nope'" in capsys.readouterr().err
