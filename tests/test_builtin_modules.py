@@ -251,7 +251,7 @@ def test_normalize_join_and_export_write_what_they_say(ws, data, run_dag):
         outputs_map={"exported_data": exported},
         params={"file_name": "people.jsonl", "file_format": "jsonl"},
     )
-    dag_run, records = run_dag(Pipeline(ws, [export]), dag_id="builtins_export")
+    dag_run, records = run_dag(Pipeline(ws, [normalize, join, export]), dag_id="builtins_export")
     assert str(dag_run.state) == "success", records
     location = records["export.module"][1]["outputs"]["exported"]
     folder = ws._dir / "datastores" / location["datastore"] / location["path"]
