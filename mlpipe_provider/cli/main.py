@@ -101,6 +101,14 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return env_cmd.collect_garbage(args.workspace, args.older_than, dry_run=args.dry_run)
 
 
+def _cmd_modules(args: argparse.Namespace) -> int:
+    from mlpipe_provider.cli import modules_cmd
+
+    if args.modules_command == "install-builtins":
+        return modules_cmd.install_builtins(args.workspace, args.names)
+    return modules_cmd.list_modules(args.workspace)
+
+
 def _cmd_pools(args: argparse.Namespace) -> int:
     from mlpipe_provider.cli.pools_cmd import sync_pools
 
@@ -204,6 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the mlpipe checkout holding examples/ and dags/ (default: the current directory)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("modules", help="the workspace's registered modules")
+    modules_sub = p.add_subparsers(dest="modules_command", required=True)
+    install = modules_sub.add_parser(
+        "install-builtins",
+        help="publish the built-in modules (Split Data, Train Model, ...); idempotent",
+    )
+    install.add_argument("names", nargs="*", help="only these built-ins (default: all)")
+    ls = modules_sub.add_parser("ls", help="list modules: default version, versions, category")
+    for command in (install, ls):
+        command.add_argument(
+            "--workspace", help="a folder inside the workspace project; default: the cwd"
+        )
+    p.set_defaults(func=_cmd_modules)
 
     p = sub.add_parser("pools", help="Airflow pools for GPU compute targets")
     pools_sub = p.add_subparsers(dest="pools_command", required=True)

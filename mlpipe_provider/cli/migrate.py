@@ -72,6 +72,7 @@ _V1_PACKAGES = {
         "graph",
         "module",
         "pipeline",
+        "pipeline_draft",
         "pipeline_endpoint",
         "run",
         "schedule",

@@ -100,6 +100,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ParallelRunConfig": ("mlpipe_provider.sdk.parallel_run", "ParallelRunConfig"),
     "ParallelRunStep": ("mlpipe_provider.sdk.parallel_run", "ParallelRunStep"),
     "Pipeline": ("mlpipe_provider.sdk.pipeline", "Pipeline"),
+    "PipelineDraft": ("mlpipe_provider.sdk.pipeline_draft", "PipelineDraft"),
     "PipelineData": ("mlpipe_provider.sdk.data", "PipelineData"),
     "PipelineEndpoint": ("mlpipe_provider.sdk.published", "PipelineEndpoint"),
     "PipelineIdVersion": ("mlpipe_provider.sdk.published", "PipelineIdVersion"),
@@ -165,6 +166,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ServicePrincipalAuthentication": (
         "mlpipe_provider.sdk.authentication",
         "ServicePrincipalAuthentication",
+    ),
+    # mlpipe's own: the built-in module library (not a v1 name)
+    "install_builtin_modules": (
+        "mlpipe_provider.sdk.builtin_modules",
+        "install_builtin_modules",
     ),
 }
 

@@ -56,7 +56,6 @@ SynapseSparkStep = _unsupported(
     "SynapseSparkStep",
     "Synapse is an external service; instead run PySpark in a PythonScriptStep",
 )
-PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
 
 # Compute targets of external services: their steps are not supported either, so v1 notebooks
 # that attach one get past their imports and stop at the attach with a pointer.
@@ -92,7 +91,6 @@ UNSUPPORTED_NAMES = sorted(
         "AzureBatchStep",
         "KustoStep",
         "SynapseSparkStep",
-        "PipelineDraft",
         "AdlaCompute",
         "BatchCompute",
         "DatabricksCompute",
