@@ -352,3 +352,20 @@ def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver)
     # The target is 2 s; this shared 2-core machine measured 1.8-4.9 s (docs/designer.md),
     # so the bound here catches a regression to the 28 s the first version took, not the target.
     assert interactive < 8
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_designer_opens_from_the_airflow_ui_navigation(designer, playwright_driver):
+    server = designer["url"].split("/mlpipe")[0]
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{server}/plugin/mlpipe-designer")
+        frame_element = page.wait_for_selector("iframe", timeout=60_000)
+        assert "/mlpipe/designer" in frame_element.get_attribute("src")
+        frame = frame_element.content_frame()
+        frame.wait_for_selector('[data-testid="palette"]', timeout=30_000)
+        assert frame.locator('[data-testid="save"]').count() == 0  # no file open yet
+        assert frame.locator("text=read only").count() == 0  # the admin may edit
+    finally:
+        browser.close()
