@@ -336,3 +336,17 @@ def test_the_plugin_does_not_load_the_designer_until_it_is_asked():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("message", "step", "field"),
+    [
+        ("step 'prep', field 'compute_target': unknown", "prep", "compute_target"),
+        ("step 'train' (task 'train_2'), field 'arguments[3]': x", "train", "arguments[3]"),
+        ("/w/p.py:12: step \"it's\", field 'inputs': x", "it's", "inputs"),
+        ("pipeline, field 'steps': the pipeline has no steps", None, None),
+    ],
+)
+def test_problems_are_split_into_step_and_field_for_the_canvas(message, step, field):
+    entry = service.problem_entry(message)
+    assert (entry["step"], entry["field"], entry["message"]) == (step, field, message)
