@@ -113,6 +113,7 @@ def render_dag(
     pools = pools_for(lowered)
     kinds = sorted({lowered.steps[t]["kind"] for t in order})
     imports = sorted(KINDS[k].operator for k in kinds)
+    imports += sorted(companion_imports(lowered, kinds))
     out: list[str] = [
         HEADER.format(dag_id=dag_id, origin=f" from {docstring_safe(origin)}" if origin else "")
     ]
@@ -134,7 +135,7 @@ def render_dag(
         out.extend(schedule_imports)
         out.append("")
     imports.append(("mlpipe_provider.operators.reuse_plan", "ReusePlanOperator"))
-    imports.sort()
+    imports = sorted(set(imports))
     for module, name in imports:
         out.append(f"from {module} import {name}")
     out.append("")
@@ -180,6 +181,8 @@ def render_dag(
     out.append("")
     taken: set[str] = {"reuse_plan"}
     variables: dict[str, str] = {}
+    #: where edges into a step go: its first companion task, if its kind has any
+    entries: dict[str, str] = {}
     for task_id in order:
         spec = specs[task_id]
         place = placements[task_id]
@@ -193,6 +196,10 @@ def render_dag(
                 f"    with TaskGroup(group_id={render(place.group_id)}, tooltip={render(tooltip)}):"
             )
             pad = "        "
+        companions = _companion_code(spec, place, var, taken, pools, dag_dir, pad)
+        entries[task_id] = companions[0] if companions else var
+        if companions:
+            out.extend(companions[1])
         out.append(f"{pad}{var} = {operator}(")
         for key, value in _operator_kwargs(spec, dag_dir, pools):
             if key == "workspace":
@@ -207,16 +214,74 @@ def render_dag(
                 out.extend(f"{pad}        {asset_code(a)}," for a in found)
                 out.append(f"{pad}    ],")
         out.append(f"{pad})")
+        if companions:
+            out.append(f"{pad}{' >> '.join([*companions[2], var])}")
         out.append("")
     position = {task_id: index for index, task_id in enumerate(order)}  # not order.index: O(n²)
     edges = sorted(lowered.graph.edges(), key=lambda e: (position[e[0]], position[e[1]]))
     roots = [t for t in order if lowered.graph.in_degree(t) == 0]
     out.append("")
     for root in roots:  # the plan decides first; every other step follows a root
-        out.append(f"    reuse_plan >> {variables[root]}")
+        out.append(f"    reuse_plan >> {entries[root]}")
     for up, down in edges:
-        out.append(f"    {variables[up]} >> {variables[down]}")
+        out.append(f"    {variables[up]} >> {entries[down]}")
     return "\n".join(out) + "\n"
+
+
+def companion_imports(lowered: LoweredPipeline, kinds: list[str]) -> set[tuple[str, str]]:
+    """The operators of the companion tasks some kinds put before their step (parallel run)."""
+    found: set[tuple[str, str]] = set()
+    for spec in lowered.steps.values():
+        companions = KINDS[spec["kind"]].companions
+        if companions is not None:
+            found |= {
+                (c.operator_module, c.operator_class) for c in companions(spec, "", {}, Path("."))
+            }
+    return found
+
+
+def _companion_code(
+    spec: dict[str, Any],
+    place: Any,
+    var: str,
+    taken: set[str],
+    pools: dict[str, Any],
+    dag_dir: Path,
+    pad: str,
+) -> tuple[str, list[str], list[str]] | None:
+    """``(entry variable, lines, variables in order)`` of the tasks a kind puts before its step
+    in the step's group (``StepKind.companions``), or None for a kind without any."""
+    make = KINDS[spec["kind"]].companions
+    if make is None:
+        return None
+    lines: list[str] = []
+    names: dict[str, str] = {}
+    for task in make(spec, place.airflow_id, pools, dag_dir):
+        name = identifier_for(f"{var}_{task.child_id}", taken)
+        names[task.child_id] = name
+        mapped = task.expand or task.expand_values
+        call = f"{task.operator_class}.partial(" if mapped else f"{task.operator_class}("
+        lines.append(f"{pad}{name} = {call}")
+        for key, value in task.kwargs:
+            if key == "workspace":
+                lines.append(f"{pad}    workspace=WORKSPACE,")
+                continue
+            lines.append(f"{pad}    {key}={render(value, indent=len(pad) + 4)},")
+        if mapped:
+            argument = mapped[0]
+            if not argument.isidentifier():  # a keyword in the code: never from input unchecked
+                raise ValueError(f"bad expand argument {argument!r}")
+        if task.expand:
+            lines.append(f"{pad}).expand({argument}={names[task.expand[1]]}.output)")
+        elif task.expand_values:  # a literal list, known at compile time (a sweep's trials)
+            values = render(task.expand_values[1], indent=len(pad) + 4)
+            lines.append(f"{pad}).expand(")
+            lines.append(f"{pad}    {argument}={values},")
+            lines.append(f"{pad})")
+        else:
+            lines.append(f"{pad})")
+    order = list(names.values())
+    return order[0], lines, order
 
 
 def step_assets(

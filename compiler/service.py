@@ -12,9 +12,11 @@ from typing import Any
 
 from compiler.checks import collect_problems
 from compiler.graph import build_graph
+from compiler.lower import lower
 from compiler.naming import dag_id_for
-from compiler.publish import lowered_from_json
+from compiler.publish import lowered_from_json, lowered_to_json
 from compiler.timetables import timetable_for
+from mlpipe_provider.errors import PipelineValidationError
 
 
 class CompilerService:
@@ -28,6 +30,12 @@ class CompilerService:
 
     def lowered_from_json(self, data: dict[str, Any]) -> Any:
         return lowered_from_json(data)
+
+    def lowered_json(self, pipeline: Any) -> dict[str, Any]:
+        lowered = lower(pipeline)
+        if lowered.problems:
+            raise PipelineValidationError(lowered.problems)
+        return lowered_to_json(lowered)
 
     def dag_id_for(self, name: str) -> str:
         return dag_id_for(name)

@@ -57,6 +57,9 @@ class AirflowServerConfig(BaseModel):
     username: str | None = None
     password_env: str | None = None
     password_file: str | None = None
+    #: v1 ServicePrincipalAuthentication: service principal id -> the Airflow user it logs in as
+    #: (its password is the one the program passes; none is stored here)
+    service_principals: dict[str, str] | None = None
 
 
 class WorkspaceConfig(BaseModel):

@@ -53,6 +53,9 @@ class DatastoreAccess:
     root: str
     # Credentials may be in here: never printed, logged, or passed to anything but the fs.
     options: dict[str, Any] = field(default_factory=dict, repr=False)
+    # False where the service lacks conditional requests (an older S3-compatible server): the
+    # output store then falls back to check-then-write (hooks/object_store.py).
+    conditional_writes: bool = True
 
     @property
     def is_local(self) -> bool:
@@ -176,7 +179,11 @@ class DatastoreAccess:
         """Run a filesystem call; a service's error becomes a DatastoreError without secrets."""
         try:
             return function(*args, **kw)
-        except (DatastoreError, FileNotFoundError):
+        except FileNotFoundError:
+            if what in ("upload to", "write"):  # a read's miss is the caller's to judge
+                self._refuse_missing_bucket()
+            raise
+        except DatastoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - report what the service said, minus secrets
             text = str(exc).strip()
@@ -184,6 +191,22 @@ class DatastoreAccess:
             raise DatastoreError(
                 f"datastore {self.name!r}: cannot {what} {relative or '/'!r}: "
                 f"{redact(first, self.options)[:300]}"
+            ) from None
+
+    def _refuse_missing_bucket(self) -> None:
+        """A "not found" from an object store whose bucket (container) is gone is about the
+        datastore, not the path: say so, instead of the service's bare 404."""
+        if self.is_local:
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            missing = bool(bucket) and not self.fs.exists(bucket)
+        except Exception:  # noqa: BLE001 - the original error says more than this probe
+            return
+        if missing:
+            raise DatastoreError(
+                f"datastore {self.name!r}: bucket {bucket!r} does not exist (create it, or "
+                "correct the datastore's url)"
             ) from None
 
     def exists(self, relative: str | None, *, what: str = "path") -> bool:
@@ -328,7 +351,14 @@ def open_datastore_config(workspace_dir: Path, name: str, ds: DatastoreConfig) -
         ) from None
     except ValueError as exc:
         raise DatastoreError(f"datastore {name!r} ({url}): {redact(str(exc), options)}") from None
-    access = DatastoreAccess(name=name, url=url, fs=fs, root=rest.rstrip("/"), options=options)
+    access = DatastoreAccess(
+        name=name,
+        url=url,
+        fs=fs,
+        root=rest.rstrip("/"),
+        options=options,
+        conditional_writes=(ds.model_extra or {}).get("conditional_writes", True) is not False,
+    )
     # The Azure SDK's own retries wait minutes on an unreachable service, longer than a lease
     # lives; bound them here, for every user of this filesystem (store, steps, transfers), and
     # let mlpipe's retries (runtime/transfer/retry.py) decide how long to keep trying.

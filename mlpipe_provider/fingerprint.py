@@ -63,6 +63,24 @@ def command_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
     return process_settings(op, params, {"command": resolved_arguments(op.command, params)})
 
 
+#: ParallelRunStep settings that change how fast it runs or what it logs, never its result
+PARALLEL_PACE_KEYS = frozenset({"node_count", "process_count_per_node", "logging_level"})
+#: ParallelRunStep settings a single mini-batch's result depends on (the rest is the gathering's)
+PARALLEL_MINI_BATCH_KEYS = ("entry_script", "run_invocation_timeout", "environment_variables")
+
+
+def parallel_run_settings(op: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What a ``ParallelRunStep``'s result depends on: its entry script, arguments and settings
+    (this run's parameter values resolved; not the ones that only set its pace)."""
+    parallel = {
+        key: _resolve(value, params)
+        for key, value in sorted(op.parallel.items())
+        if key not in PARALLEL_PACE_KEYS
+    }
+    what = {"arguments": resolved_arguments(op.arguments, params), "parallel": parallel}
+    return process_settings(op, params, what)
+
+
 def process_settings(op: Any, params: dict[str, Any], what: dict[str, Any]) -> dict[str, Any]:
     """``what`` runs (a script and its arguments, or a command), with the settings every step
     that runs processes shares: ``params``, environment, launch shape, runtime or image."""

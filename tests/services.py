@@ -21,6 +21,8 @@ import pytest
 REQUIRE_ENV: dict[str, str] = {
     "docker": "MLPIPE_REQUIRE_DOCKER",
     "azurite": "MLPIPE_REQUIRE_AZURITE",
+    "s3": "MLPIPE_REQUIRE_S3",
+    "gcs": "MLPIPE_REQUIRE_GCS",
     "postgres": "MLPIPE_REQUIRE_POSTGRES",
     "celery": "MLPIPE_REQUIRE_CELERY_POSTGRES",
     "mlflow": "MLPIPE_REQUIRE_MLFLOW",

@@ -100,3 +100,51 @@ def test_download_prefix_with_a_trailing_slash_matches_only_that_folder(ws, azur
     assert store.download(str(tmp_path / "slash"), prefix="data/", show_progress=False) == 1
     assert not (tmp_path / "slash" / "data2").exists()
     assert store.download(str(tmp_path / "bare"), prefix="data", show_progress=False) == 2
+
+
+# --- the same on S3 (moto) and GCS (fake-gcs-server), and on Azurite --------------------------
+
+
+def test_upload_then_download_round_trips_on_every_object_store(ws, object_store, tmp_path):
+    store = object_store.register(ws, "objstore")
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.csv").write_text("x\n1\n")
+    (src / "sub" / "b.bin").write_bytes(bytes(range(256)) * 10)
+    ref = store.upload(str(src), target_path="raw/v1", show_progress=False)
+    assert ref.path_on_datastore == "raw/v1"
+    out = tmp_path / "out"
+    assert store.download(str(out), prefix="raw/", show_progress=False) == 2
+    assert (out / "raw/v1/a.csv").read_text() == "x\n1\n"
+    assert (out / "raw/v1/sub/b.bin").read_bytes() == bytes(range(256)) * 10
+    # what another tool sees in the bucket: the files under the datastore's root
+    access = store._access()
+    assert sorted(access.fs.find(access.full_path("raw"))) == [
+        access.full_path("raw/v1/a.csv"),
+        access.full_path("raw/v1/sub/b.bin"),
+    ]
+
+
+def test_a_missing_bucket_is_a_clear_error_for_the_output_store(ws, object_store):
+    """A datastore whose bucket (container) is gone or misspelt: the output store says so,
+    naming the datastore and the bucket, instead of "someone else holds the lease"."""
+    from mlpipe_provider.config import load_config
+    from mlpipe_provider.datastores import open_datastore
+    from mlpipe_provider.store import OutputStore
+
+    bucket = object_store.new_bucket()
+    object_store.register(ws, "gone", bucket=bucket)
+    object_store.filesystem().rmdir(bucket)
+    store = OutputStore(open_datastore(ws._dir, load_config(ws._dir), "gone"))
+    with pytest.raises(DatastoreError, match=rf"datastore 'gone'.*{bucket}.*does not exist"):
+        store.acquire("f" * 64, "run/step", ttl=60)
+
+
+def test_a_missing_bucket_is_a_clear_error_for_an_upload(ws, object_store, tmp_path):
+    bucket = object_store.new_bucket()
+    gone = object_store.register(ws, "gone", bucket=bucket)
+    object_store.filesystem().rmdir(bucket)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    with pytest.raises(DatastoreError, match=rf"datastore 'gone'.*{bucket}.*does not exist"):
+        gone.upload(str(tmp_path / "src"), target_path="x", show_progress=False)

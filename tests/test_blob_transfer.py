@@ -510,3 +510,56 @@ def test_a_transfer_failing_at_its_destination_publishes_nothing(env):
     store = env.ws._dir / "datastores" / "workspaceblobstore" / "mlpipe-store" / "v1"
     assert (store / "leases").is_dir()  # the store is here (the run took its lease)
     assert not list((store / "entries").rglob("*.json"))  # and never recorded
+
+
+# --- the same transfers on every object store: Azure Blob, S3 (moto), GCS (fake-gcs-server) ---
+
+
+def test_a_folder_goes_to_an_object_store_and_back_and_is_reused(
+    ws, object_store, run_dag, monkeypatch
+):
+    monkeypatch.setenv("MLPIPE_DATASTORE_RETRY_BACKOFF_S", "0.05")
+    archive = Datastore.register_local(ws, "archive", "datastores/archive")
+    remote = object_store.register(ws, "remote")
+    access = remote._access()
+    files = {
+        "a.csv": b"x,y\n1,2\n",
+        "nested/b.txt": b"bee",
+        "nested/deeper/big.bin": os.urandom(9 * 1024 * 1024),  # above one 8 MiB chunk
+        "empty.txt": b"",
+    }
+    for rel, data in files.items():
+        path = ws._dir / "datastores" / "archive" / "tree" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def upload():
+        return DataTransferStep(
+            name="upload",
+            source_data_reference=DataReference(archive, "tree", "tree"),
+            destination_data_reference=DataReference(remote, "mirror", "mirror"),
+            source_reference_type="directory",
+        )
+
+    dag_run, records = run_dag(Pipeline(ws, [upload()]), dag_id=f"up_{object_store.kind}")
+    state, record = records["upload"]
+    assert state == "success", records
+    access.fs.invalidate_cache()
+    root = access.full_path("mirror")
+    found = {p[len(root) + 1 :]: access.fs.cat_file(p) for p in sorted(access.fs.find(root))}
+    assert found == files
+    assert record["outputs"]["mirror"]["digest"] == expected_digest(files)
+
+    download = DataTransferStep(
+        name="download",
+        source_data_reference=DataReference(remote, "mirror", "mirror"),
+        destination_data_reference=DataReference(archive, "landed", "landed"),
+    )
+    _, records = run_dag(Pipeline(ws, [download]), dag_id=f"down_{object_store.kind}")
+    assert records["download"][0] == "success", records
+    assert tree(ws._dir / "datastores" / "archive" / "landed") == files
+    assert records["download"][1]["outputs"]["landed"]["digest"] == expected_digest(files)
+
+    _, records = run_dag(Pipeline(ws, [upload()]), dag_id=f"up_{object_store.kind}")
+    assert records["upload"][0] == "skipped"  # nothing changed: reused, not copied again
+    assert records["upload"][1]["reused_run_id"] == record["step_run_id"]

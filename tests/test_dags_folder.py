@@ -43,7 +43,9 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "mlpipe_provider.operators.data_transfer",
             "mlpipe_provider.operators.script",
             "mlpipe_provider.operators.estimator",
+            "mlpipe_provider.operators.hyperdrive",
             "mlpipe_provider.operators.module",
+            "mlpipe_provider.operators.parallel_run",
             "mlpipe_provider.operators.reuse_plan",
         }, (path, modules)
         calls = [
@@ -56,8 +58,11 @@ def test_generated_files_import_only_airflow_sdk_and_the_provider_runtime():
             "Param",
             "DataTransferStepOperator",
             "EstimatorStepOperator",
+            "HyperDriveStepOperator",
             "ModuleStepOperator",
             "MpiStepOperator",
+            "ParallelRunPartitionOperator",
+            "ParallelRunStepOperator",
             "PythonScriptStepOperator",
             "ReusePlanOperator",
             "TaskGroup",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = ["prep_train_evaluate", "data_transfer", "module", "command"]
+EXAMPLES = ["prep_train_evaluate", "data_transfer", "module", "command", "parallel_run"]
 
 
 @pytest.fixture(scope="module")

@@ -533,33 +533,37 @@ CASES: list[Case] = [
     # --- unsupported v1 features ----------------------------------------------------------------
     Case(
         "parallel-run-step",
-        "unsupported",
+        "data",
         """
-        config = ParallelRunConfig(source_directory="src", entry_script="score.py",
+        from mlpipe_provider.sdk import Dataset, Environment
+        rows = Dataset.Tabular.from_delimited_files(path=(store, "rows.csv"), validate=False)
+        config = ParallelRunConfig(source_directory="src", entry_script="train.py",
                                    mini_batch_size="5", error_threshold=10, output_action="append_row",
-                                   compute_target="cpu-cluster", node_count=2)
-        score = ParallelRunStep(name="score", parallel_run_config=config, inputs=[], output=None)
+                                   environment=Environment("score"), compute_target="cpu-cluster",
+                                   node_count=2)
+        score = ParallelRunStep(name="score", parallel_run_config=config,
+                                inputs=[rows.as_named_input("rows")])
         pipeline = Pipeline(ws, [score])
         """,
-        ("ParallelRunConfig", "not supported", "instead", "PythonScriptStep"),
+        ("step 'score', field 'inputs[0]'", "TabularDataset", "FileDataset"),
     ),
     Case(
         "parallel-run-step-alone",
-        "unsupported",
+        "arguments",
         """
         score = ParallelRunStep(name="score", parallel_run_config=None, inputs=[], output=None)
         pipeline = Pipeline(ws, [score])
         """,
-        ("ParallelRunStep", "not supported", "instead", "PythonScriptStep"),
+        ("ParallelRunStep 'score'", "parallel_run_config", "NoneType"),
     ),
     Case(
-        "hyperdrive-step",
-        "unsupported",
+        "hyperdrive-step-without-config",
+        "arguments",
         """
         tune = HyperDriveStep(name="tune", hyperdrive_config=None, inputs=[], outputs=[])
         pipeline = Pipeline(ws, [tune])
         """,
-        ("HyperDriveStep", "not supported", "instead", "PythonScriptStep"),
+        ("HyperDriveStep 'tune'", "hyperdrive_config must be a HyperDriveConfig", "NoneType"),
     ),
     Case(
         "automl-step",

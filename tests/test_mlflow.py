@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import _DAGS, task_records
+from conftest import _DAGS, task_links, task_records
 from services import unavailable
 from test_metrics import EXPECTED_TRAIN, PNG, two_step_pipeline
 
@@ -234,6 +234,11 @@ def test_pipeline_run_and_steps_are_mlflow_runs_also_when_reused(
     assert train.data.params == {"alpha": "0.5", "arguments": '["<output:model>", "--alpha", 0.5]'}
     _assert_train_metrics(client, train, tmp_path)
     assert score.data.metrics == {"score": 1.0}
+    # each step task links to its MLflow run in the Airflow UI (operators/links.py)
+    for step, task_id in ((train, "train.py"), (score, "score.py")):
+        url = f"{mlflow_server}/#/experiments/{eid}/runs/{step.info.run_id}"
+        assert records[task_id][1]["mlflow_run_id"] == step.info.run_id
+        assert task_links(dag_run, task_id, timeout=0)["MLflow run"] == url
 
     # a second run reuses both steps: nested runs tagged reused, with the original metrics
     again, _ = _run(pipeline, "mlflow_two_steps", "Mlflow-Tracking")
@@ -251,6 +256,13 @@ def test_pipeline_run_and_steps_are_mlflow_runs_also_when_reused(
         assert tags["mlpipe.reused_airflow_run_id"] == dag_run.run_id
     _assert_train_metrics(client, reused["train.py"], tmp_path)
     assert reused["score.py"].data.metrics == {"score": 1.0}
+    for name in ("train.py", "score.py"):  # the reused step's own nested run, and its producer
+        links = task_links(again, name)
+        assert links["MLflow run"] == f"{mlflow_server}/#/experiments/{eid}/runs/" + (
+            reused[name].info.run_id
+        )
+        assert f"/dags/{dag_run.dag_id}/runs/" in links["Reused run"]
+        assert links["Reused run"].endswith(f"/tasks/{name}")
 
 
 def test_a_tracking_server_that_is_down_does_not_fail_the_pipeline(

@@ -156,7 +156,7 @@ def test_publish_refuses_an_invalid_pipeline(ws, project):
     assert PublishedPipeline.list(ws) == []
 
 
-def test_endpoint_url_names_the_airflow_rest_api_when_a_server_is_configured(ws, project):
+def test_endpoint_urls_are_the_v1_rest_routes_when_a_server_is_configured(ws, project):
     from mlpipe_provider.config import AirflowServerConfig
 
     published = reader_pipeline(ws, project).publish(name="reader")
@@ -164,10 +164,13 @@ def test_endpoint_url_names_the_airflow_rest_api_when_a_server_is_configured(ws,
     config.airflow = AirflowServerConfig(url="http://airflow.example:8080/")
     ws._save(config)
     assert published.endpoint == (
-        f"http://airflow.example:8080/api/v2/dags/{published.dag_id}/dagRuns"
+        "http://airflow.example:8080/mlpipe/api/v1.0/PipelineRuns/PipelineSubmit/" + published.id
     )
     endpoint = PipelineEndpoint.publish(ws, "reader-endpoint", "", published)
-    assert endpoint.endpoint == published.endpoint
+    assert endpoint.endpoint == (
+        "http://airflow.example:8080/mlpipe/api/v1.0/PipelineRuns/PipelineEndpointSubmit/Id/"
+        + endpoint.id
+    )
 
 
 def test_endpoint_versions_and_default(ws, project):

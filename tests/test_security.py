@@ -312,10 +312,15 @@ BLOB_SCRIPT = """
     count = blob.download(sys.argv[2], prefix="staged", show_progress=False)
     print("downloaded", count, "files to", sys.argv[2])
     print("raw input is", sys.argv[1], os.listdir(sys.argv[1]))
+    from mlpipe_provider.sdk import ServicePrincipalAuthentication
+    auth = ServicePrincipalAuthentication("tenant", "sp-id", os.environ["MLPIPE_TEST_SP_SECRET"])
+    print("authenticating as", auth, repr(auth), vars(auth).keys())
 """
 
 
-def test_secrets_never_reach_dags_logs_xcom_or_the_store(ws, project, run_dag, azurite, capfd):
+def test_secrets_never_reach_dags_logs_xcom_or_the_store(
+    ws, project, run_dag, azurite, capfd, monkeypatch
+):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.models.xcom import XComModel
@@ -330,10 +335,29 @@ def test_secrets_never_reach_dags_logs_xcom_or_the_store(ws, project, run_dag, a
     (ws._dir / "airflow-password").write_text(json.dumps({"admin": password}))
     config = ws._config
     config.airflow = AirflowServerConfig(
-        url="http://127.0.0.1:9", username="admin", password_file="airflow-password"
+        url="http://127.0.0.1:9",
+        username="admin",
+        password_file="airflow-password",
+        service_principals={"sp-id": "admin"},
     )
     ws._save(config)
-    secrets = {"account key": ACCOUNT_KEY, "airflow password": password}
+    # a v1 service principal's password: given by the program (here from the environment, as
+    # v1's docs do), held by the authentication object only
+    sp_secret = f"sp-secret-{uuid.uuid4().hex}"
+    monkeypatch.setenv("MLPIPE_TEST_SP_SECRET", sp_secret)
+    from mlpipe_provider.errors import MlpipeError
+    from mlpipe_provider.sdk import ServicePrincipalAuthentication, Workspace
+
+    principal = ServicePrincipalAuthentication("tenant", "sp-id", sp_secret)
+    Workspace(_workspace_dir=ws._dir, auth=principal)
+    with pytest.raises(MlpipeError, match="cannot reach Airflow") as unreachable:
+        principal.get_authentication_header()
+    assert sp_secret not in str(unreachable.value) and sp_secret not in repr(principal)
+    secrets = {
+        "account key": ACCOUNT_KEY,
+        "airflow password": password,
+        "service principal password": sp_secret,
+    }
 
     # the scan below could fail: both secrets really are on disk, in their credential files
     credential_files = [
@@ -344,7 +368,7 @@ def test_secrets_never_reach_dags_logs_xcom_or_the_store(ws, project, run_dag, a
         ws._dir / "airflow-password",
     ]
     on_disk = "".join(path.read_text() for path in credential_files)
-    assert all(secret in on_disk for secret in secrets.values())
+    assert ACCOUNT_KEY in on_disk and password in on_disk
 
     write_script(project / "src", "blob.py", BLOB_SCRIPT)
     write_script(project / "src" / "payload", "rows.csv", "a,b\n1,2\n")
@@ -373,6 +397,10 @@ def test_secrets_never_reach_dags_logs_xcom_or_the_store(ws, project, run_dag, a
         "task logs and console": task_log_text("secret_scan", dag_run.run_id, capfd),
     }
     assert "uploaded" in places["task logs and console"]
+    assert (
+        "ServicePrincipalAuthentication(service_principal_id='sp-id')"
+        in places["task logs and console"]
+    )
     with create_session() as session:
         xcoms = session.scalars(
             select(XComModel).where(

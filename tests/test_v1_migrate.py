@@ -200,12 +200,12 @@ def test_the_notebooks_import_lines_all_import_after_migration(tmp_path, capsys)
     code, out = migrate(program, capsys)
     assert "cannot map" not in out
     assert code == 0, out
-    assert "maps, but not supported yet: HyperDriveStep" in out
+    assert "maps, but not supported yet: AutoMLStep" in out
     assert f"SDK version: {sdk.VERSION}" in run_python(program)
 
 
 def test_names_v1_had_but_mlpipe_cannot_run_import_and_say_so():
-    for name in ("DatabricksCompute", "HyperDriveConfig", "choice", "AutoMLConfig"):
+    for name in ("DatabricksCompute", "AdlaStep", "AutoMLConfig"):
         with pytest.raises(NotSupportedError, match=name):
             getattr(sdk, name)()
 
@@ -393,3 +393,37 @@ def test_command_step_and_script_run_config_programs_migrate_and_run(tmp_path, c
         "CommandStep TensorflowConfiguration",
         "CommandStep",
     ]
+
+
+PARALLEL_PROGRAM = """\
+from azureml.core import Dataset, Environment, Workspace
+from azureml.pipeline.steps import ParallelRunConfig
+from azureml.pipeline.steps.parallel_run_step import ParallelRunStep
+
+config = ParallelRunConfig(environment=Environment("score"), entry_script="score.py",
+                           error_threshold=10, output_action="append_row",
+                           compute_target="cpu-cluster", node_count=2, mini_batch_size="5")
+print(type(config).__name__, config.run_max_try, config.run_invocation_timeout)
+"""
+
+ENTRY_SCRIPT = """\
+from azureml_user.parallel_run import EntryScript
+
+def run(mini_batch):
+    EntryScript().logger.info("scoring %d files", len(mini_batch))
+    return mini_batch
+"""
+
+
+def test_parallel_run_programs_and_their_entry_scripts_migrate(tmp_path, capsys):
+    """ParallelRunStep/ParallelRunConfig map to supported names, and an entry script's
+    ``azureml_user.parallel_run`` import of ``EntryScript`` maps too."""
+    program = write(tmp_path / "parallel.py", PARALLEL_PROGRAM)
+    entry = write(tmp_path / "score.py", ENTRY_SCRIPT)
+    code, out = migrate(program, capsys)
+    assert code == 0, out
+    assert "not supported" not in out and "cannot map" not in out, out
+    assert run_python(program).splitlines() == ["ParallelRunConfig 3 60"]
+    code, out = migrate(entry, capsys)
+    assert code == 0, out
+    assert entry.read_text().startswith("from mlpipe_provider.sdk import EntryScript\n")

@@ -328,9 +328,7 @@ def test_step_kind_that_cannot_be_compiled(ws, project, src):
     the_problem(problems, "step 'base', field 'type'", "PipelineStep", "not supported")
 
 
-@pytest.mark.parametrize(
-    "name", ["ParallelRunStep", "HyperDriveStep", "AutoMLStep", "DatabricksStep", "KustoStep"]
-)
+@pytest.mark.parametrize("name", ["AdlaStep", "AutoMLStep", "DatabricksStep", "KustoStep"])
 def test_unsupported_v1_class_raises_clearly(name):
     cls = getattr(unsupported_sdk, name)
     with pytest.raises(NotSupportedError, match=rf"^{name} is not supported by mlpipe yet \(.+\)"):
@@ -338,10 +336,10 @@ def test_unsupported_v1_class_raises_clearly(name):
 
 
 def test_unsupported_v1_class_is_importable_from_the_sdk():
-    from mlpipe_provider.sdk import ParallelRunStep
+    from mlpipe_provider.sdk import AutoMLStep
 
-    with pytest.raises(NotSupportedError, match="ParallelRunStep"):
-        ParallelRunStep(name="train")
+    with pytest.raises(NotSupportedError, match="AutoMLStep"):
+        AutoMLStep(name="train")
 
 
 @pytest.mark.parametrize("name", ["has space", "1starts_with_digit", "dash-ed", "", 7])

@@ -20,6 +20,24 @@ def _names(items: Any) -> str:
     return ", ".join(repr(n) for n in items) or "none"
 
 
+def _check_builtin_params(lowering: Any, step: Any, version: Any) -> None:
+    """A built-in module's parameters are typed: a bad literal (or a PipelineParameter's bad
+    default) is a compile error naming step and field, not a failed run. Values a run passes
+    for a PipelineParameter are checked by the module's script when it starts."""
+    from mlpipe_provider import builtin_modules
+    from mlpipe_provider.sdk import PipelineParameter
+
+    if not builtin_modules.is_builtin(version.module_name, version.category):
+        return
+    values = {
+        key: value.default_value if isinstance(value, PipelineParameter) else value
+        for key, value in step.params.items()
+        if key not in step.unknown_params
+    }
+    for field, message in builtin_modules.check_params(version.module_name, values):
+        lowering.problem(step, field, message)
+
+
 def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
     version = step.module_version
     where = f"module {version.module_name!r} version {version.version!r}"
@@ -59,6 +77,7 @@ def _lower(lowering: Any, step: Any, spec: dict[str, Any]) -> None:
             f"params[{key!r}]",
             f"{where} declares no parameter {key!r} (parameters: {_names(declared)})",
         )
+    _check_builtin_params(lowering, step, version)
     snapshot = version.snapshot_directory
     if version.snapshot_changed():
         lowering.problem(

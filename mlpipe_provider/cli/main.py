@@ -101,6 +101,14 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return env_cmd.collect_garbage(args.workspace, args.older_than, dry_run=args.dry_run)
 
 
+def _cmd_modules(args: argparse.Namespace) -> int:
+    from mlpipe_provider.cli import modules_cmd
+
+    if args.modules_command == "install-builtins":
+        return modules_cmd.install_builtins(args.workspace, args.names)
+    return modules_cmd.list_modules(args.workspace)
+
+
 def _cmd_pools(args: argparse.Namespace) -> int:
     from mlpipe_provider.cli.pools_cmd import sync_pools
 
@@ -112,7 +120,11 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
     if args.server_command == "up":
         return server_cmd.server_up(
-            args.workspace, port=args.port, db=args.db, parallelism=args.parallelism
+            args.workspace,
+            port=args.port,
+            db=args.db,
+            parallelism=args.parallelism,
+            users=args.user,
         )
     if args.server_command == "down":
         return server_cmd.server_down(args.workspace, forget=args.forget)
@@ -201,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_demo)
 
+    p = sub.add_parser("modules", help="the workspace's registered modules")
+    modules_sub = p.add_subparsers(dest="modules_command", required=True)
+    install = modules_sub.add_parser(
+        "install-builtins",
+        help="publish the built-in modules (Split Data, Train Model, ...); idempotent",
+    )
+    install.add_argument("names", nargs="*", help="only these built-ins (default: all)")
+    ls = modules_sub.add_parser("ls", help="list modules: default version, versions, category")
+    for command in (install, ls):
+        command.add_argument(
+            "--workspace", help="a folder inside the workspace project; default: the cwd"
+        )
+    p.set_defaults(func=_cmd_modules)
+
     p = sub.add_parser("pools", help="Airflow pools for GPU compute targets")
     pools_sub = p.add_subparsers(dest="pools_command", required=True)
     sync = pools_sub.add_parser(
@@ -243,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="API/UI port on 127.0.0.1 (default 8080)")
     up.add_argument("--db", help="metadata DB URL, e.g. postgresql://... (default: SQLite)")
     up.add_argument("--parallelism", type=int, help="task slots of the LocalExecutor (default 4)")
+    up.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME:ROLE",
+        help="another login (ROLE: viewer, user, op or admin), password generated into the "
+        "server's password file; repeatable, kept for later `server up`s",
+    )
     down = server_sub.add_parser("down", help="stop it (the whole process group)")
     down.add_argument(
         "--forget",

@@ -72,11 +72,13 @@ _V1_PACKAGES = {
         "graph",
         "module",
         "pipeline",
+        "pipeline_draft",
         "pipeline_endpoint",
         "run",
         "schedule",
     ],
     "azureml.train": ["dnn", "estimator", "hyperdrive", "sklearn"],
+    "azureml.train.hyperdrive": ["parameter_expressions", "policy", "runconfig", "sampling"],
 }
 V1_MODULES = frozenset(
     f"{package}.{name}" for package, names in _V1_PACKAGES.items() for name in names
@@ -178,8 +180,15 @@ def _comments(source: _Source, node: ast.stmt) -> list[str]:
     return [tok.string for tok in _tokens(source.text[start:end]) if tok.type == tokenize.COMMENT]
 
 
+#: v1 packages besides ``azureml``: ``azureml_user`` is what a ParallelRunStep's entry script
+#: imports ``EntryScript`` from on Azure's compute
+_V1_ROOTS = ("azureml", "azureml_user")
+
+
 def _is_azureml(module: str | None) -> bool:
-    return module is not None and (module == "azureml" or module.startswith("azureml."))
+    return module is not None and any(
+        module == root or module.startswith(f"{root}.") for root in _V1_ROOTS
+    )
 
 
 def _alias_text(alias: ast.alias) -> str:

@@ -7,6 +7,8 @@ workspace's DAG folder scanned every 2 s, new DAGs unpaused. Authentication need
 simple auth manager's password file is written (0600) with a generated password before the
 server starts, and the workspace config references that file, so the password never appears in
 config.json, DAG files or logs. ``up`` waits until every component is healthy and login works.
+``--user NAME:ROLE`` adds users of the simple auth manager's roles (viewer, user, op, admin),
+each with a generated password in the same file: a viewer may read runs but not trigger them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,27 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 USERNAME = "admin"
 DEFAULT_PORT = 8080
 DEFAULT_PARALLELISM = 4
+#: the simple auth manager's roles, weakest first (a viewer reads; a user also triggers runs)
+ROLES = ("viewer", "user", "op", "admin")
+
+
+def parse_users(specs: list[str] | None) -> dict[str, str]:
+    """``["NAME:ROLE", ...]`` as ``{name: role}``, checked; the admin user is always there."""
+    import re
+
+    users = {USERNAME: "admin"}
+    for spec in specs or []:
+        name, _, role = spec.partition(":")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", name):
+            raise UserErrorException(
+                f"--user {spec!r}: the name must be 1-64 letters, digits, '_', '.', '@' or '-'"
+            )
+        if role not in ROLES:
+            raise UserErrorException(f"--user {spec!r}: ROLE must be one of {', '.join(ROLES)}")
+        if name in users and users[name] != role:
+            raise UserErrorException(f"--user {spec!r}: user {name!r} is given twice")
+        users[name] = role
+    return users
 
 
 def resolve_workspace(workspace: str | None) -> Path:
@@ -117,7 +140,9 @@ class LocalServer:
             return pid
         return pid if b"mlpipe_provider.cli.server_supervisor" in cmdline else None
 
-    def env(self, port: int, db: str, parallelism: int) -> dict[str, str]:
+    def env(
+        self, port: int, db: str, parallelism: int, users: dict[str, str] | None = None
+    ) -> dict[str, str]:
         url = self.url(port)
         inherited = {
             k: v
@@ -149,7 +174,9 @@ class LocalServer:
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                f"{name}:{role}" for name, role in (users or {USERNAME: "admin"}).items()
+            ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
@@ -159,18 +186,23 @@ class LocalServer:
     def default_db(self) -> str:
         return f"sqlite:///{self.home / 'airflow.db'}"
 
-    def ensure_password(self) -> str:
-        """The admin password, generated once and kept (0600) where the auth manager reads it."""
+    def ensure_password(self, users: dict[str, str] | None = None) -> str:
+        """The admin password; every user's password is generated once and kept (0600) where
+        the auth manager reads it, before it starts (it would print the ones it generates)."""
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
+        passwords: dict[str, str] = {}
         if self.passwords_file.is_file():
-            with contextlib.suppress(ValueError, KeyError):
-                password = json.loads(self.passwords_file.read_text(encoding="utf-8"))[USERNAME]
-                os.chmod(self.passwords_file, 0o600)
-                return password
-        password = secrets.token_urlsafe(24)
-        _write_private(self.passwords_file, json.dumps({USERNAME: password}) + "\n")
-        return password
+            with contextlib.suppress(ValueError):
+                loaded = json.loads(self.passwords_file.read_text(encoding="utf-8"))
+                passwords = {str(k): str(v) for k, v in loaded.items()}
+        missing = [name for name in (users or {USERNAME: "admin"}) if name not in passwords]
+        for name in missing:
+            passwords[name] = secrets.token_urlsafe(24)
+        if missing or not self.passwords_file.is_file():
+            _write_private(self.passwords_file, json.dumps(passwords) + "\n")
+        os.chmod(self.passwords_file, 0o600)
+        return passwords[USERNAME]
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -236,6 +268,7 @@ def server_up(
     db: str | None = None,
     parallelism: int | None = None,
     timeout_s: float = 240,
+    users: list[str] | None = None,
 ) -> int:
     ws_dir = resolve_workspace(workspace)
     server = LocalServer(ws_dir)
@@ -249,6 +282,7 @@ def server_up(
     port = port if port is not None else settings.get("port", DEFAULT_PORT)
     db = db or settings.get("db") or server.default_db()
     parallelism = parallelism or settings.get("parallelism", DEFAULT_PARALLELISM)
+    accounts = parse_users([*settings.get("users", []), *(users or [])])
     running = server.pid()
     if running is not None:
         client = AirflowClient(server.url(settings.get("port", port)))
@@ -262,13 +296,17 @@ def server_up(
         raise UserErrorException(
             f"port {port} on 127.0.0.1 is in use; pass --port N to use another one"
         )
-    password = server.ensure_password()
+    password = server.ensure_password(accounts)
     server.dags_dir.mkdir(parents=True, exist_ok=True)
+    extra_users = [f"{name}:{role}" for name, role in accounts.items() if name != USERNAME]
     _write_private(
         server.settings_file,
-        json.dumps({"port": port, "db": db, "parallelism": parallelism}, indent=2) + "\n",
+        json.dumps(
+            {"port": port, "db": db, "parallelism": parallelism, "users": extra_users}, indent=2
+        )
+        + "\n",
     )
-    env = server.env(port, db, parallelism)
+    env = server.env(port, db, parallelism, accounts)
     started = time.monotonic()
     with open(server.log_file, "ab") as log:
         log.write(f"\n--- mlpipe server up {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
@@ -310,7 +348,10 @@ def server_up(
     print(
         f"Airflow is up after {time.monotonic() - started:.0f} s: {client.url}\n"
         f"  Log in as {USERNAME!r}; the password is in {server.passwords_file} (readable only by you)\n"
-        f"  DAG folder: {server.dags_dir}; database: {_redact(db)}\n"
+        + "".join(
+            f"  Also user {u!r} (NAME:ROLE): password in the same file\n" for u in extra_users
+        )
+        + f"  DAG folder: {server.dags_dir}; database: {_redact(db)}\n"
         f"  This workspace now submits to it (`mlpipe deploy`, `mlpipe submit`, Experiment.submit).\n"
         f"  Stop it with `mlpipe server down`."
     )

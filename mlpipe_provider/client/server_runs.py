@@ -24,6 +24,15 @@ RUN_ID_PREFIX = "mlpipe__"
 
 
 def client_for(workspace: Any) -> AirflowClient:
+    """The workspace's server, as the workspace's ``auth`` logs in when it was given one
+    (``Workspace(..., auth=ServicePrincipalAuthentication(...))`` submits as that principal's
+    Airflow user, as v1 submitted as the principal), else as the config's login."""
+    auth = getattr(workspace, "_auth", None)
+    if auth is not None and hasattr(auth, "_login"):
+        server = workspace._config.airflow
+        if server is not None:
+            username, password = auth._login(workspace, server)
+            return AirflowClient(server.url, username, password)
     return AirflowClient.from_workspace(workspace._dir)
 
 

@@ -19,6 +19,9 @@ class ClientService:
     def submit_pipeline(self, experiment: Any, pipeline: Any, **kwargs: Any) -> Any:
         return submit.submit_pipeline(experiment, pipeline, **kwargs)
 
+    def submit_lowered(self, experiment: Any, lowered: Any, **kwargs: Any) -> Any:
+        return submit.submit_lowered(experiment, lowered, **kwargs)
+
     def start_server_run(
         self,
         experiment: Any,

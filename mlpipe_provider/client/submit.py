@@ -23,8 +23,27 @@ def submit_pipeline(
     """Compile ``pipeline`` into the workspace's DAG folder and start it as a run of
     ``experiment``. The pipeline is lowered once: the same lowered form gives the DAG file, the
     parameter checks and the graph kept with the run."""
+    return submit_lowered(
+        experiment,
+        lower(pipeline),
+        tags=tags,
+        pipeline_parameters=pipeline_parameters,
+        regenerate_outputs=regenerate_outputs,
+        continue_on_step_failure=continue_on_step_failure,
+    )
+
+
+def submit_lowered(
+    experiment: Any,
+    lowered: Any,
+    tags: dict | None = None,
+    pipeline_parameters: dict | None = None,
+    regenerate_outputs: bool = False,
+    continue_on_step_failure: bool = False,
+) -> PipelineRun:
+    """Compile an already lowered pipeline (``submit_pipeline``'s, or a ``PipelineDraft``'s
+    kept graph) into the experiment's DAG and start it."""
     ws = experiment.workspace
-    lowered = lower(pipeline)
     compiled = compile_lowered(
         lowered,
         experiment.name,

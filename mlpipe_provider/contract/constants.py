@@ -39,7 +39,15 @@ class StepKind:
     MODULE: Final = "module"
     COMMAND: Final = "command"
     DATA_TRANSFER: Final = "data_transfer"
+    PARALLEL_RUN: Final = "parallel_run"
 
+
+#: operators of tasks that belong to a step without being it (a ParallelRunStep's partition and
+#: mapped mini-batch tasks, a HyperDriveStep's mapped trials): a run's status lists their step,
+#: not them
+COMPANION_OPERATORS: Final = frozenset(
+    {"ParallelRunPartitionOperator", "ParallelRunMiniBatchOperator", "HyperDriveTrialOperator"}
+)
 
 #: DAG param: run every step even where a reusable result exists (v1 ``regenerate_outputs``)
 REGENERATE_PARAM = "mlpipe_regenerate_outputs"

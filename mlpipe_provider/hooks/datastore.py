@@ -104,15 +104,23 @@ def _s3_from_connection(conn: Any) -> dict[str, Any]:
 
 
 def _gcs_from_connection(conn: Any) -> dict[str, Any]:
+    """A ``google_cloud_platform`` connection's extra. ``endpoint_url`` (an emulator such as
+    fake-gcs-server, a private endpoint) and ``anonymous`` (no credentials at all, as an emulator
+    wants) are mlpipe's additions; gcsfs takes both."""
     extra = _extra(conn)
+    found: dict[str, Any] = {}
     if extra.get("keyfile_dict"):
         keyfile = extra["keyfile_dict"]
-        return {"token": json.loads(keyfile) if isinstance(keyfile, str) else keyfile}
-    if extra.get("key_path"):
-        return {"token": extra["key_path"]}
+        found["token"] = json.loads(keyfile) if isinstance(keyfile, str) else keyfile
+    elif extra.get("key_path"):
+        found["token"] = extra["key_path"]
+    elif extra.get("anonymous"):
+        found["token"] = "anon"
     if extra.get("project"):
-        return {"project": extra["project"]}
-    return {}
+        found["project"] = extra["project"]
+    if extra.get("endpoint_url"):
+        found["endpoint_url"] = extra["endpoint_url"]
+    return found
 
 
 def _credential_file(workspace_dir: Path, relative: str, datastore: str) -> dict[str, Any]:
@@ -227,7 +235,7 @@ def storage_options(workspace_dir: Path, name: str, config: Any, protocol: str) 
 def redact(text: str, options: dict[str, Any]) -> str:
     """``text`` with every secret value of ``options`` masked, for error messages and logs."""
     for key, value in options.items():
-        if isinstance(value, str) and value and (key in SECRET_OPTION_KEYS):
+        if isinstance(value, str) and value not in ("", "anon") and key in SECRET_OPTION_KEYS:
             text = text.replace(value, "***")
             if key == "connection_string":
                 for part in value.split(";"):

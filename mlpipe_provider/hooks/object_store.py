@@ -19,8 +19,14 @@ delete the object cannot both succeed: exactly one wins, the other is told (None
   the content.
 - Azure Blob (``AzureBlobObjects``): the service's own preconditions, through the client adlfs
   holds: ``If-None-Match: *`` for put_if_absent, ``If-Match: <etag>`` for replace and delete.
-- Anything else fsspec opens (S3, GCS, ...; ``FsspecObjects``): best effort, see ``strict``:
-  check, write, read back. Two writers racing within the same moment can both believe they won.
+- S3 (``S3Objects``, hooks/s3_objects.py): ``If-None-Match: *`` and ``If-Match: <etag>`` on
+  PutObject and DeleteObject.
+- Google Cloud Storage (``GcsObjects``, hooks/gcs_objects.py): ``ifGenerationMatch`` on uploads
+  and deletes; the generation is the etag.
+- Anything else fsspec opens (``FsspecObjects``): best effort, see ``strict``: check, write, read
+  back. Two writers racing within the same moment can both believe they won. It is also what a
+  datastore with ``"conditional_writes": false`` in its config gets, for an S3-compatible
+  service without conditional requests (bench/conditional_writes.py measures the difference).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from mlpipe_provider.hooks.datastore import redact
 LOCK_NAME = ".mlpipe-objects.lock"
 _TMP_PREFIX = ".mlpipe-tmp-"
 AZURE_PROTOCOLS = frozenset({"az", "abfs", "abfss"})
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
+GCS_PROTOCOLS = frozenset({"gs", "gcs"})
 
 
 class ConditionalObjects(Protocol):
@@ -63,8 +71,18 @@ def conditional_objects(access: Any) -> ConditionalObjects:
         return LocalObjects()
     protocol = access.fs.protocol
     protocols = set(protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+    if not getattr(access, "conditional_writes", True):
+        return FsspecObjects(access.fs, access.name, access.options)
     if protocols & AZURE_PROTOCOLS and hasattr(access.fs, "service_client"):
         return AzureBlobObjects(access.fs, access.name, access.options)
+    if protocols & S3_PROTOCOLS and hasattr(access.fs, "get_s3"):
+        from mlpipe_provider.hooks.s3_objects import S3Objects
+
+        return S3Objects(access.fs, access.name, access.options)
+    if protocols & GCS_PROTOCOLS and hasattr(access.fs, "_location"):
+        from mlpipe_provider.hooks.gcs_objects import GcsObjects
+
+        return GcsObjects(access.fs, access.name, access.options)
     return FsspecObjects(access.fs, access.name, access.options)
 
 
@@ -218,6 +236,13 @@ class LocalObjects:
 # --- Azure Blob --------------------------------------------------------------------------------
 
 
+def _container_missing(exc: Any) -> bool:
+    """A 404 about the container, not the blob: a wrong datastore, never "someone else won"."""
+    return getattr(exc, "error_code", None) == "ContainerNotFound" or "ContainerNotFound" in str(
+        exc
+    )
+
+
 class AzureBlobObjects:
     """Blob preconditions through the async client of an adlfs filesystem, on fsspec's loop."""
 
@@ -235,6 +260,12 @@ class AzureBlobObjects:
                 f"datastore {self.datastore!r}: {path!r} is not an object in a container"
             )
         return container, key
+
+    def _missing_container(self, container: str) -> DatastoreError:
+        return DatastoreError(
+            f"datastore {self.datastore!r}: container {container!r} does not exist "
+            "(create it, or register the datastore with create_if_not_exists=True)"
+        )
 
     def _run(self, what: str, path: str, coroutine_function: Any, *args: Any) -> Any:
         from fsspec.asyn import sync
@@ -282,7 +313,11 @@ class AzureBlobObjects:
                     result = await blob.upload_blob(
                         data, metadata={"is_directory": "false"}, **conditions
                     )
-                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                except ResourceNotFoundError as exc:
+                    if _container_missing(exc):
+                        raise self._missing_container(container) from None
+                    return None
+                except (ResourceExistsError, ResourceModifiedError):
                     return None
                 return result["etag"]
 
@@ -337,7 +372,7 @@ class AzureBlobObjects:
 
 
 class FsspecObjects:
-    """Best effort for backends without preconditions here (S3, GCS, ...): look, write, read back.
+    """Best effort for backends without preconditions here: look, write, read back.
 
     A write that lost a race to a write at the same moment is usually seen on the read-back, but
     not always (both can read their own bytes before the other's write lands). The output store

@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from mlpipe_provider.contract.specs import StepSpec, validate_step_kwargs
+from mlpipe_provider.operators.links import STEP_LINKS
 
 
 def drop_copied_dag_params(task: BaseOperator) -> None:
@@ -34,6 +35,8 @@ class MlpipeStepOperator(BaseOperator):
     """Base of the step operators. No field is templated: values reach the step exactly as written."""
 
     template_fields = ()
+    #: "MLflow run" and "Reused run" in the task's Airflow UI page (operators/links.py)
+    operator_extra_links = STEP_LINKS
 
     def __init__(
         self,

@@ -67,5 +67,10 @@ class ReusePlanOperator(BaseOperator):
             # Raised, the return value is not pushed: push it first. Not through SkipMixin.skip,
             # whose XCom would keep a cleared step skipped; a cleared step decides again itself.
             ti.xcom_push(key="return_value", value=summary)
-            raise DownstreamTasksSkipped(tasks=list(plan.reused))
+            skipped = [
+                task_id
+                for step_id in plan.reused
+                for task_id in (step_id, *getattr(by_id[step_id], "companion_task_ids", ()))
+            ]
+            raise DownstreamTasksSkipped(tasks=skipped)
         return summary

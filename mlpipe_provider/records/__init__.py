@@ -1,6 +1,6 @@
 """Workspace records: the JSON files a workspace keeps for what users register and publish.
 
-Published pipelines, pipeline endpoints, schedules, modules, environments and datasets are each a
+Published pipelines, pipeline drafts, pipeline endpoints, schedules, modules, environments and datasets are each a
 small JSON file in the workspace folder, read by the SDK classes (which are views on these records)
 and, for endpoints and published pipelines, by the run-time side on Airflow workers. This package
 is the one place that knows how such a file is written (atomically, formatted one way), read (a
@@ -16,12 +16,14 @@ from mlpipe_provider.records.models import (
     ModelRecord,
     ModuleRecord,
     ModuleVersionRecord,
+    PipelineDraftRecord,
     PublishedPipelineRecord,
     Record,
     ScheduleRecord,
 )
 from mlpipe_provider.records.status import ACTIVE, DEPRECATED, DISABLED, STATUSES
 from mlpipe_provider.records.store import (
+    DRAFTS,
     ENDPOINTS,
     PUBLISHED,
     SCHEDULES,
@@ -43,6 +45,7 @@ from mlpipe_provider.records.store import (
 __all__ = [
     "ACTIVE",
     "DEPRECATED",
+    "DRAFTS",
     "DISABLED",
     "ENDPOINTS",
     "PUBLISHED",
@@ -55,6 +58,7 @@ __all__ = [
     "ModelRecord",
     "ModuleRecord",
     "ModuleVersionRecord",
+    "PipelineDraftRecord",
     "PublishedPipelineRecord",
     "Record",
     "RecordError",

@@ -43,6 +43,24 @@ class PublishedPipelineRecord(Record):
     created: Number = 0
 
 
+class PipelineDraftRecord(Record):
+    """``drafts/<id>.json``: a mutable pipeline draft (v1 ``PipelineDraft``) and its graph (the
+    lowered pipeline as JSON, the form a published pipeline keeps), replaced on every update."""
+
+    id: str
+    name: str
+    description: str | None = None
+    experiment_name: str
+    pipeline_parameters: dict[str, Any] = {}
+    continue_on_step_failure: bool | None = None
+    tags: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    graph: dict[str, Any]
+    step_names: list[str] = []
+    last_submitted_pipeline_run_id: str | None = None
+    created: Number = 0
+
+
 class EndpointVersion(Record):
     version: str | int
     pipeline_id: str

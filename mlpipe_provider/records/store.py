@@ -30,6 +30,7 @@ from mlpipe_provider.config import atomic_write_text
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.records.models import (
     EndpointRecord,
+    PipelineDraftRecord,
     PublishedPipelineRecord,
     Record,
     ScheduleRecord,
@@ -263,7 +264,17 @@ class Collection:
     ) -> dict[str, Any]:
         return update_record(self.path(workspace_dir, record_id), self.model, change, missing)
 
+    def delete(self, workspace_dir: Path, record_id: str) -> bool:
+        """Remove the record (under its lock, so no update is in flight); False if absent."""
+        path = self.path(workspace_dir, record_id)
+        with _locked(path):
+            if not path.is_file():
+                return False
+            path.unlink()
+            return True
+
 
 PUBLISHED = Collection("published", PublishedPipelineRecord)
 ENDPOINTS = Collection("endpoints", EndpointRecord)
 SCHEDULES = Collection("schedules", ScheduleRecord)
+DRAFTS = Collection("drafts", PipelineDraftRecord)

@@ -20,8 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from mlpipe_provider.contract.constants import COMPANION_OPERATORS
 from mlpipe_provider.fingerprint import (
     command_settings,
+    parallel_run_settings,
     script_reuse_has_effects,
     script_settings,
     transfer_reuse_has_effects,
@@ -41,6 +43,9 @@ COMMAND_OPERATORS = frozenset({"CommandStepOperator"})
 #: the operators that run processes: their settings beside what they run are the same
 PROCESS_OPERATORS = SCRIPT_OPERATORS | COMMAND_OPERATORS
 TRANSFER_OPERATORS = frozenset({"DataTransferStepOperator"})
+#: a ParallelRunStep's own task; its companions (partition, mapped mini-batches) are not steps
+PARALLEL_OPERATORS = frozenset({"ParallelRunStepOperator"})
+STEP_OPERATORS = PROCESS_OPERATORS | TRANSFER_OPERATORS | PARALLEL_OPERATORS
 #: keyword arguments that are Airflow wiring, not step settings (and not literals)
 _NOT_SETTINGS = frozenset({"inlets", "outlets"})
 
@@ -67,7 +72,13 @@ class OfflineStep:
         self.compute = dict(kwargs.get("compute") or {})
         self.allow_reuse = bool(kwargs.get("allow_reuse", True))
         self.source_directory: str | None = kwargs.get("source_directory")
-        if operator in PROCESS_OPERATORS:
+        if operator in PARALLEL_OPERATORS:
+            self.arguments = list(kwargs.get("arguments") or [])
+            self.parallel = dict(kwargs["parallel"])
+            self.environment = dict(kwargs.get("environment") or {})
+            self.step_params: dict[str, Any] = {}
+            self.distribution: dict[str, Any] = {}
+        elif operator in PROCESS_OPERATORS:
             if operator in COMMAND_OPERATORS:
                 self.command = list(kwargs["command"])
             else:
@@ -82,6 +93,8 @@ class OfflineStep:
             self.destination_reference_type = kwargs.get("destination_reference_type")
 
     def fingerprint_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.mlpipe_kind in PARALLEL_OPERATORS:
+            return parallel_run_settings(self, params)
         if self.mlpipe_kind in COMMAND_OPERATORS:
             return command_settings(self, params)
         if self.mlpipe_kind in SCRIPT_OPERATORS:
@@ -90,6 +103,8 @@ class OfflineStep:
 
     @property
     def reuse_has_effects(self) -> bool:
+        if self.mlpipe_kind in PARALLEL_OPERATORS:
+            return False
         if self.mlpipe_kind in PROCESS_OPERATORS:
             return script_reuse_has_effects(self.outputs)
         return transfer_reuse_has_effects(self.destination)
@@ -120,6 +135,23 @@ def _literal(node: ast.expr, constants: dict[str, Any]) -> Any:
 def _call_name(node: ast.expr) -> str | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return node.func.id
+    return None
+
+
+def _mapped_operator(node: ast.expr) -> str | None:
+    """``X`` of a mapped task, ``X.partial(...).expand(...)``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    inner = node.func.value
+    if node.func.attr != "expand" or not isinstance(inner, ast.Call):
+        return None
+    func = inner.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "partial"
+        and isinstance(func.value, ast.Name)
+    ):
+        return func.value.id
     return None
 
 
@@ -175,10 +207,10 @@ def _read_tasks(
             continue
         if not (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call)):
             continue
-        operator = _call_name(stmt.value)
-        if operator == "ReusePlanOperator":
+        operator = _call_name(stmt.value) or _mapped_operator(stmt.value)
+        if operator == "ReusePlanOperator" or operator in COMPANION_OPERATORS:
             continue
-        if operator not in PROCESS_OPERATORS | TRANSFER_OPERATORS:
+        if operator not in STEP_OPERATORS:
             raise _NotUnderstood(f"operator {operator!r}")
         kwargs = {
             k.arg: _literal(k.value, constants)

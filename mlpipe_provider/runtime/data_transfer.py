@@ -363,6 +363,7 @@ def run_transfer(op: Any, context: Any, reuse: Any) -> dict[str, Any]:
         "duration_s": round(duration, 3),
         "dag_id": context["dag_run"].dag_id,
         "dag_run_id": context["dag_run"].run_id,
+        "task_id": op.task_id,
     }
     meta = layout.meta_path(step_run_id, "run.json")
     with_retries(

@@ -176,7 +176,11 @@ def dataset_digest(
     return _view_digest(ws, view, cache)
 
 
-def _view_digest(ws: StepWorkspace, view: dict[str, Any], cache: StatCache) -> str:
+def view_file_digests(
+    ws: StepWorkspace, view: dict[str, Any], cache: StatCache
+) -> list[tuple[str, int, str]]:
+    """``(view path, size, digest)`` of every file of a view, in the view's order (what a
+    ``ParallelRunStep`` fingerprints each mini-batch with)."""
     rcache = remote_digest.RemoteDigestCache(stat_cache_path(ws.directory))
     try:
         remote = _remote_digests(ws, view, rcache)
@@ -190,7 +194,11 @@ def _view_digest(ws: StepWorkspace, view: dict[str, Any], cache: StatCache) -> s
             st = os.stat(file.local)
             entries.append((rel, st.st_size, cache.digest(file.local, st)))
     cache.flush()
-    return tree_digest(entries)
+    return entries
+
+
+def _view_digest(ws: StepWorkspace, view: dict[str, Any], cache: StatCache) -> str:
+    return tree_digest(view_file_digests(ws, view, cache))
 
 
 def dataset_input_digest(reuse: Any, spec: dict[str, Any]) -> str:

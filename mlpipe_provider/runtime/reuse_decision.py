@@ -50,7 +50,7 @@ def reused_record(step: Any, manifest: dict[str, Any], fingerprint: str) -> dict
     return {
         **{
             k: manifest[k]
-            for k in ("outputs", "metrics", "run_folder", "duration_s")
+            for k in ("outputs", "metrics", "run_folder", "duration_s", "hyperdrive")
             if k in manifest
         },
         "step_run_id": manifest["step_run_id"],
@@ -60,6 +60,7 @@ def reused_record(step: Any, manifest: dict[str, Any], fingerprint: str) -> dict
         "reused_run_id": manifest["step_run_id"],
         "reused_pipeline_run_id": manifest.get("dag_run_id"),
         "reused_dag_id": manifest.get("dag_id"),
+        "reused_task_id": manifest.get("task_id"),
         "fingerprint": fingerprint,
     }
 

@@ -18,7 +18,7 @@ from mlpipe_provider.store import lease_ttl
 from mlpipe_provider.tracking import track_step
 
 
-def _refuse_if_stopped(op: Any, context: Any) -> None:
+def refuse_if_stopped(op: Any, context: Any) -> None:
     """v1's ``continue_on_step_failure=False``: no step starts once a step of the run failed."""
     from mlpipe_provider.runtime.step_failure import stop_reason
 
@@ -38,10 +38,11 @@ def _skip_reused(op: Any, context: Any, record: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     op.on_reused(context, record)
+    record = dict(record)
+    track_step(op, context, record)  # MLflow, if configured; never raises; adds its run id
     context["ti"].xcom_push(key="return_value", value=record)
     message = reuse_message(op, record)
     op.log.info("%s", message)
-    track_step(op, context, record)  # MLflow, if configured; never raises
     raise AirflowSkipException(message)
 
 
@@ -91,7 +92,7 @@ class _Heartbeat:
 
 def run_step(op: Any, context: Any) -> dict[str, Any]:
     """Decide (reuse, wait, or run); run under the lease, digest outputs, commit the entry."""
-    _refuse_if_stopped(op, context)
+    refuse_if_stopped(op, context)
     reuse = StepReuse(op, context)
     try:
         fingerprint, _ = reuse.fingerprint()
@@ -119,7 +120,16 @@ def run_step(op: Any, context: Any) -> dict[str, Any]:
                 location["files"] = tree.files
                 location["size"] = tree.total_size
             record["fingerprint"] = fingerprint
-            if reuse.fingerprint()[0] == fingerprint:
+            # a step may finish without a result worth reusing (a ParallelRunStep whose failed
+            # mini-batches stayed within its thresholds: its next run retries them)
+            reusable = record.pop("reusable", True)
+            if not reusable:
+                op.log.warning(
+                    "mlpipe: step %r finished with failures it tolerates; its result is not "
+                    "recorded for reuse",
+                    op.step_name,
+                )
+            elif reuse.fingerprint()[0] == fingerprint:
                 reuse.store.commit({**record, "fingerprint": fingerprint, "created": time.time()})
             else:
                 op.log.warning(

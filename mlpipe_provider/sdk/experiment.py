@@ -116,6 +116,16 @@ class Experiment:
         if isinstance(config, ScriptRunConfig):
             kwargs = submit_keywords(kwargs, frozenset(), "Experiment.submit(ScriptRunConfig)")
             return _submit_script_run(self, config, tags=tags)
+        from mlpipe_provider.sdk.hyperdrive import HyperDriveConfig
+
+        if isinstance(config, HyperDriveConfig):
+            from mlpipe_provider.errors import NotSupportedError
+
+            raise NotSupportedError(
+                "Experiment.submit(HyperDriveConfig) is not supported by mlpipe: submit a "
+                "Pipeline with one HyperDriveStep(name=..., hyperdrive_config=config) and read "
+                "the sweep with HyperDriveStepRun(run.find_step_run(name)[0])"
+            )
         if not isinstance(config, Pipeline):
             raise UserErrorException(
                 "Experiment.submit: mlpipe submits Pipeline, ScriptRunConfig, PublishedPipeline or "
@@ -234,48 +244,15 @@ def submit_keywords(kwargs: dict[str, Any], allowed: frozenset[str], what: str) 
 def check_parameters(
     lowered_params: dict[str, Any], given: dict | None, workspace: Any = None
 ) -> dict[str, Any]:
-    from mlpipe_provider.runtime.data_path import is_data_path_type, normalize_data_path
-    from mlpipe_provider.runtime.dataset_param import is_dataset_type, normalize_dataset_value
+    """The run's conf from ``pipeline_parameters`` (the REST routes check with the same code)."""
+    from mlpipe_provider.runtime.pipeline_parameters import check_conf
 
-    if given is None:
-        return {}
-    if not isinstance(given, dict):
-        raise UserErrorException("pipeline_parameters must be a dict of name -> value")
-    conf: dict[str, Any] = {}
-    for name, value in given.items():
-        if name not in lowered_params:
-            known = ", ".join(sorted(lowered_params)) or "none"
-            raise UserErrorException(
-                f"pipeline_parameters: unknown parameter {name!r} (this pipeline has: {known})"
-            )
-        expected = lowered_params[name]["type"]
-        if is_data_path_type(expected):  # a DataPath parameter: a path on a datastore
-            default_store = lowered_params[name]["default"]["datastore"]
-            conf[name] = normalize_data_path(
-                value, default_store, what=f"pipeline_parameters: parameter {name!r}"
-            )
-            continue
-        if is_dataset_type(expected):  # a dataset parameter: travels as a serialized dataset
-            conf[name] = normalize_dataset_value(
-                value,
-                lowered_params[name]["default"]["dataset_type"],
-                what=f"pipeline_parameters: parameter {name!r}",
-                workspace_dir=getattr(workspace, "_dir", None),
-                datastores=getattr(getattr(workspace, "_config", None), "datastores", None),
-            )
-            continue
-        ok = {
-            "string": isinstance(value, str),
-            "boolean": isinstance(value, bool),
-            "integer": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        }[expected]
-        if not ok:
-            raise UserErrorException(
-                f"pipeline_parameters: parameter {name!r} expects {expected}, got {type(value).__name__} {value!r}"
-            )
-        conf[name] = value
-    return conf
+    return check_conf(
+        lowered_params,
+        given,
+        workspace_dir=getattr(workspace, "_dir", None),
+        datastores=getattr(getattr(workspace, "_config", None), "datastores", None),
+    )
 
 
 _submits_blocked = threading.local()

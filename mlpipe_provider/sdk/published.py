@@ -23,6 +23,7 @@ from typing import Any
 from mlpipe_provider.embedded.status import read_json, write_json
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.records import ACTIVE, DISABLED, ENDPOINTS, PUBLISHED
+from mlpipe_provider.rest import ENDPOINT_ID_PATH, SUBMIT_PATH, URL_PREFIX
 from mlpipe_provider.sdk import services
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,254}$")
@@ -41,31 +42,26 @@ def _published_dir(workspace: Any) -> Path:
     return workspace._dir / "published"
 
 
-def endpoint_url(workspace: Any, dag_id: str, dag_file: Path) -> str:
-    """The REST address that triggers ``dag_id`` (``POST`` with ``{"conf": {...}}``).
+def endpoint_url(workspace: Any, route: str, dag_file: Path) -> str:
+    """The v1 REST address that submits a run (``POST`` with v1's body and a bearer token).
 
-    With no Airflow server in the workspace config there is none; the string then says where the
-    DAG is and that ``submit`` runs it on the embedded Airflow.
+    ``route`` is the path after ``/mlpipe`` (``mlpipe_provider/rest``: the provider's plugin
+    serves it in the Airflow API server). With no Airflow server in the workspace config there
+    is none; the string then says where the DAG is and that ``submit`` runs it embedded.
     """
-    import urllib.parse
-
     server = workspace._config.airflow
     if server is not None:
-        return f"{server.url.rstrip('/')}/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns"
+        return f"{server.url.rstrip('/')}{URL_PREFIX}{route}"
     return f"embedded:{dag_file}"
 
 
 def _check_data_paths(workspace: Any, parameters: dict[str, Any], conf: dict[str, Any]) -> None:
     """DataPath values must name a datastore of this workspace (caught here, not mid-run)."""
-    from mlpipe_provider.runtime.data_path import is_data_path_type
+    from mlpipe_provider.runtime.pipeline_parameters import check_data_path_datastores
 
-    known = workspace._config.datastores
-    for name, value in conf.items():
-        if is_data_path_type(parameters[name]["type"]) and value["datastore"] not in known:
-            raise UserErrorException(
-                f"pipeline_parameters: parameter {name!r}: unknown datastore "
-                f"{value['datastore']!r} (workspace has: {', '.join(sorted(known)) or 'none'})"
-            )
+    check_data_path_datastores(
+        parameters, conf, workspace._config.datastores, what="pipeline_parameters"
+    )
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -238,7 +234,8 @@ class PublishedPipeline:
 
     @property
     def endpoint(self) -> str:
-        return endpoint_url(self._workspace, self.dag_id, self._dag_file)
+        route = SUBMIT_PATH.format(pipeline_id=self.id)
+        return endpoint_url(self._workspace, route, self._dag_file)
 
     def get_step_names(self) -> list[str]:
         return list(self._record.get("step_names", []))
@@ -527,13 +524,15 @@ class PipelineEndpoint:
 
     @property
     def endpoint(self) -> str:
-        """The REST address that triggers the default version (see ``PublishedPipeline.endpoint``)."""
-        return self.get_pipeline().endpoint
+        """The v1 REST address that submits the default version (``"PipelineVersion"`` in the
+        body picks another); without a server, the default version's ``embedded:`` address."""
+        route = ENDPOINT_ID_PATH.format(endpoint_id=self.id)
+        return endpoint_url(self._workspace, route, self.get_pipeline()._dag_file)
 
     @property
     def swaggerurl(self) -> str | None:
         server = self._workspace._config.airflow
-        return f"{server.url.rstrip('/')}/docs" if server else None
+        return f"{server.url.rstrip('/')}{URL_PREFIX}/docs" if server else None
 
     # --- versions ---------------------------------------------------------------------------------
     def list_versions(self) -> list[PipelineIdVersion]:

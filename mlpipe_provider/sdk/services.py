@@ -33,6 +33,10 @@ class CompilerService(Protocol):
     def lowered_from_json(self, data: dict[str, Any]) -> Any:
         """A lowered pipeline kept as JSON (a published graph, a run's graph), read back."""
 
+    def lowered_json(self, pipeline: Any) -> dict[str, Any]:
+        """``pipeline`` lowered and kept as JSON (a draft's graph); raises
+        ``PipelineValidationError`` listing every problem when it would not compile."""
+
     def dag_id_for(self, name: str) -> str:
         """The Airflow DAG id a name compiles to."""
 
@@ -68,6 +72,9 @@ class ClientService(Protocol):
         **kwargs: Any,
     ) -> list[str]:
         """Runs the server started on its own (a schedule's), recorded as workspace runs."""
+
+    def submit_lowered(self, experiment: Any, lowered: Any, **kwargs: Any) -> Any:
+        """Compile, install and start an already lowered pipeline (a draft's graph)."""
 
     def publish_pipeline(
         self,

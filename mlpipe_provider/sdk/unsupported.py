@@ -32,21 +32,6 @@ def _unsupported(name: str, note: str) -> type:
     return type(name, (), namespace)
 
 
-ParallelRunStep = _unsupported(
-    "ParallelRunStep",
-    "no Airflow mapping yet; instead use a PythonScriptStep that loops over its input in "
-    "mini-batches, or an MpiStep / PythonScriptStep with node_count to spread it over nodes",
-)
-ParallelRunConfig = _unsupported(
-    "ParallelRunConfig",
-    "it only configures ParallelRunStep; instead use a PythonScriptStep that loops over its "
-    "input in mini-batches, or one with node_count to spread it over nodes",
-)
-HyperDriveStep = _unsupported(
-    "HyperDriveStep",
-    "no Airflow mapping yet; instead run the search inside one PythonScriptStep (e.g. with "
-    "Optuna), or one step per configuration",
-)
 AutoMLStep = _unsupported(
     "AutoMLStep",
     "AutoML is an Azure service; instead train in a PythonScriptStep with an AutoML library "
@@ -71,14 +56,6 @@ SynapseSparkStep = _unsupported(
     "SynapseSparkStep",
     "Synapse is an external service; instead run PySpark in a PythonScriptStep",
 )
-PipelineDraft = _unsupported("PipelineDraft", "use Pipeline and Experiment.submit")
-InteractiveLoginAuthentication = _unsupported(
-    "InteractiveLoginAuthentication", "a local workspace needs no login"
-)
-ServicePrincipalAuthentication = _unsupported(
-    "ServicePrincipalAuthentication", "a local workspace needs no login"
-)
-MsiAuthentication = _unsupported("MsiAuthentication", "a local workspace needs no login")
 
 # Compute targets of external services: their steps are not supported either, so v1 notebooks
 # that attach one get past their imports and stop at the attach with a pointer.
@@ -101,18 +78,6 @@ JarLibrary = _unsupported("JarLibrary", _DATABRICKS)
 MavenLibrary = _unsupported("MavenLibrary", _DATABRICKS)
 PyPiLibrary = _unsupported("PyPiLibrary", _DATABRICKS)
 RCranLibrary = _unsupported("RCranLibrary", _DATABRICKS)
-# HyperDrive's configuration names: HyperDriveStep is not supported, so neither are they.
-_HYPERDRIVE = (
-    "HyperDriveStep is not supported; run the search inside one PythonScriptStep (e.g. with Optuna)"
-)
-HyperDriveConfig = _unsupported("HyperDriveConfig", _HYPERDRIVE)
-HyperDriveStepRun = _unsupported("HyperDriveStepRun", _HYPERDRIVE)
-RandomParameterSampling = _unsupported("RandomParameterSampling", _HYPERDRIVE)
-BanditPolicy = _unsupported("BanditPolicy", _HYPERDRIVE)
-PrimaryMetricGoal = _unsupported("PrimaryMetricGoal", _HYPERDRIVE)
-choice = _unsupported("choice", _HYPERDRIVE)
-uniform = _unsupported("uniform", _HYPERDRIVE)
-loguniform = _unsupported("loguniform", _HYPERDRIVE)
 AutoMLConfig = _unsupported(
     "AutoMLConfig",
     "AutoML is an Azure service; train with FLAML or auto-sklearn in a PythonScriptStep",
@@ -120,31 +85,16 @@ AutoMLConfig = _unsupported(
 
 UNSUPPORTED_NAMES = sorted(
     [
-        "ParallelRunStep",
-        "ParallelRunConfig",
-        "HyperDriveStep",
         "AutoMLStep",
         "DatabricksStep",
         "AdlaStep",
         "AzureBatchStep",
         "KustoStep",
         "SynapseSparkStep",
-        "PipelineDraft",
-        "InteractiveLoginAuthentication",
-        "ServicePrincipalAuthentication",
-        "MsiAuthentication",
         "AdlaCompute",
         "BatchCompute",
         "DatabricksCompute",
         "KustoCompute",
-        "HyperDriveConfig",
-        "HyperDriveStepRun",
-        "RandomParameterSampling",
-        "BanditPolicy",
-        "PrimaryMetricGoal",
-        "choice",
-        "uniform",
-        "loguniform",
         "AutoMLConfig",
         "EggLibrary",
         "JarLibrary",

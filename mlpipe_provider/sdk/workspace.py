@@ -78,6 +78,9 @@ class Workspace:
             save_config(self._dir, config)
         self.tags = dict(tags or {})
         self.sku = sku
+        self._auth = auth
+        if auth is not None and hasattr(auth, "_bind"):
+            auth._bind(self)  # its tokens come from this workspace's Airflow server
 
     # --- construction, as in v1 -------------------------------------------------------------
     @classmethod
@@ -102,16 +105,17 @@ class Workspace:
                     f"workspace at {ws_dir} (datastore 'workspaceblobstore' is a local folder)",
                     file=sys.stderr,
                 )
-            return cls(_workspace_dir=ws_dir)
+            return cls(auth=auth, _workspace_dir=ws_dir)
         ws_dir, identity = found
         if identity is not None:
             return cls(
                 subscription_id=identity.get("subscription_id"),
                 resource_group=identity.get("resource_group"),
                 workspace_name=identity.get("workspace_name"),
+                auth=auth,
                 _workspace_dir=ws_dir,
             )
-        return cls(_workspace_dir=ws_dir)
+        return cls(auth=auth, _workspace_dir=ws_dir)
 
     @classmethod
     def get(
@@ -125,7 +129,7 @@ class Workspace:
         id: str | None = None,
     ) -> Workspace:
         """v1 looked the workspace up in Azure; here it is the nearest config, renamed if new."""
-        ws = cls.from_config()
+        ws = cls.from_config(auth=auth)
         if ws.name != name and ws.name == "local":
             config = ws._config
             config.workspace_name = name
@@ -157,6 +161,7 @@ class Workspace:
             subscription_id,
             resource_group,
             name,
+            auth,
             _location=location,
             tags=tags,
             sku=sku,

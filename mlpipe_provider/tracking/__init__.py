@@ -24,7 +24,8 @@ def configured_tracking_uri(config: Any) -> str | None:
 
 
 def track_step(op: Any, context: Any, record: dict[str, Any], ws: Any = None) -> None:
-    """Record a finished or reused step (and its pipeline run) in MLflow; never raises."""
+    """Record a finished or reused step (and its pipeline run) in MLflow; never raises. On
+    success the record gains ``mlflow_run_id`` (and ``mlflow_run_url``, the task's link)."""
     log = getattr(op, "log", None)
     uri = os.environ.get(TRACKING_URI_ENV, "").strip()
     if not uri:
@@ -41,7 +42,7 @@ def track_step(op: Any, context: Any, record: dict[str, Any], ws: Any = None) ->
     try:
         from mlpipe_provider.tracking.mlflow import log_step_run
 
-        log_step_run(uri, op, context, record, ws)
+        record.update(log_step_run(uri, op, context, record, ws) or {})
     except ImportError as exc:
         if log is not None:
             log.warning(

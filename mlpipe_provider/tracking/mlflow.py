@@ -64,8 +64,12 @@ _SEARCH_MAX = 10000
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
 
 
-def log_step_run(uri: str, op: Any, context: Any, record: dict[str, Any], ws: Any) -> None:
-    """Log one step (fresh or reused) under its pipeline run; errors propagate to the caller."""
+def log_step_run(
+    uri: str, op: Any, context: Any, record: dict[str, Any], ws: Any
+) -> dict[str, str]:
+    """Log one step (fresh or reused) under its pipeline run; errors propagate to the caller.
+    Returns what the step's record keeps of it: the MLflow run id, and the run's page in the
+    MLflow UI where the tracking URI is a server (the task's "MLflow run" link)."""
     if ws is None:
         from mlpipe_provider.runtime.step_context import StepWorkspace
 
@@ -84,6 +88,24 @@ def log_step_run(uri: str, op: Any, context: Any, record: dict[str, Any], ws: An
         parent_id,
         " (pipeline run finished)" if finished else "",
     )
+    found = {"mlflow_run_id": step_id, "mlflow_experiment_id": str(experiment_id)}
+    url = run_page_url(uri, str(experiment_id), step_id)
+    if url:
+        found["mlflow_run_url"] = url
+    return found
+
+
+def run_page_url(uri: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI (served by the tracking server itself); "" for a file or
+    database store, which has no UI of its own at that address."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme not in ("http", "https"):
+        return ""
+    netloc = parsed.hostname or ""
+    if parsed.port:
+        netloc = f"{netloc}:{parsed.port}"  # never the credentials a URI may carry
+    base = urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path.rstrip("/"), "", ""))
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def experiment_name(dag: Any) -> str:

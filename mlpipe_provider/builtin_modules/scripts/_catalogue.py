@@ -1,0 +1,259 @@
+"""The interface of every built-in module: ports, typed parameters, defaults, allowed values.
+
+Kept next to the scripts (and so inside every published snapshot) because both sides need it: the
+package registers modules and checks parameters at compile time from it, and each script parses
+and checks its ``AML_PARAMETER_*`` values at run time from the same definition, so the two can
+never disagree. Plain data and the standard library only: scripts import it as a sibling file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+CATEGORY = "Built-in"
+DATAFRAME = "DataFrameDirectory"
+MODEL = "ModelDirectory"
+
+ESTIMATORS = {
+    # name -> (sklearn module, task)
+    "LogisticRegression": ("sklearn.linear_model", "classification"),
+    "DecisionTreeClassifier": ("sklearn.tree", "classification"),
+    "RandomForestClassifier": ("sklearn.ensemble", "classification"),
+    "GradientBoostingClassifier": ("sklearn.ensemble", "classification"),
+    "LinearRegression": ("sklearn.linear_model", "regression"),
+    "Ridge": ("sklearn.linear_model", "regression"),
+    "DecisionTreeRegressor": ("sklearn.tree", "regression"),
+    "RandomForestRegressor": ("sklearn.ensemble", "regression"),
+}
+
+
+def _param(kind: str, default: Any, label: str, **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "default": default, "label": label, **extra}
+
+
+def _in(name: str, label: str, types: list[str] | None = None, optional: bool = False):
+    return {
+        "name": name,
+        "label": label,
+        "data_types": types or [DATAFRAME, "AnyFile"],
+        "is_optional": optional,
+    }
+
+
+def _out(name: str, label: str, kind: str = DATAFRAME):
+    return {"name": name, "label": label, "data_type": kind}
+
+
+# name -> definition; a port name is also the script's --<port> argument
+MODULES: dict[str, dict[str, Any]] = {
+    "Select Columns in Dataset": {
+        "script": "select_columns.py",
+        "description": "Keep the named columns of a dataset (a CSV file or a folder of CSV files)",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("results_dataset", "Results dataset")],
+        "params": {
+            "columns": _param("str", "", "Comma-separated column names (empty: all)"),
+        },
+    },
+    "Clean Missing Data": {
+        "script": "clean_missing_data.py",
+        "description": "Remove or replace missing values in the chosen columns",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("cleaned_dataset", "Cleaned dataset")],
+        "params": {
+            "columns": _param("str", "", "Comma-separated columns to clean (empty: all)"),
+            "cleaning_mode": _param(
+                "str",
+                "Remove entire row",
+                "Cleaning mode",
+                allowed=[
+                    "Remove entire row",
+                    "Remove entire column",
+                    "Replace with mean",
+                    "Replace with median",
+                    "Replace with mode",
+                    "Custom substitution value",
+                ],
+            ),
+            "replacement_value": _param("str", "0", "Replacement value (custom substitution)"),
+        },
+    },
+    "Split Data": {
+        "script": "split_data.py",
+        "description": "Split rows into two datasets by a fraction, optionally shuffled/stratified",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [
+            _out("results_dataset1", "Results dataset 1"),
+            _out("results_dataset2", "Results dataset 2"),
+        ],
+        "params": {
+            "fraction": _param(
+                "float", 0.5, "Fraction of rows in the first output", min=0.0, max=1.0
+            ),
+            "randomized_split": _param("bool", True, "Randomized split"),
+            "random_seed": _param("int", 0, "Random seed", min=0),
+            "stratify_column": _param("str", "", "Stratification key column (empty: none)"),
+        },
+    },
+    "Normalize Data": {
+        "script": "normalize_data.py",
+        "description": "Rescale numeric columns (z-score or min-max)",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("transformed_dataset", "Transformed dataset")],
+        "params": {
+            "transformation_method": _param(
+                "str", "ZScore", "Transformation method", allowed=["ZScore", "MinMax"]
+            ),
+            "columns": _param("str", "", "Comma-separated columns (empty: every numeric one)"),
+            "exclude_columns": _param("str", "", "Comma-separated columns to leave alone"),
+        },
+    },
+    "Join Data": {
+        "script": "join_data.py",
+        "description": "Join two datasets on key columns",
+        "inputs": [_in("left_dataset", "Left dataset"), _in("right_dataset", "Right dataset")],
+        "outputs": [_out("results_dataset", "Results dataset")],
+        "params": {
+            "left_keys": _param(
+                "str", "", "Comma-separated key columns of the left dataset", required=True
+            ),
+            "right_keys": _param("str", "", "Key columns of the right dataset (empty: as left)"),
+            "join_type": _param(
+                "str",
+                "Inner Join",
+                "Join type",
+                allowed=["Inner Join", "Left Outer Join", "Full Outer Join", "Left Semi-Join"],
+            ),
+        },
+    },
+    "Train Model": {
+        "script": "train_model.py",
+        "description": "Fit a scikit-learn estimator to a labelled dataset",
+        "inputs": [_in("dataset", "Training dataset")],
+        "outputs": [_out("trained_model", "Trained model", MODEL)],
+        "params": {
+            "label_column": _param("str", "", "Label column", required=True),
+            "estimator": _param(
+                "str", "LogisticRegression", "scikit-learn estimator", allowed=list(ESTIMATORS)
+            ),
+            "estimator_params": _param(
+                "json", "{}", 'Estimator parameters as a JSON object (e.g. {"max_depth": 3})'
+            ),
+        },
+    },
+    "Score Model": {
+        "script": "score_model.py",
+        "description": "Predict with a trained model: adds 'Scored Labels' (and probabilities)",
+        "inputs": [
+            _in("trained_model", "Trained model", [MODEL]),
+            _in("dataset", "Dataset"),
+        ],
+        "outputs": [_out("scored_dataset", "Scored dataset")],
+        "params": {
+            "append_score_columns": _param("bool", True, "Append score columns to the input"),
+        },
+    },
+    "Evaluate Model": {
+        "script": "evaluate_model.py",
+        "description": "Metrics of a scored dataset, logged to the run with charts as tables",
+        "inputs": [_in("scored_dataset", "Scored dataset")],
+        "outputs": [_out("evaluation_results", "Evaluation results")],
+        "params": {},
+    },
+    "Export Data": {
+        "script": "export_data.py",
+        "description": "Write a dataset as one CSV or JSON-lines file in its output folder",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("exported_data", "Exported data", "AnyDirectory")],
+        "params": {
+            "file_name": _param("str", "data.csv", "File name", required=True),
+            "file_format": _param("str", "csv", "File format", allowed=["csv", "jsonl"]),
+        },
+    },
+}
+
+
+def parse_value(spec: dict[str, Any], value: Any) -> Any:
+    """The typed value of one parameter, from a Python literal or its ``AML_PARAMETER_`` text.
+
+    Raises ``ValueError`` with the reason (the caller names module and field).
+    """
+    kind = spec["type"]
+    if kind == "bool":
+        if isinstance(value, bool):
+            parsed: Any = value
+        elif isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            parsed = value.strip().lower() == "true"
+        else:
+            raise ValueError(f"must be a bool (True or False), got {value!r}")
+    elif kind == "int":
+        if isinstance(value, (bool, float)):
+            raise ValueError(f"must be an int, got {value!r}")
+        try:
+            parsed = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be an int, got {value!r}") from None
+    elif kind == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, got {value!r}")
+        try:
+            parsed = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number, got {value!r}") from None
+    elif kind == "json":
+        if not isinstance(value, str):
+            raise ValueError(f"must be a JSON object as a string, got {type(value).__name__}")
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"is not valid JSON ({exc})") from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"must be a JSON object, got {value!r}")
+    else:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {type(value).__name__} {value!r}")
+        parsed = value
+    if "allowed" in spec and parsed not in spec["allowed"]:
+        allowed = ", ".join(repr(a) for a in spec["allowed"])
+        raise ValueError(f"must be one of {allowed}, got {parsed!r}")
+    if "min" in spec and parsed < spec["min"]:
+        raise ValueError(f"must be at least {spec['min']}, got {parsed!r}")
+    if "max" in spec and parsed > spec["max"]:
+        raise ValueError(f"must be at most {spec['max']}, got {parsed!r}")
+    if spec.get("required") and parsed == "":
+        raise ValueError("is required (got an empty value)")
+    return parsed
+
+
+def check_params(module: str, values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with ``values`` for built-in ``module``, as ``(field, message)`` pairs."""
+    specs = MODULES[module]["params"]
+    problems = []
+    for name, spec in specs.items():
+        field = f"params[{name!r}]"
+        try:
+            parse_value(spec, values.get(name, spec["default"]))
+        except ValueError as exc:
+            problems.append((field, f"built-in module {module!r}: {spec['label']!r} {exc}"))
+    return problems
+
+
+def make_estimator(name: str, params: dict[str, Any]) -> Any:
+    """The scikit-learn estimator ``name`` with ``params``; ``ValueError`` naming unknown ones.
+
+    Imported lazily: only Train Model (at run time) and the compile-time check of a Train Model
+    step pay for importing scikit-learn.
+    """
+    import importlib
+
+    module_name, _task = ESTIMATORS[name]
+    estimator = getattr(importlib.import_module(module_name), name)()
+    known = estimator.get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{name} has no parameter {', '.join(repr(u) for u in unknown)} "
+            f"(parameters: {', '.join(sorted(known))})"
+        )
+    return estimator.set_params(**params)
