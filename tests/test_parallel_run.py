@@ -432,3 +432,34 @@ def test_a_partition_failure_is_the_steps_error_in_the_runs_status(ws, src, run_
     entry = steps["score.parallel_run"]
     assert entry["status"] == "Failed"
     assert "dataset input 'docs'" in entry["error"] and "does not exist" in entry["error"]
+
+
+def test_files_on_azure_blob_are_partitioned_downloaded_and_reused_per_mini_batch(
+    ws, src, run_dag, azurite
+):
+    """The workspace's default datastore is an Azure Blob container (Azurite): the partition
+    digests the blobs, each mini-batch downloads its own files and stores its result in the
+    container, the step gathers them from there; a changed blob runs only its mini-batch."""
+    from azurite import register_blob_datastore
+
+    store = register_blob_datastore(ws, azurite, "blobstore", default=True)
+    access = store._access()
+    for i in range(4):
+        access.fs.pipe(access.full_path(f"in/f{i:02d}.txt"), f"value-{i}".encode())
+    pipeline = Pipeline(ws, [_step(ws)])
+    _, records = run_dag(pipeline, dag_id="prs_blob")
+    state, record = records["score.parallel_run"]
+    assert state == "success", records
+    location = record["outputs"]["scored"]
+    assert location["datastore"] == "blobstore"
+    text = access.fs.cat_file(access.full_path(f"{location['path']}/parallel_run_step.txt"))
+    assert text.decode().splitlines() == [f"f{i:02d}.txt:value-{i}:t1" for i in range(4)]
+    assert sorted(c for c in _calls(ws) if c != "init") == [
+        "run f00.txt f01.txt",
+        "run f02.txt f03.txt",
+    ]
+    access.fs.pipe(access.full_path("in/f03.txt"), b"new")
+    _, records = run_dag(pipeline, dag_id="prs_blob")
+    record = records["score.parallel_run"][1]
+    assert record["metrics"]["mini_batches_reused"] == 1
+    assert _calls(ws) == ["init", "run f02.txt f03.txt"]

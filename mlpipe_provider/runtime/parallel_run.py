@@ -276,7 +276,8 @@ def _local_files(op: Any, step: Any, reuse: StepReuse, data: Any, files: list[di
             paths.append(str(store.local_path(file["path"], what=f"input {file['input']!r}")))
         else:
             local = data.area / "inputs" / file["input"] / file["rel"]
-            remote.setdefault(file["datastore"], []).append((file["path"], str(local)))
+            full = store.full_path(file["path"], what=f"input {file['input']!r}")
+            remote.setdefault(file["datastore"], []).append((full, str(local)))
             paths.append(str(local))
     for name, pairs in remote.items():
         download_files(
