@@ -25,6 +25,7 @@ EXAMPLE_TARGETS = [
     "examples/docker/pipeline.py",
     "examples/command/pipeline.py",
     "examples/parallel_run/pipeline.py",
+    "examples/builtins/pipeline.py",
 ]
 
 
