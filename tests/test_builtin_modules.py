@@ -294,3 +294,15 @@ def test_cli_installs_and_lists_builtins(ws, capsys):
     assert "Train Model" not in out
     assert main(["modules", "install-builtins", "Nope"]) == 1
     assert "no built-in module 'Nope'" in capsys.readouterr().err
+
+
+def test_the_designer_docs_list_every_builtin_port_and_parameter():
+    text = (REPO / "docs" / "designer.md").read_text()
+    section = text[text.index("## Built-in modules") : text.index("## Layers")]
+    for name in builtin_modules.names():
+        row = next(line for line in section.splitlines() if line.startswith(f"| **{name}** |"))
+        definition = builtin_modules.definition(name)
+        for port in [*definition["inputs"], *definition["outputs"]]:
+            assert f"`{port['name']}`" in row, (name, port["name"])
+        for param, spec in definition["params"].items():
+            assert f"`{param}` {spec['type']}" in row, (name, param)
