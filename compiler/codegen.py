@@ -234,7 +234,9 @@ def companion_imports(lowered: LoweredPipeline, kinds: list[str]) -> set[tuple[s
     for spec in lowered.steps.values():
         companions = KINDS[spec["kind"]].companions
         if companions is not None:
-            found |= {(c.operator_module, c.operator_class) for c in companions(spec, "", {})}
+            found |= {
+                (c.operator_module, c.operator_class) for c in companions(spec, "", {}, Path("."))
+            }
     return found
 
 
@@ -254,18 +256,28 @@ def _companion_code(
         return None
     lines: list[str] = []
     names: dict[str, str] = {}
-    for task in make(spec, place.airflow_id, pools):
+    for task in make(spec, place.airflow_id, pools, dag_dir):
         name = identifier_for(f"{var}_{task.child_id}", taken)
         names[task.child_id] = name
-        call = f"{task.operator_class}.partial(" if task.expand else f"{task.operator_class}("
+        mapped = task.expand or task.expand_values
+        call = f"{task.operator_class}.partial(" if mapped else f"{task.operator_class}("
         lines.append(f"{pad}{name} = {call}")
         for key, value in task.kwargs:
+            if key == "workspace":
+                lines.append(f"{pad}    workspace=WORKSPACE,")
+                continue
             lines.append(f"{pad}    {key}={render(value, indent=len(pad) + 4)},")
-        if task.expand:
-            argument, source = task.expand
+        if mapped:
+            argument = mapped[0]
             if not argument.isidentifier():  # a keyword in the code: never from input unchecked
                 raise ValueError(f"bad expand argument {argument!r}")
-            lines.append(f"{pad}).expand({argument}={names[source]}.output)")
+        if task.expand:
+            lines.append(f"{pad}).expand({argument}={names[task.expand[1]]}.output)")
+        elif task.expand_values:  # a literal list, known at compile time (a sweep's trials)
+            values = render(task.expand_values[1], indent=len(pad) + 4)
+            lines.append(f"{pad}).expand(")
+            lines.append(f"{pad}    {argument}={values},")
+            lines.append(f"{pad})")
         else:
             lines.append(f"{pad})")
     order = list(names.values())

@@ -179,7 +179,11 @@ class DatastoreAccess:
         """Run a filesystem call; a service's error becomes a DatastoreError without secrets."""
         try:
             return function(*args, **kw)
-        except (DatastoreError, FileNotFoundError):
+        except FileNotFoundError:
+            if what in ("upload to", "write"):  # a read's miss is the caller's to judge
+                self._refuse_missing_bucket()
+            raise
+        except DatastoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - report what the service said, minus secrets
             text = str(exc).strip()
@@ -187,6 +191,22 @@ class DatastoreAccess:
             raise DatastoreError(
                 f"datastore {self.name!r}: cannot {what} {relative or '/'!r}: "
                 f"{redact(first, self.options)[:300]}"
+            ) from None
+
+    def _refuse_missing_bucket(self) -> None:
+        """A "not found" from an object store whose bucket (container) is gone is about the
+        datastore, not the path: say so, instead of the service's bare 404."""
+        if self.is_local:
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            missing = bool(bucket) and not self.fs.exists(bucket)
+        except Exception:  # noqa: BLE001 - the original error says more than this probe
+            return
+        if missing:
+            raise DatastoreError(
+                f"datastore {self.name!r}: bucket {bucket!r} does not exist (create it, or "
+                "correct the datastore's url)"
             ) from None
 
     def exists(self, relative: str | None, *, what: str = "path") -> bool:

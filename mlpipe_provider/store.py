@@ -7,10 +7,10 @@ fingerprint (a small JSON object with a holder and a heartbeat) lets concurrent 
 one of them computes a step while the others wait; a holder that dies stops heartbeating and its
 lease expires.
 
-Everything goes through ``hooks/object_store.py``: on local disk and Azure Blob every write is
-conditional (create-if-absent, replace-if-unchanged), so of several runs racing for a lease or to
-break an expired one exactly one wins; on other object stores the same calls are best effort
-(docs/datastores.md).
+Everything goes through ``hooks/object_store.py``: on local disk, Azure Blob, S3 and GCS every
+write is conditional (create-if-absent, replace-if-unchanged), so of several runs racing for a
+lease or to break an expired one exactly one wins; on other object stores (or a datastore with
+``conditional_writes: false``) the same calls are best effort (docs/datastores.md).
 """
 
 from __future__ import annotations

@@ -138,3 +138,13 @@ def test_a_missing_bucket_is_a_clear_error_for_the_output_store(ws, object_store
     store = OutputStore(open_datastore(ws._dir, load_config(ws._dir), "gone"))
     with pytest.raises(DatastoreError, match=rf"datastore 'gone'.*{bucket}.*does not exist"):
         store.acquire("f" * 64, "run/step", ttl=60)
+
+
+def test_a_missing_bucket_is_a_clear_error_for_an_upload(ws, object_store, tmp_path):
+    bucket = object_store.new_bucket()
+    gone = object_store.register(ws, "gone", bucket=bucket)
+    object_store.filesystem().rmdir(bucket)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    with pytest.raises(DatastoreError, match=rf"datastore 'gone'.*{bucket}.*does not exist"):
+        gone.upload(str(tmp_path / "src"), target_path="x", show_progress=False)

@@ -200,7 +200,8 @@ def test_full_verification_re_digests_remote_outputs(h, blob, monkeypatch):
 
 
 @pytest.fixture
-def failing(ws, project, run_dag, monkeypatch, blob):
+def failing(ws, project, run_dag, monkeypatch, any_blob):
+    blob = any_blob
     write_script(
         project / "steps" / "f",
         "f.py",
@@ -222,7 +223,8 @@ def failing(ws, project, run_dag, monkeypatch, blob):
     return Pipeline(ws, [step])
 
 
-def test_failing_step_leaves_no_upload_and_no_entry(failing, run_dag, blob, ws):
+def test_failing_step_leaves_no_upload_and_no_entry(failing, run_dag, any_blob, ws):
+    blob = any_blob
     from mlpipe_provider.datastores import open_datastore
     from mlpipe_provider.store import OutputStore
 
@@ -322,7 +324,8 @@ def test_a_local_input_feeds_a_blob_output_with_a_local_default_datastore(
     assert executed == []
 
 
-def test_remote_digest_equals_the_local_digest_of_the_same_bytes(blob, tmp_path):
+def test_remote_digest_equals_the_local_digest_of_the_same_bytes(any_blob, tmp_path):
+    blob = any_blob
     layout = {
         "a.txt": b"alpha",
         "sub/b.bin": bytes(range(256)) * 40,
@@ -343,8 +346,9 @@ def test_remote_digest_equals_the_local_digest_of_the_same_bytes(blob, tmp_path)
 
 
 def test_no_change_fingerprint_of_200_blobs_downloads_nothing(
-    ws, project, run_dag, monkeypatch, blob
+    ws, project, run_dag, monkeypatch, any_blob
 ):
+    blob = any_blob
     for i in range(200):
         blob.write(f"many/part-{i:03d}.txt", f"row {i}\n" * 10)
     write_script(

@@ -536,3 +536,18 @@ def test_a_forked_child_does_not_inherit_a_lock_another_thread_holds(ws):
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.objects.read(path)[0] == b"child"
+
+
+def test_conditional_writes_false_selects_the_fallback_for_a_service_without_them(ws, s3_server):
+    """For an S3-compatible service that ignores conditional requests (docs/datastores.md)."""
+    s3_server.register(ws, "plain")
+    config = ws._config
+    config.datastores["plain"].conditional_writes = False  # an extra field of the entry
+    ws._save(config)
+    store = _open_store(ws._dir, "plain")
+    assert isinstance(store.objects, FsspecObjects) and not store.objects.strict
+    fingerprint = _fingerprint()
+    assert store.commit(_manifest(fingerprint, "run-1"))
+    assert store.read_entry(fingerprint)["step_run_id"] == "run-1"
+    s3_server.register(ws, "conditional")
+    assert isinstance(_open_store(ws._dir, "conditional").objects, S3Objects)

@@ -16,7 +16,7 @@ from compiler.loader import load_pipelines
 from compiler.lower import lower
 from compiler.naming import task_id_for
 from mlpipe_provider.designer import files, service
-from mlpipe_provider.designer.graph import DataRef, Graph, Step
+from mlpipe_provider.designer.graph import DataRef, Graph, PipelineDataNode, Step
 from mlpipe_provider.designer.reader import read_graph
 from mlpipe_provider.designer.writer import GraphProblems, write_pipeline
 
@@ -316,3 +316,48 @@ def test_a_module_step_made_in_the_designer_validates_and_saves(root):
     assert again == graph
     [spec] = lower(pipeline).steps.values()
     assert spec["kind"] == "module"
+
+
+def test_the_writer_refuses_inconsistent_graphs_naming_step_and_field():
+    graph = _new_graph()
+    graph.pipeline_data.append(PipelineDataNode(name="raw_data", datastore="workspaceblobstore"))
+    graph.steps[0].inputs.append("nowhere")
+    graph.variable = "class"
+    with pytest.raises(GraphProblems) as caught:
+        write_pipeline(graph)
+    assert caught.value.problems == [
+        "pipeline, field 'variable': 'class' is not a Python identifier",
+        "pipeline, field 'data': the name 'raw_data' is used twice",
+        "step 'prep', field 'inputs': unknown data 'nowhere'",
+    ]
+
+
+def test_the_plugin_does_not_load_the_designer_until_it_is_asked():
+    """Every Airflow process imports the plugin; only the API server's first designer request
+    builds the app (and with it FastAPI routes, the compiler and the SDK)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, mlpipe_provider.plugin\n"
+        "heavy = ('compiler', 'mlpipe_provider.sdk', 'mlpipe_provider.designer.app')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("message", "step", "field"),
+    [
+        ("step 'prep', field 'compute_target': unknown", "prep", "compute_target"),
+        ("step 'train' (task 'train_2'), field 'arguments[3]': x", "train", "arguments[3]"),
+        ("/w/p.py:12: step \"it's\", field 'inputs': x", "it's", "inputs"),
+        ("pipeline, field 'steps': the pipeline has no steps", None, None),
+    ],
+)
+def test_problems_are_split_into_step_and_field_for_the_canvas(message, step, field):
+    entry = service.problem_entry(message)
+    assert (entry["step"], entry["field"], entry["message"]) == (step, field, message)

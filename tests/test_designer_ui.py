@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -122,6 +123,10 @@ def test_auth_no_token_401_viewer_reads_but_cannot_save(designer):
     # bad requests are 4xx with a message naming the problem
     status, err = _call(f"{url}/api/pipeline?path=../../etc/passwd.py", token=tokens["admin"])
     assert status == 400 and "not an allowed name" in err["detail"]
+    # the page is in the UI's navigation, through the provider's plugin
+    status, plugins = _call(f"{url.split('/mlpipe')[0]}/api/v2/plugins", token=tokens["admin"])
+    [ours] = [p for p in plugins["plugins"] if p["name"] == "mlpipe"]
+    assert ours["external_views"][0]["href"] == "/mlpipe/designer/"
     stale = {**body, "base_hash": "0" * 64}
     status, err = _call(f"{url}/api/save", "POST", stale, token=tokens["admin"])
     assert status == 409 and "changed on disk" in err["detail"]
@@ -279,3 +284,88 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
     # the designer's file reuses like any other: nothing changed, so the second run skips the step
     _, again = run_dag(found.pipeline, "designer_counted")
     assert again["count_rows"][0] == "skipped"
+
+
+def _chain_of(n: int):
+    """``n`` script steps, each reading the previous step's output and the one 7 back."""
+    from mlpipe_provider.designer.graph import DataRef, Graph, Step
+
+    steps, data = [], []
+    for i in range(n):
+        out = f"d{i}"
+        data.append({"name": out, "datastore": "workspaceblobstore"})
+        ins = [f"d{j}" for j in (i - 1, i - 7) if j >= 0]
+        args = [x for d in [*ins, out] for x in (f"--{d}", DataRef(data=d))]
+        steps.append(
+            Step(
+                id=f"s{i}",
+                name=f"s{i}",
+                kind="PythonScriptStep",
+                script_name="prep.py",
+                source_directory="src",
+                arguments=args,
+                inputs=ins,
+                outputs=[out],
+                compute_target="cpu-cluster",
+            )
+        )
+    return Graph(variable="chain", pipeline_data=data, steps=steps)
+
+
+VISIBLE_NODE = """() => {
+    const box = document.querySelector('main').getBoundingClientRect();
+    for (const n of document.querySelectorAll('.react-flow__node')) {
+        const r = n.getBoundingClientRect();
+        if (r.left > box.left && r.right < box.right && r.top > box.top && r.bottom < box.bottom)
+            return n.dataset.id;
+    }
+}"""
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver):
+    from mlpipe_provider.designer.writer import write_pipeline
+
+    path = "prep_train_evaluate/chain200.py"
+    (designer["root"] / path).write_text(write_pipeline(_chain_of(200)))
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/")  # the page's code loaded and cached, as in the UI
+        start = time.perf_counter()
+        page.goto(f"{designer['url']}/?path={path}")
+        page.wait_for_function(
+            "document.querySelectorAll('.react-flow__node').length === 200"
+            " && document.querySelector('[data-testid=canvas]').dataset.fitted === '1'",
+            timeout=30_000,
+        )
+        laid_out = time.perf_counter() - start
+        node = page.evaluate(VISIBLE_NODE)
+        assert node is not None  # fitted into view, not one 60,000 px row
+        page.locator(f'.react-flow__node[data-id="{node}"]').click()
+        page.wait_for_selector(f'[data-testid="step-{node}"].selected')
+        interactive = time.perf_counter() - start
+        assert page.locator(".react-flow__edge").count() == 199 + 193
+    finally:
+        browser.close()
+    print(f"200 steps: laid out in {laid_out:.2f} s, a node selected at {interactive:.2f} s")
+    # The issue's target is 2 s; this shared 2-core machine measured 2.1-4.9 s (docs/designer.md),
+    # so the bound here catches a regression to the 28 s the first version took, not the target.
+    assert interactive < 8
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_designer_opens_from_the_airflow_ui_navigation(designer, playwright_driver):
+    server = designer["url"].split("/mlpipe")[0]
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{server}/plugin/mlpipe-designer")
+        frame_element = page.wait_for_selector("iframe", timeout=60_000)
+        assert "/mlpipe/designer" in frame_element.get_attribute("src")
+        frame = frame_element.content_frame()
+        frame.wait_for_selector('[data-testid="palette"]', timeout=30_000)
+        assert frame.locator('[data-testid="save"]').count() == 0  # no file open yet
+        assert frame.locator("text=read only").count() == 0  # the admin may edit
+    finally:
+        browser.close()

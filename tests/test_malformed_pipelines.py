@@ -557,13 +557,13 @@ CASES: list[Case] = [
         ("ParallelRunStep 'score'", "parallel_run_config", "NoneType"),
     ),
     Case(
-        "hyperdrive-step",
-        "unsupported",
+        "hyperdrive-step-without-config",
+        "arguments",
         """
         tune = HyperDriveStep(name="tune", hyperdrive_config=None, inputs=[], outputs=[])
         pipeline = Pipeline(ws, [tune])
         """,
-        ("HyperDriveStep", "not supported", "instead", "PythonScriptStep"),
+        ("HyperDriveStep 'tune'", "hyperdrive_config must be a HyperDriveConfig", "NoneType"),
     ),
     Case(
         "automl-step",

@@ -248,7 +248,7 @@ def test_report_and_exit_code_for_unmappable_names(tmp_path, capsys):
         """\
         from azureml.core import Workspace, Keyvault
         from azureml.contrib.notebook import NotebookRunnerStep
-        from azureml.train.hyperdrive import HyperDriveStep
+        from azureml.pipeline.steps import AutoMLStep
         """,
     )
     assert migrate_paths([path]) == 1
@@ -257,14 +257,14 @@ def test_report_and_exit_code_for_unmappable_names(tmp_path, capsys):
         from mlpipe_provider.sdk import Workspace
         from azureml.core import Keyvault
         from azureml.contrib.notebook import NotebookRunnerStep
-        from mlpipe_provider.sdk import HyperDriveStep
+        from mlpipe_provider.sdk import AutoMLStep
         """
     )
     out = capsys.readouterr().out
     assert f"migrated {path}" in out
     assert f"cannot map: Keyvault ({path}:1)" in out
     assert f"cannot map: NotebookRunnerStep ({path}:2)" in out
-    assert f"maps, but not supported yet: HyperDriveStep ({path}:3)" in out
+    assert f"maps, but not supported yet: AutoMLStep ({path}:3)" in out
 
 
 def test_cli_end_to_end(tmp_path, capsys):

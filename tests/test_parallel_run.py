@@ -418,3 +418,17 @@ def test_a_gpu_target_takes_a_pool_slot_per_mini_batch_and_defaults_to_a_process
     assert "max_active_tis_per_dagrun=4," in mapped  # 2 nodes x 2 GPUs
     assert "pool='gpu-pair'," in mapped and "pool_slots=1," in mapped
     assert json.loads(compiled.pools_text)["gpu-pair"]["slots"] == 4
+
+
+def test_a_partition_failure_is_the_steps_error_in_the_runs_status(ws, src, run_dag):
+    """The input folder is missing: the partition task fails; the run's status (as the embedded
+    runner writes it) lists the step alone, failed with the partition's error."""
+    from mlpipe_provider.embedded.runner import snapshot
+
+    dag_run, records = run_dag(Pipeline(ws, [_step(ws)]), dag_id="prs_missing")
+    assert records["score.partition"][0] == "failed"
+    steps = snapshot(dag_run.dag_id, dag_run.logical_date)["steps"]
+    assert set(steps) == {"score.parallel_run"}
+    entry = steps["score.parallel_run"]
+    assert entry["status"] == "Failed"
+    assert "dataset input 'docs'" in entry["error"] and "does not exist" in entry["error"]

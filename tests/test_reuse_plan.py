@@ -193,6 +193,10 @@ def test_a_dag_file_read_without_airflow_fingerprints_exactly_like_its_operators
         assert not bag.import_errors, bag.import_errors
         (dag,) = bag.dags.values()
         found = read_dag_file(path)
+        if "HyperDriveTrialOperator" in path.read_text():
+            # a sweep's trials decide as they start (mapped tasks): such a run goes through Airflow
+            assert found is None, path
+            continue
         assert found is not None, path
         params = {name: dag.params[name] for name in dag.params}
         assert found.params == params

@@ -200,12 +200,12 @@ def test_the_notebooks_import_lines_all_import_after_migration(tmp_path, capsys)
     code, out = migrate(program, capsys)
     assert "cannot map" not in out
     assert code == 0, out
-    assert "maps, but not supported yet: HyperDriveStep" in out
+    assert "maps, but not supported yet: AutoMLStep" in out
     assert f"SDK version: {sdk.VERSION}" in run_python(program)
 
 
 def test_names_v1_had_but_mlpipe_cannot_run_import_and_say_so():
-    for name in ("DatabricksCompute", "HyperDriveConfig", "choice", "AutoMLConfig"):
+    for name in ("DatabricksCompute", "AdlaStep", "AutoMLConfig"):
         with pytest.raises(NotSupportedError, match=name):
             getattr(sdk, name)()
 

@@ -328,7 +328,7 @@ def test_step_kind_that_cannot_be_compiled(ws, project, src):
     the_problem(problems, "step 'base', field 'type'", "PipelineStep", "not supported")
 
 
-@pytest.mark.parametrize("name", ["HyperDriveStep", "AutoMLStep", "DatabricksStep", "KustoStep"])
+@pytest.mark.parametrize("name", ["AdlaStep", "AutoMLStep", "DatabricksStep", "KustoStep"])
 def test_unsupported_v1_class_raises_clearly(name):
     cls = getattr(unsupported_sdk, name)
     with pytest.raises(NotSupportedError, match=rf"^{name} is not supported by mlpipe yet \(.+\)"):

@@ -17,9 +17,11 @@ from typing import Any
 class CompanionTask:
     """A task a kind compiles into its step's TaskGroup, before the step's own task.
 
-    ``kwargs`` are literals (rendered like the step's); ``expand`` maps the task over another
-    companion's return value (Airflow dynamic task mapping): ``(argument, companion child id)``.
-    Companions run in list order, the step's own task after the last one.
+    ``kwargs`` are literals (rendered like the step's; ``("workspace", None)`` is the DAG file's
+    ``WORKSPACE``); ``expand`` maps the task over another companion's return value (Airflow
+    dynamic task mapping): ``(argument, companion child id)``; ``expand_values`` maps it over a
+    literal list known at compile time (a sweep's trials): ``(argument, values)``. Companions run
+    in list order, the step's own task after the last one.
     """
 
     child_id: str
@@ -27,6 +29,7 @@ class CompanionTask:
     operator_class: str
     kwargs: list[tuple[str, Any]]
     expand: tuple[str, str] | None = None
+    expand_values: tuple[str, list[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,11 @@ class StepKind:
     kwargs: Callable[[dict[str, Any], Path], list[tuple[str, Any]]]
     group: bool = False  # compile into a TaskGroup named after the step (modules)
     #: tasks before the step's own one in its group: (spec, step's Airflow task id, pools)
-    companions: Callable[[dict[str, Any], str, dict[str, Any]], list[CompanionTask]] | None = None
+    #: ``(spec, step's Airflow task id, pools, DAG folder)`` (paths in companions' kwargs are
+    #: written relative to the DAG folder, as the step's are)
+    companions: (
+        Callable[[dict[str, Any], str, dict[str, Any], Path], list[CompanionTask]] | None
+    ) = None
 
     @property
     def operator(self) -> tuple[str, str]:
@@ -58,6 +65,7 @@ def _load() -> None:
         command,
         data_transfer,
         distributed,
+        hyperdrive,
         module,
         parallel_run,
         script,

@@ -243,7 +243,7 @@ def concurrency(spec: dict[str, Any]) -> int:
 
 
 def companion_tasks(
-    spec: dict[str, Any], step_task_id: str, pools: dict[str, Any]
+    spec: dict[str, Any], step_task_id: str, pools: dict[str, Any], dag_dir: Path | None = None
 ) -> list[CompanionTask]:
     """The partition task and the mapped mini-batch task that run before the step's own task."""
     defaults = spec["parallel_defaults"]

@@ -24,6 +24,7 @@ EXAMPLE_TARGETS = [
     "examples/module/pipeline.py",
     "examples/docker/pipeline.py",
     "examples/command/pipeline.py",
+    "examples/hyperdrive/pipeline.py",
     "examples/parallel_run/pipeline.py",
     "examples/builtins/pipeline.py",
 ]

@@ -78,6 +78,7 @@ _V1_PACKAGES = {
         "schedule",
     ],
     "azureml.train": ["dnn", "estimator", "hyperdrive", "sklearn"],
+    "azureml.train.hyperdrive": ["parameter_expressions", "policy", "runconfig", "sampling"],
 }
 V1_MODULES = frozenset(
     f"{package}.{name}" for package, names in _V1_PACKAGES.items() for name in names

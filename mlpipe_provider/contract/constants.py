@@ -43,9 +43,10 @@ class StepKind:
 
 
 #: operators of tasks that belong to a step without being it (a ParallelRunStep's partition and
-#: mapped mini-batch tasks): a run's status lists their step, not them
+#: mapped mini-batch tasks, a HyperDriveStep's mapped trials): a run's status lists their step,
+#: not them
 COMPANION_OPERATORS: Final = frozenset(
-    {"ParallelRunPartitionOperator", "ParallelRunMiniBatchOperator"}
+    {"ParallelRunPartitionOperator", "ParallelRunMiniBatchOperator", "HyperDriveTrialOperator"}
 )
 
 #: DAG param: run every step even where a reusable result exists (v1 ``regenerate_outputs``)

@@ -74,9 +74,9 @@ def check_graph(graph: Graph, datastores: set[str] | None = None) -> list[str]:
     params = {p.name for p in graph.parameters}
     refs = {d.name for d in graph.data_references}
     outs = {d.name for d in graph.pipeline_data}
-    for i, name in enumerate(_dupes([d.name for d in graph.data_references] + sorted(outs))):
+    data_names = [d.name for d in graph.data_references] + [d.name for d in graph.pipeline_data]
+    for name in _dupes(data_names):
         problems.append(f"pipeline, field 'data': the name {name!r} is used twice")
-        del i
     for name in _dupes([p.name for p in graph.parameters]):
         problems.append(f"pipeline, field 'parameters': the name {name!r} is used twice")
     if datastores is not None:

@@ -57,11 +57,27 @@ def merge_reuse_decisions(tasks: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
     plan = tasks.get(PLAN_TASK_ID) or {}
     plan_error = (plan.get("xcom") or {}).get(ERROR_XCOM) if plan.get("state") == "failed" else None
+    # a companion task (a ParallelRunStep's partition) that failed: its step, in the same
+    # TaskGroup, did not start, and shows the companion's error as its own
+    companion_errors = {
+        task_id.rpartition(".")[0]: (info.get("xcom") or {}).get(ERROR_XCOM)
+        for task_id, info in tasks.items()
+        if info.get("operator") in COMPANION_OPERATORS and info.get("state") == "failed"
+    }
     steps: dict[str, dict[str, Any]] = {}
     for task_id, info in tasks.items():
         if task_id == PLAN_TASK_ID or info.get("operator") in COMPANION_OPERATORS:
             continue
         entry = dict(info)
+        companion_error = (
+            companion_errors.get(task_id.rpartition(".")[0]) if "." in task_id else None
+        )
+        if isinstance(companion_error, dict) and entry.get("state") == "upstream_failed":
+            entry["state"] = "failed"
+            entry["status"] = "Canceled" if companion_error.get("kind") == "stopped" else "Failed"
+            entry["error"] = companion_error.get("error")
+            steps[task_id] = entry
+            continue
         record = planned_record(plan.get("record"), task_id)
         if record is not None:
             entry["record"] = record

@@ -44,8 +44,9 @@ def write_reuse_notes(dag_id: str, run_id: str) -> int:
 
     noted = 0
     with create_session() as session:
+        # keyed by (task id, map index): each mapped task instance (a sweep's trial) has its own
         skipped = {
-            ti.task_id: ti
+            (ti.task_id, ti.map_index): ti
             for ti in session.scalars(
                 select(TaskInstance).where(
                     TaskInstance.dag_id == dag_id,
@@ -56,19 +57,20 @@ def write_reuse_notes(dag_id: str, run_id: str) -> int:
         }
         if not skipped:
             return 0
-        values: dict[str, Any] = {}
+        values: dict[tuple[str, int], Any] = {}
         for xcom in session.scalars(
             select(XComModel).where(
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run_id,
-                XComModel.task_id.in_([PLAN_TASK_ID, *skipped]),
+                XComModel.task_id.in_([PLAN_TASK_ID, *(key[0] for key in skipped)]),
                 XComModel.key == "return_value",
             )
         ):
-            values[xcom.task_id] = XComModel.deserialize_value(xcom)
-        for task_id, ti in skipped.items():
-            planned = planned_record(values.get(PLAN_TASK_ID), task_id)
-            record = planned or values.get(task_id)
+            values[(xcom.task_id, xcom.map_index)] = XComModel.deserialize_value(xcom)
+        plan = values.get((PLAN_TASK_ID, -1))
+        for (task_id, map_index), ti in skipped.items():
+            planned = planned_record(plan, task_id)
+            record = planned or values.get((task_id, map_index))
             if planned is not None:  # never started: no worker stored its links
                 _store_links(session, dag_id, run_id, task_id, planned)
             if isinstance(record, dict) and record.get("reused") and not ti.note:

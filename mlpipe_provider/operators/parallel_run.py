@@ -89,7 +89,7 @@ class ParallelRunPartitionOperator(_CompanionOperator):
         try:
             return partition(self, context)
         except BaseException as exc:
-            publish_error(context, exc)
+            publish_error(context, exc, stopped=bool(getattr(exc, "mlpipe_stopped", False)))
             raise
 
 

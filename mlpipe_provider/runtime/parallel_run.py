@@ -189,7 +189,10 @@ def partition(op: Any, context: Any) -> list[dict[str, Any]]:
     task: the ``PLAN_XCOM`` XCom lists every mini-batch's size and those reused records, so a
     rerun where 10 of 100 mini-batches changed maps 10 task instances, not 100.
     """
+    from mlpipe_provider.runtime.step_protocol import refuse_if_stopped
+
     step = op.step
+    refuse_if_stopped(step, context)  # no mini-batch starts once another step failed
     reuse = StepReuse(step, context)
     reusing = step.allow_reuse and not reuse.params.get(REGENERATE_PARAM)
     try:

@@ -50,7 +50,7 @@ def reused_record(step: Any, manifest: dict[str, Any], fingerprint: str) -> dict
     return {
         **{
             k: manifest[k]
-            for k in ("outputs", "metrics", "run_folder", "duration_s")
+            for k in ("outputs", "metrics", "run_folder", "duration_s", "hyperdrive")
             if k in manifest
         },
         "step_run_id": manifest["step_run_id"],

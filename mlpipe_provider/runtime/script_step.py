@@ -9,6 +9,7 @@ happen only once the script succeeded, and the attempt's run record follows them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -144,9 +145,14 @@ def _environment(
 MODELS_FILE = "models.jsonl"
 
 MakeArgv = Callable[[str, list[str], dict[str, str], Path], tuple[list[str], bool]]
+#: something to run beside the launch, given the run's metrics file and run id (a HyperDrive
+#: trial's monitor, which reads what the script logs while it runs and may stop it)
+Watch = Callable[[Path, str], contextlib.AbstractContextManager[Any]]
 
 
-def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
+def run_script(
+    op: Any, context: Any, ws: StepWorkspace, watch: Watch | None = None
+) -> dict[str, Any]:
     """Run the script once the protocol (``step_protocol.run_step``) decided it must run."""
     dag_dir = Path(op.dag.fileloc).resolve().parent
     source_dir = (dag_dir / op.source_directory).resolve()
@@ -161,7 +167,7 @@ def run_script(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
     ) -> tuple[list[str], bool]:
         return [python, "-u", op.script_name, *rendered], True
 
-    return _run_in_fresh_area(op, context, ws, source_dir, op.arguments, make_argv)
+    return _run_in_fresh_area(op, context, ws, source_dir, op.arguments, make_argv, watch)
 
 
 def run_command(op: Any, context: Any, ws: StepWorkspace) -> dict[str, Any]:
@@ -193,11 +199,12 @@ def _run_in_fresh_area(
     source_dir: Path,
     template: list[Any],
     make_argv: MakeArgv,
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
     step_run_id = str(uuid.uuid4())
     data = StepData(ws, op.step_name, step_run_id, op.log)
     try:
-        return _run_staged(op, context, ws, data, source_dir, template, make_argv)
+        return _run_staged(op, context, ws, data, source_dir, template, make_argv, watch)
     finally:
         data.close()
 
@@ -229,6 +236,7 @@ def _run_staged(
     source_dir: Path,
     template: list[Any],
     make_argv: MakeArgv,
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
     step_run_id = data.step_run_id
     meta_dir, remote_meta = _meta_folder(ws, data)
@@ -299,22 +307,24 @@ def _run_staged(
                 per_node,
                 gpus_per_node,
             )
+    watching = watch(metrics_file, step_run_id) if watch else contextlib.nullcontext()
     try:
         devices = lease.devices if lease else None
-        result = run_launch(
-            Launch(
-                op=op,
-                context=context,
-                commands=build_commands(argv, env, counts, devices),
-                source_dir=run_dir,
-                input_paths=input_paths,
-                output_paths=output_paths,
-                run_folder=data.area if remote_meta else meta_dir.parent,
-                timeout_s=op.timeout_seconds,
-                devices=devices,
-                runs_python=runs_python,
+        with watching:
+            result = run_launch(
+                Launch(
+                    op=op,
+                    context=context,
+                    commands=build_commands(argv, env, counts, devices),
+                    source_dir=run_dir,
+                    input_paths=input_paths,
+                    output_paths=output_paths,
+                    run_folder=data.area if remote_meta else meta_dir.parent,
+                    timeout_s=op.timeout_seconds,
+                    devices=devices,
+                    runs_python=runs_python,
+                )
             )
-        )
     finally:
         if lease is not None:
             lease.release()

@@ -18,7 +18,7 @@ from mlpipe_provider.store import lease_ttl
 from mlpipe_provider.tracking import track_step
 
 
-def _refuse_if_stopped(op: Any, context: Any) -> None:
+def refuse_if_stopped(op: Any, context: Any) -> None:
     """v1's ``continue_on_step_failure=False``: no step starts once a step of the run failed."""
     from mlpipe_provider.runtime.step_failure import stop_reason
 
@@ -92,7 +92,7 @@ class _Heartbeat:
 
 def run_step(op: Any, context: Any) -> dict[str, Any]:
     """Decide (reuse, wait, or run); run under the lease, digest outputs, commit the entry."""
-    _refuse_if_stopped(op, context)
+    refuse_if_stopped(op, context)
     reuse = StepReuse(op, context)
     try:
         fingerprint, _ = reuse.fingerprint()

@@ -116,6 +116,16 @@ class Experiment:
         if isinstance(config, ScriptRunConfig):
             kwargs = submit_keywords(kwargs, frozenset(), "Experiment.submit(ScriptRunConfig)")
             return _submit_script_run(self, config, tags=tags)
+        from mlpipe_provider.sdk.hyperdrive import HyperDriveConfig
+
+        if isinstance(config, HyperDriveConfig):
+            from mlpipe_provider.errors import NotSupportedError
+
+            raise NotSupportedError(
+                "Experiment.submit(HyperDriveConfig) is not supported by mlpipe: submit a "
+                "Pipeline with one HyperDriveStep(name=..., hyperdrive_config=config) and read "
+                "the sweep with HyperDriveStepRun(run.find_step_run(name)[0])"
+            )
         if not isinstance(config, Pipeline):
             raise UserErrorException(
                 "Experiment.submit: mlpipe submits Pipeline, ScriptRunConfig, PublishedPipeline or "

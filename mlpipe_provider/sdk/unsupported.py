@@ -32,11 +32,6 @@ def _unsupported(name: str, note: str) -> type:
     return type(name, (), namespace)
 
 
-HyperDriveStep = _unsupported(
-    "HyperDriveStep",
-    "no Airflow mapping yet; instead run the search inside one PythonScriptStep (e.g. with "
-    "Optuna), or one step per configuration",
-)
 AutoMLStep = _unsupported(
     "AutoMLStep",
     "AutoML is an Azure service; instead train in a PythonScriptStep with an AutoML library "
@@ -83,18 +78,6 @@ JarLibrary = _unsupported("JarLibrary", _DATABRICKS)
 MavenLibrary = _unsupported("MavenLibrary", _DATABRICKS)
 PyPiLibrary = _unsupported("PyPiLibrary", _DATABRICKS)
 RCranLibrary = _unsupported("RCranLibrary", _DATABRICKS)
-# HyperDrive's configuration names: HyperDriveStep is not supported, so neither are they.
-_HYPERDRIVE = (
-    "HyperDriveStep is not supported; run the search inside one PythonScriptStep (e.g. with Optuna)"
-)
-HyperDriveConfig = _unsupported("HyperDriveConfig", _HYPERDRIVE)
-HyperDriveStepRun = _unsupported("HyperDriveStepRun", _HYPERDRIVE)
-RandomParameterSampling = _unsupported("RandomParameterSampling", _HYPERDRIVE)
-BanditPolicy = _unsupported("BanditPolicy", _HYPERDRIVE)
-PrimaryMetricGoal = _unsupported("PrimaryMetricGoal", _HYPERDRIVE)
-choice = _unsupported("choice", _HYPERDRIVE)
-uniform = _unsupported("uniform", _HYPERDRIVE)
-loguniform = _unsupported("loguniform", _HYPERDRIVE)
 AutoMLConfig = _unsupported(
     "AutoMLConfig",
     "AutoML is an Azure service; train with FLAML or auto-sklearn in a PythonScriptStep",
@@ -102,7 +85,6 @@ AutoMLConfig = _unsupported(
 
 UNSUPPORTED_NAMES = sorted(
     [
-        "HyperDriveStep",
         "AutoMLStep",
         "DatabricksStep",
         "AdlaStep",
@@ -113,14 +95,6 @@ UNSUPPORTED_NAMES = sorted(
         "BatchCompute",
         "DatabricksCompute",
         "KustoCompute",
-        "HyperDriveConfig",
-        "HyperDriveStepRun",
-        "RandomParameterSampling",
-        "BanditPolicy",
-        "PrimaryMetricGoal",
-        "choice",
-        "uniform",
-        "loguniform",
         "AutoMLConfig",
         "EggLibrary",
         "JarLibrary",

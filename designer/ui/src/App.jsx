@@ -29,6 +29,7 @@ export default function App() {
   const [status, setStatus] = useState("");
   const [selected, setSelected] = useState(null);
   const [edited, setEdited] = useState(false);
+  const [fitted, setFitted] = useState(false); // the opened pipeline is laid out and in view
   const readOnly = !me.can_edit;
 
   useEffect(() => {
@@ -55,7 +56,12 @@ export default function App() {
       setEdited(false);
       setStatus(`opened ${target}`);
       // fit once React Flow has measured the nodes (fitView on mount runs before that)
-      setTimeout(() => flow.fitView({ maxZoom: 1, padding: 0.1 }), 300);
+      setFitted(false);
+      // (a controlled flow applies a queued fitView when it next receives nodes: hand it new ones)
+      requestAnimationFrame(() => {
+        flow.fitView({ maxZoom: 1, padding: 0.1 }).then(() => setFitted(true));
+        setSizes((s) => ({ ...s }));
+      });
     } catch (e) {
       if (e.status !== 404) return setStatus(e.message);
       const stem = target.split("/").pop().replace(/\.py$/, "");
@@ -92,20 +98,39 @@ export default function App() {
     setEdited(true);
   }, []);
 
-  const problemsOf = (step) => problems.filter((p) => p.step === step.name);
   const moduleOf = (step) => palette.modules.find((m) => m.module === step.module);
 
+  // Node objects are reused while nothing they show changed, so React Flow re-renders only the
+  // nodes an edit or a measurement touched (a 200-step pipeline stays interactive).
+  const nodeCache = useRef(new Map());
   const nodes = useMemo(() => {
     if (!graph) return [];
-    const list = graph.data_references.map((ref) => ({
-      id: `data:${ref.name}`, type: "data", position: positions[`data:${ref.name}`] || { x: 40, y: 40 }, data: { ref },
-      measured: sizes[`data:${ref.name}`],
-    }));
-    for (const step of graph.steps)
-      list.push({
+    const cache = nodeCache.current;
+    const next = new Map();
+    const keep = (id, parts, build) => {
+      const old = cache.get(id);
+      const node = old && old.parts.every((p, i) => p === parts[i]) ? old.node : build();
+      next.set(id, { parts, node });
+      return node;
+    };
+    const list = graph.data_references.map((ref) => {
+      const id = `data:${ref.name}`;
+      const parts = [ref, positions[id], sizes[id]];
+      return keep(id, parts, () => ({
+        id, type: "data", position: positions[id] || { x: 40, y: 40 }, data: { ref }, measured: sizes[id],
+      }));
+    });
+    for (const step of graph.steps) {
+      const mine = problems.filter((p) => p.step === step.name);
+      const module = moduleOf(step);
+      const isSelected = selected === step.id;
+      const parts = [step, positions[step.id], sizes[step.id], module, isSelected, JSON.stringify(mine)];
+      list.push(keep(step.id, parts, () => ({
         id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 }, measured: sizes[step.id],
-        data: { step, module: moduleOf(step), problems: problemsOf(step), selected: selected === step.id },
-      });
+        data: { step, module, problems: mine, selected: isSelected },
+      })));
+    }
+    nodeCache.current = next;
     return list;
   }, [graph, positions, sizes, problems, selected, palette]); // eslint-disable-line react-hooks/exhaustive-deps
 
@@ -245,7 +270,7 @@ export default function App() {
           </div>
         ))}
       </aside>
-      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas">
+      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas" data-fitted={fitted ? "1" : "0"}>
         {graph && (
           <ReactFlow
             nodes={nodes}
@@ -259,7 +284,7 @@ export default function App() {
             nodesConnectable={!readOnly}
             fitView
             fitViewOptions={{ maxZoom: 1 }}
-            minZoom={0.2}
+            minZoom={0.05}
             style={{ position: "absolute", inset: 0 }}
           >
             <Background />

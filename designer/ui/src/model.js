@@ -101,14 +101,24 @@ export function autoLayout(graph) {
     return d;
   };
   graph.steps.forEach(visit);
-  const rows = {};
-  const place = (id, level) => {
-    rows[level] = (rows[level] || 0) + 1;
-    return { x: 40 + level * 300, y: 40 + (rows[level] - 1) * 140 };
-  };
+  // Levels left to right; a long pipeline wraps every BAND levels into a new band below, so
+  // a 200-step chain stays about as wide as it is tall instead of one row 60,000 px long.
+  const byLevel = {};
+  graph.data_references.forEach((d) => (byLevel[0] ??= []).push(`data:${d.name}`));
+  graph.steps.forEach((s) => (byLevel[depth[s.id]] ??= []).push(s.id));
+  const levels = Object.keys(byLevel).map(Number).sort((a, b) => a - b);
+  const BAND = Math.max(6, Math.ceil(Math.sqrt(levels.length * 1.5)));
   const nodes = {};
-  graph.data_references.forEach((d) => (nodes[`data:${d.name}`] = place(`data:${d.name}`, 0)));
-  graph.steps.forEach((s) => (nodes[s.id] = place(s.id, depth[s.id])));
+  let top = 40;
+  for (let start = 0; start <= (levels.at(-1) ?? 0); start += BAND) {
+    const band = levels.filter((l) => l >= start && l < start + BAND);
+    let tallest = 1;
+    for (const level of band) {
+      byLevel[level].forEach((id, row) => (nodes[id] = { x: 40 + (level - start) * 300, y: top + row * 140 }));
+      tallest = Math.max(tallest, byLevel[level].length);
+    }
+    if (band.length) top += tallest * 140 + 80;
+  }
   return nodes;
 }
 

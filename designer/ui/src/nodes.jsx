@@ -1,5 +1,5 @@
 // Canvas nodes: a step with one handle per input and output port, and a DataReference source.
-import React, { useEffect } from "react";
+import React, { useEffect, useRef } from "react";
 import { Handle, Position, useUpdateNodeInternals } from "@xyflow/react";
 import { NEW_INPUT, inputsOf, outputsOf } from "./model.js";
 
@@ -29,7 +29,13 @@ export function StepNode({ id, data }) {
     outputs = module.outputs.map((p) => ({ port: p.name, data: step.outputs_map[p.name] || "" }));
   // React Flow measures handles with the node; ports added later must be measured again
   const signature = `${inputs.map((p) => p.port).join("|")}#${outputs.map((p) => p.port).join("|")}`;
-  useEffect(() => updateNodeInternals(id), [id, signature, updateNodeInternals]);
+  // (not on mount: React Flow measures a new node itself, and 200 extra updates cost seconds)
+  const measuredSignature = useRef(signature);
+  useEffect(() => {
+    if (measuredSignature.current === signature) return;
+    measuredSignature.current = signature;
+    updateNodeInternals(id);
+  }, [id, signature, updateNodeInternals]);
   const cls = ["step", problems.length ? "has-problem" : "", step.editable ? "" : "readonly", selected ? "selected" : ""];
   return (
     <div className={cls.join(" ")} data-testid={`step-${step.id}`} title={problems.map((p) => p.message).join("\n")}>
