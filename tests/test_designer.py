@@ -21,7 +21,15 @@ from mlpipe_provider.designer.reader import read_graph
 from mlpipe_provider.designer.writer import GraphProblems, write_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = ["prep_train_evaluate", "module", "docker", "data_transfer", "command", "distributed"]
+EXAMPLES = [
+    "prep_train_evaluate",
+    "module",
+    "docker",
+    "data_transfer",
+    "command",
+    "distributed",
+    "builtins",
+]
 
 
 @pytest.fixture
@@ -39,7 +47,7 @@ def _graph_of(path: Path) -> tuple[Graph, object]:
     return read_graph(found.pipeline, found.dag_id, path.parent), found.pipeline
 
 
-@pytest.mark.parametrize("name", ["prep_train_evaluate", "module", "docker"])
+@pytest.mark.parametrize("name", ["prep_train_evaluate", "module", "docker", "builtins"])
 def test_written_file_compiles_to_the_same_graph_and_the_same_steps(root, name):
     original = root / name / "pipeline.py"
     graph, pipeline = _graph_of(original)
@@ -264,8 +272,11 @@ def test_palette_lists_scripts_modules_datastores_and_gpu_pools(root):
 
     data = palette(root / "prep_train_evaluate", root)
     assert {"source_directory": "src", "script_name": "prep.py"} in data["scripts"]
-    assert [m["module"] for m in data["modules"]] == ["clean_text"]
-    assert data["modules"][0]["inputs"][0]["name"] == "raw"
+    from mlpipe_provider import builtin_modules
+
+    listed = {m["module"]: m for m in data["modules"]}
+    assert sorted(listed) == sorted(["clean_text", *builtin_modules.names()])  # + the built-ins
+    assert listed["clean_text"]["inputs"][0]["name"] == "raw"
     assert {d["name"] for d in data["datastores"]} == {"archive", "workspaceblobstore"}
     gpu = next(t for t in data["compute_targets"] if t["name"] == "gpu-cluster")
     assert gpu["gpus"] == 1 and gpu["pool"] == "gpu-cluster" and gpu["pool_slots"] == 1

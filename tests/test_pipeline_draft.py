@@ -119,3 +119,19 @@ def test_submit_run_finishes_and_publish_freezes_the_draft(ws, project, monkeypa
     # the draft stays editable after publishing; the published pipeline does not change
     draft.update(pipeline=pipeline(ws, project, steps=2))
     assert PublishedPipeline.get(ws, published.id).get_step_names() == ["writer0"]
+
+
+def test_migrate_maps_v1_pipeline_draft_imports():
+    from mlpipe_provider.cli.migrate import migrate_source
+
+    source = (
+        "from azureml.pipeline.core.pipeline_draft import PipelineDraft\n"
+        "from azureml.pipeline.core import PipelineDraft as Draft\n"
+        "draft = PipelineDraft.create\n"
+    )
+    migrated, findings = migrate_source(source)
+    assert migrated.splitlines()[:2] == [
+        "from mlpipe_provider.sdk import PipelineDraft",
+        "from mlpipe_provider.sdk import PipelineDraft as Draft",
+    ]
+    assert findings == []  # nothing unsupported or unmapped left

@@ -18,6 +18,8 @@ from types import ModuleType
 from typing import Any
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
+# copied into every built-in's snapshot next to its script (scripts import them as siblings)
+SHARED_FILES = ("_catalogue.py", "_common.py")
 
 
 @cache

@@ -26,6 +26,7 @@ EXAMPLE_TARGETS = [
     "examples/command/pipeline.py",
     "examples/hyperdrive/pipeline.py",
     "examples/parallel_run/pipeline.py",
+    "examples/builtins/pipeline.py",
 ]
 
 

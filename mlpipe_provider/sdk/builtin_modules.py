@@ -10,7 +10,10 @@ against.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from mlpipe_provider import builtin_modules
@@ -74,18 +77,28 @@ def install_builtin_modules(workspace: Any, names: list[str] | None = None) -> l
         for port in [*inputs, *outputs]:
             arguments += [f"--{port.name}", port]
         module = Module.create(workspace, name=name, description=definition["description"])
-        installed.append(
-            module.publish_python_script(
-                definition["script"],
-                definition["description"],
-                inputs=inputs,
-                outputs=outputs,
-                params={key: spec["default"] for key, spec in definition["params"].items()},
-                version=version,
-                is_default=True,
-                source_directory=str(builtin_modules.SCRIPTS_DIR),
-                category=category,
-                arguments=arguments,
+        with tempfile.TemporaryDirectory(prefix="mlpipe-builtin-") as source:
+            _stage(definition["script"], Path(source))
+            installed.append(
+                module.publish_python_script(
+                    definition["script"],
+                    definition["description"],
+                    inputs=inputs,
+                    outputs=outputs,
+                    params={key: spec["default"] for key, spec in definition["params"].items()},
+                    version=version,
+                    is_default=True,
+                    source_directory=source,
+                    category=category,
+                    arguments=arguments,
+                )
             )
-        )
     return installed
+
+
+def _stage(script: str, folder: Path) -> None:
+    """The module's own source folder: its script and the shared helpers, nothing else, so its
+    snapshot (and every step's fingerprint) changes only when code it runs changes: a release
+    that edits one script leaves the other built-ins' steps reusable."""
+    for name in (script, *builtin_modules.SHARED_FILES):
+        shutil.copyfile(builtin_modules.SCRIPTS_DIR / name, folder / name)
