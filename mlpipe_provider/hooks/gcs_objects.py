@@ -14,26 +14,12 @@ from typing import Any
 from urllib.parse import quote
 
 from mlpipe_provider.errors import DatastoreError
+from mlpipe_provider.hooks.cloud_objects import CloudObjects
 from mlpipe_provider.hooks.datastore import redact
 
 
-class GcsObjects:
+class GcsObjects(CloudObjects):
     """ConditionalObjects on a gcsfs filesystem (see hooks/object_store.py for the contract)."""
-
-    strict = True
-
-    def __init__(self, fs: Any, datastore: str, options: dict[str, Any]):
-        self.fs = fs
-        self.datastore = datastore
-        self.options = options
-
-    def _split(self, path: str) -> tuple[str, str]:
-        bucket, key, _ = self.fs.split_path(path)
-        if not bucket or not key:
-            raise DatastoreError(
-                f"datastore {self.datastore!r}: {path!r} is not an object in a bucket"
-            )
-        return bucket, key
 
     def _error(self, what: str, path: str, exc: BaseException) -> DatastoreError:
         text = str(exc).strip()

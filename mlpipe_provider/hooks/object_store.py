@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from mlpipe_provider.config import _UMASK
 from mlpipe_provider.errors import DatastoreError
+from mlpipe_provider.hooks.cloud_objects import CloudObjects
 from mlpipe_provider.hooks.datastore import redact
 
 LOCK_NAME = ".mlpipe-objects.lock"
@@ -243,23 +244,10 @@ def _container_missing(exc: Any) -> bool:
     )
 
 
-class AzureBlobObjects:
+class AzureBlobObjects(CloudObjects):
     """Blob preconditions through the async client of an adlfs filesystem, on fsspec's loop."""
 
-    strict = True
-
-    def __init__(self, fs: Any, datastore: str, options: dict[str, Any]):
-        self.fs = fs
-        self.datastore = datastore
-        self.options = options
-
-    def _split(self, path: str) -> tuple[str, str]:
-        container, key, _ = self.fs.split_path(path)
-        if not container or not key:
-            raise DatastoreError(
-                f"datastore {self.datastore!r}: {path!r} is not an object in a container"
-            )
-        return container, key
+    bucket_word = "container"
 
     def _missing_container(self, container: str) -> DatastoreError:
         return DatastoreError(

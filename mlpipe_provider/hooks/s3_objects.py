@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlpipe_provider.errors import DatastoreError
+from mlpipe_provider.hooks.cloud_objects import CloudObjects
 from mlpipe_provider.hooks.datastore import redact
 
 # The codes S3 answers when a precondition does not hold (409: a concurrent conditional write on
@@ -32,23 +33,8 @@ def _code(exc: Any) -> str:
     return code or str(status or "")
 
 
-class S3Objects:
+class S3Objects(CloudObjects):
     """ConditionalObjects on an s3fs filesystem (see hooks/object_store.py for the contract)."""
-
-    strict = True
-
-    def __init__(self, fs: Any, datastore: str, options: dict[str, Any]):
-        self.fs = fs
-        self.datastore = datastore
-        self.options = options
-
-    def _split(self, path: str) -> tuple[str, str]:
-        bucket, key, _ = self.fs.split_path(path)
-        if not bucket or not key:
-            raise DatastoreError(
-                f"datastore {self.datastore!r}: {path!r} is not an object in a bucket"
-            )
-        return bucket, key
 
     def _run(self, what: str, path: str, operation: str, **params: Any) -> Any:
         """One S3 call on fsspec's loop: its response, or the ClientError it raised when that is
