@@ -40,6 +40,16 @@ with open(os.path.join(a.rows, "rows.txt"), "w") as f:
 """
 
 
+REPORT = """import argparse, os
+from mlpipe_provider.sdk import Run
+p = argparse.ArgumentParser()
+p.add_argument("--rows", required=True)
+a = p.parse_args()
+with open(os.path.join(a.rows, "rows.txt")) as f:
+    Run.get_context().log("scaled_rows", int(f.read()))
+"""
+
+
 def _build_page() -> None:
     if STATIC.is_file():
         return
@@ -74,6 +84,7 @@ def designer(tmp_path_factory):
     steps = root / "prep_train_evaluate" / "steps"
     steps.mkdir()
     (steps / "count_rows.py").write_text(SCRIPT)
+    (steps / "report.py").write_text(REPORT)
     data = root / ".mlpipe" / "datastores" / "workspaceblobstore" / "iris"
     data.mkdir(parents=True)
     (data / "iris.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
@@ -120,6 +131,13 @@ def test_auth_no_token_401_viewer_reads_but_cannot_save(designer):
     assert _call(f"{url}/api/save", "POST", body, token=tokens["viewer"])[0] == 403
     assert _call(f"{url}/api/validate", "POST", body, token=tokens["viewer"])[0] == 403
     assert _call(f"{url}/api/save", "POST", body, token=tokens["admin"])[1]["written"] is False
+    # a viewer may not trigger DAG runs, so may not run from the designer either
+    run = {"path": path, "parameters": {}}
+    assert _call(f"{url}/api/run", "POST", run, token=tokens["viewer"])[0] == 403
+    assert _call(f"{url}/api/me", token=tokens["viewer"])[1]["can_run"] is False
+    assert (
+        _call(f"{url}/api/publish", "POST", {**run, "name": "x"}, token=tokens["viewer"])[0] == 403
+    )
     # bad requests are 4xx with a message naming the problem
     status, err = _call(f"{url}/api/pipeline?path=../../etc/passwd.py", token=tokens["admin"])
     assert status == 400 and "not an allowed name" in err["detail"]
@@ -195,6 +213,7 @@ def test_browser_viewer_sees_read_only(designer, playwright_driver):
         page.wait_for_selector('[data-testid="step-prep"]', timeout=30_000)
         assert page.locator("text=read only").count() == 1
         assert page.locator('[data-testid="save"]').count() == 0
+        assert page.locator('[data-testid="run"]').count() == 0
     finally:
         browser.close()
 
@@ -369,3 +388,101 @@ def test_browser_designer_opens_from_the_airflow_ui_navigation(designer, playwri
         assert frame.locator("text=read only").count() == 0  # the admin may edit
     finally:
         browser.close()
+
+
+def _runnable_graph():
+    """datastore CSV -> count_rows (--scale from a PipelineParameter) -> report (logs a metric)."""
+    from mlpipe_provider.designer.graph import DataRef, DataReferenceNode, Graph, Parameter, Step
+
+    return Graph(
+        variable="designer_run",
+        parameters=[Parameter(name="scale", default=3)],
+        data_references=[
+            DataReferenceNode(
+                name="iris", datastore="workspaceblobstore", path_on_datastore="iris/iris.csv"
+            )
+        ],
+        pipeline_data=[{"name": "rows", "datastore": "workspaceblobstore"}],
+        steps=[
+            Step(
+                id="count_rows",
+                name="count_rows",
+                kind="PythonScriptStep",
+                script_name="count_rows.py",
+                source_directory="steps",
+                arguments=[
+                    "--data",
+                    DataRef(data="iris"),
+                    "--rows",
+                    DataRef(data="rows"),
+                    "--scale",
+                    DataRef(parameter="scale"),
+                ],
+                inputs=["iris"],
+                outputs=["rows"],
+            ),
+            Step(
+                id="report",
+                name="report",
+                kind="PythonScriptStep",
+                script_name="report.py",
+                source_directory="steps",
+                arguments=["--rows", DataRef(data="rows")],
+                inputs=["rows"],
+            ),
+        ],
+    )
+
+
+def _run_from_page(page, scale: int, expect: str) -> dict:
+    page.click('[data-testid="run"]')
+    page.wait_for_selector('[data-testid="run-param-scale"]', timeout=30_000)
+    assert page.input_value('[data-testid="run-param-scale"]') == "3"  # the parameter's default
+    page.fill('[data-testid="run-param-scale"]', str(scale))
+    page.click('[data-testid="run-start"]')
+    page.wait_for_selector('[data-testid="run-state"][data-state="success"]', timeout=150_000)
+    for step in ("count_rows", "report"):
+        page.wait_for_selector(
+            f'[data-testid="step-{step}"][data-state="{expect}"]', timeout=10_000
+        )
+    return {"status": page.locator('[data-testid="status"]').text_content()}
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_path):
+    """Run from the page with a parameter: both steps turn executed, the report shows its metric;
+    the same run again: both are reused, naming the run they reused."""
+    from mlpipe_provider.designer.writer import write_pipeline
+
+    path = "prep_train_evaluate/designer_run.py"
+    (designer["root"] / path).write_text(write_pipeline(_runnable_graph()))
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path={path}")
+        page.wait_for_selector('[data-testid="step-report"]', timeout=30_000)
+        start = time.perf_counter()
+        _run_from_page(page, 5, "executed")
+        first = time.perf_counter() - start
+        metric = page.locator('[data-testid="step-report"] [data-testid="metrics"]').text_content()
+        assert "scaled_rows" in metric and "15" in metric  # 3 rows x scale 5, logged by the step
+        link = page.locator('[data-testid="step-report"] [data-testid="log-link"]')
+        assert "/tasks/report" in link.get_attribute("href")
+        page.screenshot(path=str(tmp_path / "designer-run.png"))
+        start = time.perf_counter()
+        _run_from_page(page, 5, "reused")
+        again = time.perf_counter() - start
+        reused = page.locator('[data-testid="step-count_rows"] [data-testid="reused-from"]')
+        assert "reused run" in reused.text_content()
+    finally:
+        browser.close()
+    print(f"designer run: executed in {first:.1f} s, reused in {again:.1f} s")
+    rows = sorted((designer["root"] / ".mlpipe" / "datastores").rglob("rows.txt"))
+    assert "15" in [r.read_text() for r in rows]
+    # the run is recorded as every mlpipe run is, so PipelineRun and `mlpipe runs` follow it
+    recorded = [
+        json.loads(p.read_text())
+        for p in (designer["root"] / ".mlpipe" / "runs").glob("*/request.json")
+    ]
+    mine = [r for r in recorded if r.get("dag_id") == "designer_run"]
+    assert len(mine) == 2 and all(r["conf"] == {"scale": 5} for r in mine)
