@@ -486,3 +486,39 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
     ]
     mine = [r for r in recorded if r.get("dag_id") == "designer_run"]
     assert len(mine) == 2 and all(r["conf"] == {"scale": 5} for r in mine)
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, playwright_driver):
+    """A built-in module's parameters are typed by its interface (a choice of the allowed values,
+    a number within its range); one promoted becomes a PipelineParameter the step refers to."""
+    from mlpipe_provider.sdk import Workspace, install_builtin_modules
+
+    install_builtin_modules(
+        Workspace(_workspace_dir=designer["root"] / ".mlpipe"),
+        names=["Clean Missing Data", "Split Data"],
+    )
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path=prep_train_evaluate/typed.py")
+        page.wait_for_selector('[data-testid="palette-module-Split Data"]', timeout=30_000)
+        _drag_to_canvas(page, '[data-testid="palette-module-Split Data"]', 600, 300)
+        page.wait_for_selector('[data-testid="step-Split_Data"]')
+        fraction = page.locator('[data-testid="param-fraction"]')
+        assert fraction.get_attribute("type") == "number"
+        assert fraction.get_attribute("max") == "1" and fraction.input_value() == "0.5"
+        assert page.locator('[data-testid="param-randomized_split"]').is_checked()
+        _drag_to_canvas(page, '[data-testid="palette-module-Clean Missing Data"]', 900, 450)
+        page.wait_for_selector('[data-testid="step-Clean_Missing_Data"]')
+        mode = page.locator('[data-testid="param-cleaning_mode"]')
+        options = mode.locator("option").all_text_contents()
+        assert options[0] == "Remove entire row" and "Replace with mean" in options
+        mode.select_option("Replace with mean")
+        page.click('[data-testid="promote-cleaning_mode"]')
+        assert mode.input_value() == "@Clean_Missing_Data_cleaning_mode"
+        page.click(".react-flow__pane", position={"x": 20, "y": 20})
+        promoted = page.locator('[data-testid="param-Clean_Missing_Data_cleaning_mode"]')
+        assert promoted.input_value() == "Replace with mean"  # the value it had, as default
+    finally:
+        browser.close()
