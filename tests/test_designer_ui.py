@@ -522,3 +522,76 @@ def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, p
         assert promoted.input_value() == "Replace with mean"  # the value it had, as default
     finally:
         browser.close()
+
+
+def _wait_run(url: str, token: str, started: dict, timeout_s: float = 150) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        query = f"dag_id={started['dag_id']}&run_id={started['run_id']}"
+        status, state = _call(f"{url}/api/run?{query}", token=token)
+        assert status == 200, state
+        if state["state"] in ("success", "failed"):
+            return state
+        time.sleep(1)
+    raise TimeoutError(started)
+
+
+@pytest.mark.airflow_server
+def test_api_failed_step_error_tail_bad_parameters_and_publish(designer):
+    """A failing step is "failed" with the tail of its log and the link to it; a bad parameter
+    or a pipeline with problems is refused before anything runs; publish makes a
+    PublishedPipeline and the PipelineEndpoint of the same name, as ``pipeline.publish`` does."""
+    from mlpipe_provider.designer.graph import Graph, Step
+    from mlpipe_provider.designer.writer import write_pipeline
+    from mlpipe_provider.sdk import PipelineEndpoint, PublishedPipeline, Workspace
+
+    url, admin = designer["url"], designer["tokens"]["admin"]
+    steps = designer["root"] / "prep_train_evaluate" / "steps"
+    (steps / "boom.py").write_text("raise ValueError('the rows are bad: 42')\n")
+    path = "prep_train_evaluate/designer_boom.py"
+    graph = Graph(
+        variable="designer_boom",
+        steps=[
+            Step(
+                id="boom",
+                name="boom",
+                kind="PythonScriptStep",
+                script_name="boom.py",
+                source_directory="steps",
+            )
+        ],
+    )
+    (designer["root"] / path).write_text(write_pipeline(graph))
+    status, err = _call(
+        f"{url}/api/run", "POST", {"path": path, "parameters": {"nope": 1}}, token=admin
+    )
+    assert status == 422 and "unknown parameter 'nope'" in err["detail"]["message"]
+    broken = "prep_train_evaluate/designer_broken.py"
+    bad = graph.model_copy(deep=True)
+    bad.variable = "designer_broken"
+    bad.steps[0].compute_target = "no-such-cluster"
+    (designer["root"] / broken).write_text(write_pipeline(bad))
+    status, err = _call(f"{url}/api/run", "POST", {"path": broken}, token=admin)
+    assert status == 422 and err["detail"]["problems"][0]["step"] == "boom", err
+    status, started = _call(f"{url}/api/run", "POST", {"path": path}, token=admin)
+    assert status == 200, started
+    state = _wait_run(url, admin, started)
+    assert state["state"] == "failed"
+    boom = state["steps"]["boom"]
+    assert boom["state"] == "failed"
+    assert "the rows are bad: 42" in boom["error"]
+    assert boom["log_url"].endswith(f"/dags/designer_boom/runs/{started['run_id']}/tasks/boom")
+
+    # publish: the same PublishedPipeline pipeline.publish() makes, and an endpoint
+    status, done = _call(
+        f"{url}/api/publish",
+        "POST",
+        {"path": path, "name": "boom-pipeline", "endpoint": "boom-endpoint"},
+        token=admin,
+    )
+    assert status == 200, done
+    ws = Workspace(_workspace_dir=designer["root"] / ".mlpipe")
+    published = PublishedPipeline.get(ws, done["id"])
+    assert published.name == "boom-pipeline"
+    endpoint = PipelineEndpoint.get(ws, name="boom-endpoint")
+    assert endpoint.get_pipeline().id == done["id"]
