@@ -469,11 +469,16 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
         link = page.locator('[data-testid="step-report"] [data-testid="log-link"]')
         assert "/tasks/report" in link.get_attribute("href")
         page.screenshot(path=str(tmp_path / "designer-run.png"))
+        first_run = page.locator('[data-testid="run-state"]').get_attribute("href").split("/")[-1]
         start = time.perf_counter()
         _run_from_page(page, 5, "reused")
         again = time.perf_counter() - start
+        # each reused step names, and links to, the task of the first run that produced it
         reused = page.locator('[data-testid="step-count_rows"] [data-testid="reused-from"]')
-        assert "reused run" in reused.text_content()
+        assert f"reused run {first_run}" in reused.text_content()
+        href = reused.locator("a").get_attribute("href")
+        assert href.endswith(f"/dags/designer_run/runs/{first_run}/tasks/count_rows")
+        assert first_run not in page.locator('[data-testid="run-state"]').get_attribute("href")
     finally:
         browser.close()
     print(f"designer run: executed in {first:.1f} s, reused in {again:.1f} s")

@@ -284,11 +284,7 @@ def run_state(dag_id: str, run_id: str) -> dict[str, Any]:
                 "metrics": _scalars(record.get("metrics")),
             }
             if record.get("reused"):
-                entry["reused"] = {
-                    "pipeline_run_id": record.get("reused_pipeline_run_id"),
-                    "dag_id": record.get("reused_dag_id"),
-                    "step_run_id": record.get("reused_run_id"),
-                }
+                entry["reused"] = _reused(record, base)
             if state == "failed":
                 entry["error"] = _log_tail(dag_id, run_id, ti.task_id, ti.try_number)
             steps[ti.task_display_name or ti.task_id] = entry
@@ -299,6 +295,23 @@ def run_state(dag_id: str, run_id: str) -> dict[str, Any]:
             "url": f"{base}/dags/{dag_id}/runs/{run_id}",
             "steps": steps,
         }
+
+
+def _reused(record: dict[str, Any], base: str) -> dict[str, Any]:
+    """The step run a reused step reused, and the Airflow page of the task that produced it
+    (``docs/runs.md``'s "Reused run" link; a record without the task links to its DAG run)."""
+    dag_id, run_id = record.get("reused_dag_id"), record.get("reused_pipeline_run_id")
+    task_id = record.get("reused_task_id")
+    url = None
+    if dag_id and run_id:
+        url = f"{base}/dags/{dag_id}/runs/{run_id}" + (f"/tasks/{task_id}" if task_id else "")
+    return {
+        "pipeline_run_id": run_id,
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "step_run_id": record.get("reused_run_id"),
+        "url": url,
+    }
 
 
 def _label(state: str | None, record: dict[str, Any]) -> str:

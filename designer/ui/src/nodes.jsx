@@ -69,7 +69,9 @@ function RunInfo({ run }) {
       </div>
       {run.reused && (
         <div className="detail" data-testid="reused-from">
-          reused run {run.reused.pipeline_run_id}
+          reused {run.reused.url
+            ? <a href={run.reused.url} target="_blank" rel="noreferrer">run {run.reused.pipeline_run_id}</a>
+            : `run ${run.reused.pipeline_run_id}`}
         </div>
       )}
       {metrics.length > 0 && (
