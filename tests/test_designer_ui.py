@@ -110,7 +110,12 @@ def designer(tmp_path_factory):
             )
             assert status in (200, 201), body
             tokens[user] = body["access_token"]
-        yield {"url": f"{server.url}/mlpipe/designer", "root": root, "tokens": tokens}
+        yield {
+            "url": f"{server.url}/mlpipe/designer",
+            "root": root,
+            "tokens": tokens,
+            "dags": server.dags,
+        }
     finally:
         server.stop()
 
@@ -211,7 +216,7 @@ def test_browser_viewer_sees_read_only(designer, playwright_driver):
     try:
         page.goto(f"{designer['url']}/?path=prep_train_evaluate/pipeline.py")
         page.wait_for_selector('[data-testid="step-prep"]', timeout=30_000)
-        assert page.locator("text=read only").count() == 1
+        page.wait_for_selector("text=read only", timeout=30_000)  # once /api/me answered
         assert page.locator('[data-testid="save"]').count() == 0
         assert page.locator('[data-testid="run"]').count() == 0
     finally:
@@ -385,6 +390,7 @@ def test_browser_designer_opens_from_the_airflow_ui_navigation(designer, playwri
         frame = frame_element.content_frame()
         frame.wait_for_selector('[data-testid="palette"]', timeout=30_000)
         assert frame.locator('[data-testid="save"]').count() == 0  # no file open yet
+        frame.wait_for_selector('[data-testid="user"]:has-text("admin")')  # /api/me answered
         assert frame.locator("text=read only").count() == 0  # the admin may edit
     finally:
         browser.close()
@@ -477,7 +483,9 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
         reused = page.locator('[data-testid="step-count_rows"] [data-testid="reused-from"]')
         assert f"reused run {first_run}" in reused.text_content()
         href = reused.locator("a").get_attribute("href")
-        assert href.endswith(f"/dags/designer_run/runs/{first_run}/tasks/count_rows")
+        assert href.endswith(
+            f"/dags/prep_train_evaluate__designer_run/runs/{first_run}/tasks/count_rows"
+        )
         assert first_run not in page.locator('[data-testid="run-state"]').get_attribute("href")
     finally:
         browser.close()
@@ -489,7 +497,7 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
         json.loads(p.read_text())
         for p in (designer["root"] / ".mlpipe" / "runs").glob("*/request.json")
     ]
-    mine = [r for r in recorded if r.get("dag_id") == "designer_run"]
+    mine = [r for r in recorded if r.get("dag_id") == "prep_train_evaluate__designer_run"]
     assert len(mine) == 2 and all(r["conf"] == {"scale": 5} for r in mine)
 
 
@@ -578,6 +586,18 @@ def test_api_failed_step_error_tail_bad_parameters_and_publish(designer):
     (designer["root"] / broken).write_text(write_pipeline(bad))
     status, err = _call(f"{url}/api/run", "POST", {"path": broken}, token=admin)
     assert status == 422 and err["detail"]["problems"][0]["step"] == "boom", err
+    # a DAG file of the same name that the designer did not write is left alone
+    other = graph.model_copy(update={"variable": "designer_other"})
+    (designer["root"] / "prep_train_evaluate" / "designer_other.py").write_text(
+        write_pipeline(other)
+    )
+    foreign = designer["dags"] / "prep_train_evaluate__designer_other.py"
+    foreign.write_text("# someone else's DAG\n")
+    status, err = _call(
+        f"{url}/api/run", "POST", {"path": "prep_train_evaluate/designer_other.py"}, token=admin
+    )
+    assert status == 409 and "not written by the designer" in err["detail"], err
+    assert foreign.read_text() == "# someone else's DAG\n"
     status, started = _call(f"{url}/api/run", "POST", {"path": path}, token=admin)
     assert status == 200, started
     state = _wait_run(url, admin, started)
@@ -585,7 +605,9 @@ def test_api_failed_step_error_tail_bad_parameters_and_publish(designer):
     boom = state["steps"]["boom"]
     assert boom["state"] == "failed"
     assert "the rows are bad: 42" in boom["error"]
-    assert boom["log_url"].endswith(f"/dags/designer_boom/runs/{started['run_id']}/tasks/boom")
+    assert boom["log_url"].endswith(
+        f"/dags/prep_train_evaluate__designer_boom/runs/{started['run_id']}/tasks/boom"
+    )
 
     # publish: the same PublishedPipeline pipeline.publish() makes, and an endpoint
     status, done = _call(

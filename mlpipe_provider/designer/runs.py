@@ -52,8 +52,17 @@ def base_url() -> str:
     return conf.get("api", "base_url", fallback="").rstrip("/")
 
 
+def designer_dag_id(relative: str, variable: str, several: bool) -> str:
+    """The DAG id of a pipeline run from the designer: from the file's path (two files that
+    both call their pipeline ``pipeline`` must not share a DAG), plus the variable when the file
+    defines several pipelines. ``compile_lowered`` makes it a valid DAG id."""
+    stem = relative[: -len(".py")] if relative.endswith(".py") else relative
+    name = stem.replace("/", "__")
+    return f"{name}__{variable}" if several else name
+
+
 def load_lowered(root: Path, relative: str, variable: str | None) -> tuple[str, Any]:
-    """The pipeline's name (its DAG id, as ``mlpipe compile`` names it) and its lowered form."""
+    """The pipeline's DAG id (``designer_dag_id``) and its lowered form."""
     path = files.pipeline_path(root, relative)
     if not path.is_file():
         raise service.NotFound(f"{relative} not found: save it first")
@@ -67,7 +76,7 @@ def load_lowered(root: Path, relative: str, variable: str | None) -> tuple[str, 
         lowered = lower(chosen.pipeline)
     if lowered.problems:
         raise GraphProblems(list(lowered.problems))
-    return chosen.dag_id, lowered
+    return designer_dag_id(relative, chosen.dag_id, len(found) > 1), lowered
 
 
 def parameters(root: Path, relative: str, variable: str | None) -> dict[str, Any]:
@@ -80,11 +89,23 @@ def parameters(root: Path, relative: str, variable: str | None) -> dict[str, Any
 
 
 def compile_into_dags(relative: str, dag_id: str, lowered: Any) -> tuple[str, Path, bool]:
-    """Write the DAG (and its pools) into Airflow's DAG folder; whether the file changed."""
+    """Write the DAG (and its pools) into Airflow's DAG folder; whether the file changed.
+
+    A DAG file of that name that the designer did not write for this pipeline file (its first
+    line names another origin) is never replaced: a 409 conflict."""
     compiled = compile_lowered(
-        lowered, dag_id, dags_folder(), origin=relative, tags=["mlpipe", "designer"]
+        lowered,
+        dag_id,
+        dags_folder(),
+        origin=f"the designer's {relative}",
+        tags=["mlpipe", "designer"],
     )
     old = compiled.path.read_text(encoding="utf-8") if compiled.path.is_file() else None
+    if old is not None and old.partition("\n")[0] != compiled.text.partition("\n")[0]:
+        raise files.Conflict(
+            f"{compiled.path.name} in Airflow's DAG folder was not written by the designer for "
+            f"{relative}; it is left alone (rename the pipeline file to run it from here)"
+        )
     changed = old != compiled.text
     if changed or (compiled.pools_path is not None and not compiled.pools_path.is_file()):
         compiled.write()

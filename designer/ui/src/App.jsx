@@ -18,7 +18,7 @@ function query(name) {
 
 export default function App() {
   const flow = useReactFlow();
-  const [me, setMe] = useState({ can_edit: false });
+  const [me, setMe] = useState(null); // null until /api/me answers: no badge flickers meanwhile
   const [fileList, setFileList] = useState([]);
   const [path, setPath] = useState(query("path") || "");
   const [baseHash, setBaseHash] = useState(null);
@@ -32,7 +32,7 @@ export default function App() {
   const [edited, setEdited] = useState(false);
   const [fitted, setFitted] = useState(false); // the opened pipeline is laid out and in view
   const [run, setRun] = useState(null); // {dag_id, run_id, state, steps: {step name: {...}}}
-  const readOnly = !me.can_edit;
+  const readOnly = !me?.can_edit;
 
   useEffect(() => {
     api.me().then(setMe).catch((e) => setStatus(e.message));
@@ -242,10 +242,11 @@ export default function App() {
         <datalist id="files">{fileList.map((f) => <option key={f} value={f} />)}</datalist>
         <button onClick={() => load(path)} data-testid="open">Open</button>
         {!readOnly && graph && <button onClick={save} data-testid="save">Save</button>}
-        {me.can_run && graph && !edited && baseHash && (
-          <RunPanel path={path} variable={graph.variable} run={run} setRun={setRun} setStatus={setStatus} canEdit={me.can_edit} />
+        {me?.can_run && graph && !edited && baseHash && (
+          <RunPanel path={path} variable={graph.variable} run={run} setRun={setRun} setStatus={setStatus} canEdit={me?.can_edit} />
         )}
-        {readOnly && <span className="badge">read only</span>}
+        {me && readOnly && <span className="badge">read only</span>}
+        {me && <span className="user" data-testid="user">{me.user}</span>}
         <span className="status" data-testid="status">{status}</span>
       </header>
       <aside className="palette" data-testid="palette">

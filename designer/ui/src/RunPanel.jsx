@@ -31,6 +31,7 @@ export function RunPanel({ path, variable, run, setRun, setStatus, canEdit }) {
   const show = async () => {
     if (open) return setOpen(false);
     setOpen(true);
+    setSpecs(null); // the file may have changed since: read its parameters again
     try {
       const { parameters } = await api.runParameters(path);
       setSpecs(parameters);
