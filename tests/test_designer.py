@@ -361,3 +361,34 @@ def test_the_plugin_does_not_load_the_designer_until_it_is_asked():
 def test_problems_are_split_into_step_and_field_for_the_canvas(message, step, field):
     entry = service.problem_entry(message)
     assert (entry["step"], entry["field"], entry["message"]) == (step, field, message)
+
+
+def test_palette_gives_typed_parameter_forms_from_the_module_interface(root):
+    """A built-in's form comes from its catalogue (allowed values, range, required); a
+    registered module's from its defaults' types. Every spec is plain JSON for the page."""
+    import json
+
+    from mlpipe_provider.designer.palette import palette
+    from mlpipe_provider.sdk import Workspace, install_builtin_modules
+
+    install_builtin_modules(
+        Workspace(_workspace_dir=root / ".mlpipe"), names=["Split Data", "Clean Missing Data"]
+    )
+    modules = {m["module"]: m for m in palette(root / "prep_train_evaluate", root)["modules"]}
+    split = modules["Split Data"]["param_specs"]
+    assert split["fraction"] == {
+        "type": "float",
+        "default": 0.5,
+        "label": "Fraction of rows in the first output",
+        "min": 0.0,
+        "max": 1.0,
+    }
+    assert split["randomized_split"]["type"] == "bool"
+    mode = modules["Clean Missing Data"]["param_specs"]["cleaning_mode"]
+    assert mode["allowed"][0] == "Remove entire row" and "Replace with mean" in mode["allowed"]
+    own = modules["clean_text"]
+    assert set(own["param_specs"]) == set(own["params"])
+    for name, default in own["params"].items():
+        kind = {bool: "bool", int: "int", float: "float", str: "str"}[type(default)]
+        assert own["param_specs"][name] == {"type": kind, "default": default}
+    json.dumps(modules)  # nothing the page cannot read

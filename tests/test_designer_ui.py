@@ -40,6 +40,16 @@ with open(os.path.join(a.rows, "rows.txt"), "w") as f:
 """
 
 
+REPORT = """import argparse, os
+from mlpipe_provider.sdk import Run
+p = argparse.ArgumentParser()
+p.add_argument("--rows", required=True)
+a = p.parse_args()
+with open(os.path.join(a.rows, "rows.txt")) as f:
+    Run.get_context().log("scaled_rows", int(f.read()))
+"""
+
+
 def _build_page() -> None:
     if STATIC.is_file():
         return
@@ -74,6 +84,7 @@ def designer(tmp_path_factory):
     steps = root / "prep_train_evaluate" / "steps"
     steps.mkdir()
     (steps / "count_rows.py").write_text(SCRIPT)
+    (steps / "report.py").write_text(REPORT)
     data = root / ".mlpipe" / "datastores" / "workspaceblobstore" / "iris"
     data.mkdir(parents=True)
     (data / "iris.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
@@ -99,7 +110,12 @@ def designer(tmp_path_factory):
             )
             assert status in (200, 201), body
             tokens[user] = body["access_token"]
-        yield {"url": f"{server.url}/mlpipe/designer", "root": root, "tokens": tokens}
+        yield {
+            "url": f"{server.url}/mlpipe/designer",
+            "root": root,
+            "tokens": tokens,
+            "dags": server.dags,
+        }
     finally:
         server.stop()
 
@@ -120,6 +136,13 @@ def test_auth_no_token_401_viewer_reads_but_cannot_save(designer):
     assert _call(f"{url}/api/save", "POST", body, token=tokens["viewer"])[0] == 403
     assert _call(f"{url}/api/validate", "POST", body, token=tokens["viewer"])[0] == 403
     assert _call(f"{url}/api/save", "POST", body, token=tokens["admin"])[1]["written"] is False
+    # a viewer may not trigger DAG runs, so may not run from the designer either
+    run = {"path": path, "parameters": {}}
+    assert _call(f"{url}/api/run", "POST", run, token=tokens["viewer"])[0] == 403
+    assert _call(f"{url}/api/me", token=tokens["viewer"])[1]["can_run"] is False
+    assert (
+        _call(f"{url}/api/publish", "POST", {**run, "name": "x"}, token=tokens["viewer"])[0] == 403
+    )
     # bad requests are 4xx with a message naming the problem
     status, err = _call(f"{url}/api/pipeline?path=../../etc/passwd.py", token=tokens["admin"])
     assert status == 400 and "not an allowed name" in err["detail"]
@@ -193,8 +216,9 @@ def test_browser_viewer_sees_read_only(designer, playwright_driver):
     try:
         page.goto(f"{designer['url']}/?path=prep_train_evaluate/pipeline.py")
         page.wait_for_selector('[data-testid="step-prep"]', timeout=30_000)
-        assert page.locator("text=read only").count() == 1
+        page.wait_for_selector("text=read only", timeout=30_000)  # once /api/me answered
         assert page.locator('[data-testid="save"]').count() == 0
+        assert page.locator('[data-testid="run"]').count() == 0
     finally:
         browser.close()
 
@@ -366,6 +390,235 @@ def test_browser_designer_opens_from_the_airflow_ui_navigation(designer, playwri
         frame = frame_element.content_frame()
         frame.wait_for_selector('[data-testid="palette"]', timeout=30_000)
         assert frame.locator('[data-testid="save"]').count() == 0  # no file open yet
+        frame.wait_for_selector('[data-testid="user"]:has-text("admin")')  # /api/me answered
         assert frame.locator("text=read only").count() == 0  # the admin may edit
     finally:
         browser.close()
+
+
+def _runnable_graph():
+    """datastore CSV -> count_rows (--scale from a PipelineParameter) -> report (logs a metric)."""
+    from mlpipe_provider.designer.graph import DataRef, DataReferenceNode, Graph, Parameter, Step
+
+    return Graph(
+        variable="designer_run",
+        parameters=[Parameter(name="scale", default=3)],
+        data_references=[
+            DataReferenceNode(
+                name="iris", datastore="workspaceblobstore", path_on_datastore="iris/iris.csv"
+            )
+        ],
+        pipeline_data=[{"name": "rows", "datastore": "workspaceblobstore"}],
+        steps=[
+            Step(
+                id="count_rows",
+                name="count_rows",
+                kind="PythonScriptStep",
+                script_name="count_rows.py",
+                source_directory="steps",
+                arguments=[
+                    "--data",
+                    DataRef(data="iris"),
+                    "--rows",
+                    DataRef(data="rows"),
+                    "--scale",
+                    DataRef(parameter="scale"),
+                ],
+                inputs=["iris"],
+                outputs=["rows"],
+            ),
+            Step(
+                id="report",
+                name="report",
+                kind="PythonScriptStep",
+                script_name="report.py",
+                source_directory="steps",
+                arguments=["--rows", DataRef(data="rows")],
+                inputs=["rows"],
+            ),
+        ],
+    )
+
+
+def _run_from_page(page, scale: int, expect: str) -> dict:
+    page.click('[data-testid="run"]')
+    page.wait_for_selector('[data-testid="run-param-scale"]', timeout=30_000)
+    assert page.input_value('[data-testid="run-param-scale"]') == "3"  # the parameter's default
+    page.fill('[data-testid="run-param-scale"]', str(scale))
+    page.click('[data-testid="run-start"]')
+    page.wait_for_selector('[data-testid="run-state"][data-state="success"]', timeout=150_000)
+    for step in ("count_rows", "report"):
+        page.wait_for_selector(
+            f'[data-testid="step-{step}"][data-state="{expect}"]', timeout=10_000
+        )
+    return {"status": page.locator('[data-testid="status"]').text_content()}
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_path):
+    """Run from the page with a parameter: both steps turn executed, the report shows its metric;
+    the same run again: both are reused, naming the run they reused."""
+    from mlpipe_provider.designer.writer import write_pipeline
+
+    path = "prep_train_evaluate/designer_run.py"
+    (designer["root"] / path).write_text(write_pipeline(_runnable_graph()))
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path={path}")
+        page.wait_for_selector('[data-testid="step-report"]', timeout=30_000)
+        start = time.perf_counter()
+        _run_from_page(page, 5, "executed")
+        first = time.perf_counter() - start
+        metric = page.locator('[data-testid="step-report"] [data-testid="metrics"]').text_content()
+        assert "scaled_rows" in metric and "15" in metric  # 3 rows x scale 5, logged by the step
+        link = page.locator('[data-testid="step-report"] [data-testid="log-link"]')
+        assert "/tasks/report" in link.get_attribute("href")
+        page.screenshot(path=str(tmp_path / "designer-run.png"))
+        first_run = page.locator('[data-testid="run-state"]').get_attribute("href").split("/")[-1]
+        start = time.perf_counter()
+        _run_from_page(page, 5, "reused")
+        again = time.perf_counter() - start
+        # each reused step names, and links to, the task of the first run that produced it
+        reused = page.locator('[data-testid="step-count_rows"] [data-testid="reused-from"]')
+        assert f"reused run {first_run}" in reused.text_content()
+        href = reused.locator("a").get_attribute("href")
+        assert href.endswith(
+            f"/dags/prep_train_evaluate__designer_run/runs/{first_run}/tasks/count_rows"
+        )
+        assert first_run not in page.locator('[data-testid="run-state"]').get_attribute("href")
+    finally:
+        browser.close()
+    print(f"designer run: executed in {first:.1f} s, reused in {again:.1f} s")
+    rows = sorted((designer["root"] / ".mlpipe" / "datastores").rglob("rows.txt"))
+    assert "15" in [r.read_text() for r in rows]
+    # the run is recorded as every mlpipe run is, so PipelineRun and `mlpipe runs` follow it
+    recorded = [
+        json.loads(p.read_text())
+        for p in (designer["root"] / ".mlpipe" / "runs").glob("*/request.json")
+    ]
+    mine = [r for r in recorded if r.get("dag_id") == "prep_train_evaluate__designer_run"]
+    assert len(mine) == 2 and all(r["conf"] == {"scale": 5} for r in mine)
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, playwright_driver):
+    """A built-in module's parameters are typed by its interface (a choice of the allowed values,
+    a number within its range); one promoted becomes a PipelineParameter the step refers to."""
+    from mlpipe_provider.sdk import Workspace, install_builtin_modules
+
+    install_builtin_modules(
+        Workspace(_workspace_dir=designer["root"] / ".mlpipe"),
+        names=["Clean Missing Data", "Split Data"],
+    )
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path=prep_train_evaluate/typed.py")
+        page.wait_for_selector('[data-testid="palette-module-Split Data"]', timeout=30_000)
+        _drag_to_canvas(page, '[data-testid="palette-module-Split Data"]', 600, 300)
+        page.wait_for_selector('[data-testid="step-Split_Data"]')
+        fraction = page.locator('[data-testid="param-fraction"]')
+        assert fraction.get_attribute("type") == "number"
+        assert fraction.get_attribute("max") == "1" and fraction.input_value() == "0.5"
+        assert page.locator('[data-testid="param-randomized_split"]').is_checked()
+        _drag_to_canvas(page, '[data-testid="palette-module-Clean Missing Data"]', 900, 450)
+        page.wait_for_selector('[data-testid="step-Clean_Missing_Data"]')
+        mode = page.locator('[data-testid="param-cleaning_mode"]')
+        options = mode.locator("option").all_text_contents()
+        assert options[0] == "Remove entire row" and "Replace with mean" in options
+        mode.select_option("Replace with mean")
+        page.click('[data-testid="promote-cleaning_mode"]')
+        assert mode.input_value() == "@Clean_Missing_Data_cleaning_mode"
+        page.click(".react-flow__pane", position={"x": 20, "y": 20})
+        promoted = page.locator('[data-testid="param-Clean_Missing_Data_cleaning_mode"]')
+        assert promoted.input_value() == "Replace with mean"  # the value it had, as default
+    finally:
+        browser.close()
+
+
+def _wait_run(url: str, token: str, started: dict, timeout_s: float = 150) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        query = f"dag_id={started['dag_id']}&run_id={started['run_id']}"
+        status, state = _call(f"{url}/api/run?{query}", token=token)
+        assert status == 200, state
+        if state["state"] in ("success", "failed"):
+            return state
+        time.sleep(1)
+    raise TimeoutError(started)
+
+
+@pytest.mark.airflow_server
+def test_api_failed_step_error_tail_bad_parameters_and_publish(designer):
+    """A failing step is "failed" with the tail of its log and the link to it; a bad parameter
+    or a pipeline with problems is refused before anything runs; publish makes a
+    PublishedPipeline and the PipelineEndpoint of the same name, as ``pipeline.publish`` does."""
+    from mlpipe_provider.designer.graph import Graph, Step
+    from mlpipe_provider.designer.writer import write_pipeline
+    from mlpipe_provider.sdk import PipelineEndpoint, PublishedPipeline, Workspace
+
+    url, admin = designer["url"], designer["tokens"]["admin"]
+    steps = designer["root"] / "prep_train_evaluate" / "steps"
+    (steps / "boom.py").write_text("raise ValueError('the rows are bad: 42')\n")
+    path = "prep_train_evaluate/designer_boom.py"
+    graph = Graph(
+        variable="designer_boom",
+        steps=[
+            Step(
+                id="boom",
+                name="boom",
+                kind="PythonScriptStep",
+                script_name="boom.py",
+                source_directory="steps",
+            )
+        ],
+    )
+    (designer["root"] / path).write_text(write_pipeline(graph))
+    status, err = _call(
+        f"{url}/api/run", "POST", {"path": path, "parameters": {"nope": 1}}, token=admin
+    )
+    assert status == 422 and "unknown parameter 'nope'" in err["detail"]["message"]
+    broken = "prep_train_evaluate/designer_broken.py"
+    bad = graph.model_copy(deep=True)
+    bad.variable = "designer_broken"
+    bad.steps[0].compute_target = "no-such-cluster"
+    (designer["root"] / broken).write_text(write_pipeline(bad))
+    status, err = _call(f"{url}/api/run", "POST", {"path": broken}, token=admin)
+    assert status == 422 and err["detail"]["problems"][0]["step"] == "boom", err
+    # a DAG file of the same name that the designer did not write is left alone
+    other = graph.model_copy(update={"variable": "designer_other"})
+    (designer["root"] / "prep_train_evaluate" / "designer_other.py").write_text(
+        write_pipeline(other)
+    )
+    foreign = designer["dags"] / "prep_train_evaluate__designer_other.py"
+    foreign.write_text("# someone else's DAG\n")
+    status, err = _call(
+        f"{url}/api/run", "POST", {"path": "prep_train_evaluate/designer_other.py"}, token=admin
+    )
+    assert status == 409 and "not written by the designer" in err["detail"], err
+    assert foreign.read_text() == "# someone else's DAG\n"
+    status, started = _call(f"{url}/api/run", "POST", {"path": path}, token=admin)
+    assert status == 200, started
+    state = _wait_run(url, admin, started)
+    assert state["state"] == "failed"
+    boom = state["steps"]["boom"]
+    assert boom["state"] == "failed"
+    assert "the rows are bad: 42" in boom["error"]
+    assert boom["log_url"].endswith(
+        f"/dags/prep_train_evaluate__designer_boom/runs/{started['run_id']}/tasks/boom"
+    )
+
+    # publish: the same PublishedPipeline pipeline.publish() makes, and an endpoint
+    status, done = _call(
+        f"{url}/api/publish",
+        "POST",
+        {"path": path, "name": "boom-pipeline", "endpoint": "boom-endpoint"},
+        token=admin,
+    )
+    assert status == 200, done
+    ws = Workspace(_workspace_dir=designer["root"] / ".mlpipe")
+    published = PublishedPipeline.get(ws, done["id"])
+    assert published.name == "boom-pipeline"
+    endpoint = PipelineEndpoint.get(ws, name="boom-endpoint")
+    assert endpoint.get_pipeline().id == done["id"]

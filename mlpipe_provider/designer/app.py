@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel
 
-from mlpipe_provider.designer import files, service
+from mlpipe_provider.designer import files, runs, service
 from mlpipe_provider.designer.graph import Graph
 from mlpipe_provider.designer.writer import GraphProblems
 from mlpipe_provider.errors import MlpipeError
@@ -26,11 +26,28 @@ STATIC = Path(__file__).parent / "static"
 
 _read = [Depends(requires_access_dag("GET"))]
 _edit = [Depends(requires_access_dag("PUT"))]
+_trigger = [Depends(requires_access_dag("POST", DagAccessEntity.RUN))]
+_read_tasks = [Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))]
 
 
 class ValidateBody(BaseModel):
     path: str
     graph: Graph
+
+
+class RunBody(BaseModel):
+    path: str
+    variable: str | None = None
+    parameters: dict[str, Any] = {}
+
+
+class PublishBody(BaseModel):
+    path: str
+    variable: str | None = None
+    name: str
+    description: str | None = None
+    version: str | None = None
+    endpoint: str | None = None
 
 
 class SaveBody(BaseModel):
@@ -57,6 +74,8 @@ def _call(func: Any, *args: Any) -> Any:
         raise HTTPException(404, str(exc)) from exc
     except files.Conflict as exc:
         raise HTTPException(409, str(exc)) from exc
+    except runs.NotParsed as exc:
+        raise HTTPException(503, str(exc)) from exc
     except GraphProblems as exc:
         detail = {
             "message": "the pipeline has problems",
@@ -91,7 +110,10 @@ def create_app() -> FastAPI:
         can_edit = get_auth_manager().is_authorized_dag(
             method="PUT", details=DagDetails(id=None), user=user
         )
-        return {"user": user.get_name(), "can_edit": bool(can_edit)}
+        can_run = get_auth_manager().is_authorized_dag(
+            method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=None), user=user
+        )
+        return {"user": user.get_name(), "can_edit": bool(can_edit), "can_run": bool(can_run)}
 
     @app.get("/api/files", dependencies=_read)
     def list_files() -> dict[str, Any]:
@@ -119,4 +141,64 @@ def create_app() -> FastAPI:
             service.save_pipeline, _root(), body.path, body.graph, body.base_hash, body.layout
         )
 
+    @app.get("/api/run/parameters", dependencies=_read)
+    def run_parameters(path: str = Query(...), variable: str | None = None) -> dict[str, Any]:
+        return {"parameters": _call(runs.parameters, _root(), path, variable)}
+
+    @app.post("/api/run", dependencies=_trigger)
+    def run(body: RunBody, request: Request, user: GetUserDep) -> dict[str, Any]:
+        def authorize(dag_id: str) -> None:
+            requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=dag_id)(request, user)
+
+        def trigger(dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
+            _trigger_dag_run(app, request, user, dag_id, run_id, conf)
+
+        return _call(
+            runs.start_run,
+            _root(),
+            body.path,
+            body.variable,
+            body.parameters,
+            user.get_name(),
+            trigger,
+            authorize,
+        )
+
+    @app.get("/api/run", dependencies=_read_tasks)
+    def run_state(dag_id: str = Query(...), run_id: str = Query(...)) -> dict[str, Any]:
+        return _call(runs.run_state, dag_id, run_id)
+
+    @app.post("/api/publish", dependencies=_edit)
+    def publish(body: PublishBody) -> dict[str, Any]:
+        from mlpipe_provider.designer.publish import publish_file
+
+        return _call(
+            publish_file,
+            _root(),
+            body.path,
+            body.variable,
+            body.name,
+            body.description,
+            body.version,
+            body.endpoint,
+        )
+
     return app
+
+
+def _trigger_dag_run(
+    app: FastAPI, request: Request, user: Any, dag_id: str, run_id: str, conf: dict[str, Any]
+) -> None:
+    """Airflow's own trigger route, called in-process (its param checks, its run creation)."""
+    from airflow.api_fastapi.common.dagbag import create_dag_bag
+    from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
+    from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
+    from airflow.utils.session import create_session
+
+    if getattr(app.state, "dag_bag", None) is None:
+        app.state.dag_bag = create_dag_bag()
+    body = TriggerDAGRunPostBody(
+        dag_run_id=run_id, logical_date=None, conf=conf, note="started from the designer"
+    )
+    with create_session() as session:
+        trigger_dag_run(dag_id, body, app.state.dag_bag, user, session, request)

@@ -71,9 +71,36 @@ def modules(ws: Workspace) -> list[dict[str, Any]]:
                     for p in version.output_port_defs
                 ],
                 "params": dict(version.params),
+                "param_specs": param_specs(module.name, version),
             }
         )
     return result
+
+
+_TYPE_OF = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def param_specs(module_name: str, version: Any) -> dict[str, dict[str, Any]]:
+    """Each parameter's form: ``{type, default}`` and, for a built-in module, its catalogue's
+    label, allowed values, range and whether it is required, so the form offers only what the
+    compiler will accept. A registered module's types come from its defaults (v1's interface
+    had no more)."""
+    from mlpipe_provider.builtin_modules import definition, is_builtin
+
+    defaults = dict(version.params)
+    category = getattr(version, "category", None)
+    if is_builtin(module_name, category):
+        catalogued = definition(module_name)["params"]
+        return {
+            name: {k: v for k, v in catalogued[name].items() if k != "check"}
+            if name in catalogued
+            else {"type": _TYPE_OF.get(type(default), "str"), "default": default}
+            for name, default in defaults.items()
+        }
+    return {
+        name: {"type": _TYPE_OF.get(type(default), "str"), "default": default}
+        for name, default in defaults.items()
+    }
 
 
 def palette(folder: Path, root: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { DataNode, StepNode } from "./nodes.jsx";
 import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
+import { RunPanel } from "./RunPanel.jsx";
 
 const nodeTypes = { step: StepNode, data: DataNode };
 const EMPTY = (variable) => ({
@@ -17,7 +18,7 @@ function query(name) {
 
 export default function App() {
   const flow = useReactFlow();
-  const [me, setMe] = useState({ can_edit: false });
+  const [me, setMe] = useState(null); // null until /api/me answers: no badge flickers meanwhile
   const [fileList, setFileList] = useState([]);
   const [path, setPath] = useState(query("path") || "");
   const [baseHash, setBaseHash] = useState(null);
@@ -30,7 +31,8 @@ export default function App() {
   const [selected, setSelected] = useState(null);
   const [edited, setEdited] = useState(false);
   const [fitted, setFitted] = useState(false); // the opened pipeline is laid out and in view
-  const readOnly = !me.can_edit;
+  const [run, setRun] = useState(null); // {dag_id, run_id, state, steps: {step name: {...}}}
+  const readOnly = !me?.can_edit;
 
   useEffect(() => {
     api.me().then(setMe).catch((e) => setStatus(e.message));
@@ -124,15 +126,17 @@ export default function App() {
       const mine = problems.filter((p) => p.step === step.name);
       const module = moduleOf(step);
       const isSelected = selected === step.id;
-      const parts = [step, positions[step.id], sizes[step.id], module, isSelected, JSON.stringify(mine)];
+      const runStep = run?.steps?.[step.name];
+      const runKey = runStep ? JSON.stringify(runStep) : "";
+      const parts = [step, positions[step.id], sizes[step.id], module, isSelected, JSON.stringify(mine), runKey];
       list.push(keep(step.id, parts, () => ({
         id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 }, measured: sizes[step.id],
-        data: { step, module, problems: mine, selected: isSelected },
+        data: { step, module, problems: mine, selected: isSelected, run: runStep },
       })));
     }
     nodeCache.current = next;
     return list;
-  }, [graph, positions, sizes, problems, selected, palette]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [graph, positions, sizes, problems, selected, palette, run]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => (graph ? edgesOf(graph) : []), [graph]);
 
@@ -238,7 +242,11 @@ export default function App() {
         <datalist id="files">{fileList.map((f) => <option key={f} value={f} />)}</datalist>
         <button onClick={() => load(path)} data-testid="open">Open</button>
         {!readOnly && graph && <button onClick={save} data-testid="save">Save</button>}
-        {readOnly && <span className="badge">read only</span>}
+        {me?.can_run && graph && !edited && baseHash && (
+          <RunPanel path={path} variable={graph.variable} run={run} setRun={setRun} setStatus={setStatus} canEdit={me?.can_edit} />
+        )}
+        {me && readOnly && <span className="badge">read only</span>}
+        {me && <span className="user" data-testid="user">{me.user}</span>}
         <span className="status" data-testid="status">{status}</span>
       </header>
       <aside className="palette" data-testid="palette">

@@ -28,6 +28,54 @@ function argText(a) {
   return JSON.stringify(a);
 }
 
+// One module parameter, typed by its spec (the module version's interface): a choice of the
+// allowed values, a checkbox, a number within its range, JSON or text; "→ PipelineParameter"
+// promotes it (a new PipelineParameter with the current value as default, referenced here).
+function ModuleParam({ name, spec, value, problems, disabled, set, promote }) {
+  const id = `param-${name}`;
+  const isRef = value && typeof value === "object";
+  const type = spec?.type || (typeof value === "boolean" ? "bool" : typeof value === "number" ? "float" : "str");
+  let input;
+  if (isRef) {
+    input = (
+      <div className="row">
+        <input disabled data-testid={id} value={`@${value.parameter}`} />
+        {!disabled && <button onClick={() => set(spec ? spec.default : "")} data-testid={`unpromote-${name}`}>literal</button>}
+      </div>
+    );
+  } else if (spec?.allowed) {
+    input = (
+      <select disabled={disabled} data-testid={id} value={String(value ?? "")} onChange={(e) => set(e.target.value)}>
+        {spec.allowed.map((a) => <option key={a} value={a}>{a}</option>)}
+      </select>
+    );
+  } else if (type === "bool") {
+    input = <input type="checkbox" disabled={disabled} data-testid={id} checked={Boolean(value)} onChange={(e) => set(e.target.checked)} />;
+  } else if (type === "int" || type === "float") {
+    input = (
+      <input type="number" disabled={disabled} data-testid={id} value={value ?? ""} min={spec?.min} max={spec?.max}
+        step={type === "int" ? 1 : "any"} onChange={(e) => set(e.target.value === "" ? "" : Number(e.target.value))} />
+    );
+  } else if (type === "json") {
+    input = <textarea disabled={disabled} data-testid={id} value={String(value ?? "")} onChange={(e) => set(e.target.value)} />;
+  } else {
+    input = (
+      <input disabled={disabled} data-testid={id} value={String(value ?? "")}
+        onChange={(e) => set(e.target.value.startsWith("@") ? { data: null, parameter: e.target.value.slice(1) } : e.target.value)} />
+    );
+  }
+  const range = spec && (spec.min !== undefined || spec.max !== undefined) ? ` ${spec.min ?? ""}..${spec.max ?? ""}` : "";
+  const label = `${name} (${type}${range}${spec?.required ? ", required" : ""})`;
+  return (
+    <Field label={label} problems={problems}>
+      <span title={spec?.label || ""}>{input}</span>
+      {!disabled && !isRef && (
+        <button className="promote" onClick={promote} data-testid={`promote-${name}`}>→ PipelineParameter</button>
+      )}
+    </Field>
+  );
+}
+
 export function SideForm({ graph, selected, change, palette, problems, readOnly }) {
   const [flag, setFlag] = useState("");
   const [value, setValue] = useState("");
@@ -172,16 +220,17 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly 
             </select>
           </Field>
           <h4>params</h4>
-          {Object.entries(step.params).map(([k, v]) => (
-            <Field key={k} label={k} problems={of(`params[${JSON.stringify(k)}]`)}>
-              {typeof v === "boolean" ? (
-                <input type="checkbox" disabled={dis2} checked={v} onChange={(e) => edit((s) => (s.params[k] = e.target.checked))} />
-              ) : (
-                <input disabled={dis2} data-testid={`param-${k}`} value={v && typeof v === "object" ? `@${v.parameter}` : String(v ?? "")}
-                  onChange={(e) => edit((s) => (s.params[k] = e.target.value.startsWith("@")
-                    ? { data: null, parameter: e.target.value.slice(1) } : typed(e.target.value, v)))} />
-              )}
-            </Field>
+          {Object.entries({ ...(module?.param_specs || {}), ...Object.fromEntries(Object.keys(step.params).map((k) => [k, module?.param_specs?.[k] || null])) }).map(([k, spec]) => (
+            <ModuleParam key={k} name={k} spec={spec} value={k in step.params ? step.params[k] : spec?.default}
+              problems={of(`params[${JSON.stringify(k)}]`)} disabled={dis2}
+              set={(v) => edit((s) => (s.params[k] = v))}
+              promote={() => change((g) => {
+                const taken = new Set(g.parameters.map((p) => p.name));
+                const name = uniqueName(taken, identifier(`${step.name}_${k}`));
+                const current = k in step.params ? step.params[k] : spec?.default;
+                g.parameters.push({ name, default: current ?? "" });
+                g.steps.find((x) => x.id === step.id).params[k] = { data: null, parameter: name };
+              })} />
           ))}
         </>
       )}

@@ -28,4 +28,9 @@ export const api = {
   palette: (path) => call("GET", `/palette?path=${encodeURIComponent(path)}`),
   validate: (path, graph) => call("POST", "/validate", { path, graph }),
   save: (body) => call("POST", "/save", body),
+  runParameters: (path) => call("GET", `/run/parameters?path=${encodeURIComponent(path)}`),
+  run: (body) => call("POST", "/run", body),
+  runState: (dagId, runId) =>
+    call("GET", `/run?dag_id=${encodeURIComponent(dagId)}&run_id=${encodeURIComponent(runId)}`),
+  publish: (body) => call("POST", "/publish", body),
 };

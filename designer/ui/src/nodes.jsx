@@ -18,7 +18,7 @@ function ports(list, type, position) {
 }
 
 export function StepNode({ id, data }) {
-  const { step, module, problems, selected } = data;
+  const { step, module, problems, selected, run } = data;
   const updateNodeInternals = useUpdateNodeInternals();
   let inputs = inputsOf(step);
   if (step.kind === "ModuleStep" && module)
@@ -36,9 +36,11 @@ export function StepNode({ id, data }) {
     measuredSignature.current = signature;
     updateNodeInternals(id);
   }, [id, signature, updateNodeInternals]);
-  const cls = ["step", problems.length ? "has-problem" : "", step.editable ? "" : "readonly", selected ? "selected" : ""];
+  const cls = ["step", problems.length ? "has-problem" : "", step.editable ? "" : "readonly", selected ? "selected" : "",
+    run ? `state-${run.state}` : ""];
   return (
-    <div className={cls.join(" ")} data-testid={`step-${step.id}`} title={problems.map((p) => p.message).join("\n")}>
+    <div className={cls.join(" ")} data-testid={`step-${step.id}`} data-state={run?.state || ""}
+      title={problems.map((p) => p.message).join("\n")}>
       {ports(inputs, "target", Position.Left)}
       <div className="kind">{step.kind}{step.compute_target ? ` · ${step.compute_target}` : ""}</div>
       <div className="name">{step.name}</div>
@@ -48,7 +50,40 @@ export function StepNode({ id, data }) {
         <span>{inputs.filter((p) => p.port !== NEW_INPUT).map((p) => p.port).join(", ")}</span>
         <span>→ {outputs.map((p) => p.port).join(", ")}</span>
       </div>
+      {run && <RunInfo run={run} />}
       {ports(outputs, "source", Position.Right)}
+    </div>
+  );
+}
+
+// What the last run did with the step: its state, the run a reused step reused, its metrics,
+// a failed step's log tail and the link to its Airflow task log.
+function RunInfo({ run }) {
+  const metrics = Object.entries(run.metrics || {});
+  return (
+    <div className="run" data-testid="run-info">
+      <div className="runstate">
+        {run.state}
+        {" · "}
+        <a href={run.log_url} target="_blank" rel="noreferrer" data-testid="log-link">log</a>
+      </div>
+      {run.reused && (
+        <div className="detail" data-testid="reused-from">
+          reused {run.reused.url
+            ? <a href={run.reused.url} target="_blank" rel="noreferrer">run {run.reused.pipeline_run_id}</a>
+            : `run ${run.reused.pipeline_run_id}`}
+        </div>
+      )}
+      {metrics.length > 0 && (
+        <table className="metrics" data-testid="metrics">
+          <tbody>
+            {metrics.map(([k, v]) => (
+              <tr key={k}><td>{k}</td><td>{typeof v === "number" ? Number(v.toPrecision(4)) : String(v)}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {run.error && <pre className="error" data-testid="error-tail">{run.error}</pre>}
     </div>
   );
 }
