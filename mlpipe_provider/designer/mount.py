@@ -7,19 +7,13 @@ the others. Starlette mounts any ASGI callable, so this stands in for the app it
 
 from __future__ import annotations
 
-from typing import Any
+from mlpipe_provider.lazy_asgi import LazyAsgiApp
 
 
-class LazyDesignerApp:
-    def __init__(self) -> None:
-        self._app: Any = None
+class LazyDesignerApp(LazyAsgiApp):
+    """The designer's app (``designer/app.py``), built on its first request."""
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self._app is None:
-            from mlpipe_provider.designer.app import create_app
-
-            self._app = create_app()
-        await self._app(scope, receive, send)
+    factory = "mlpipe_provider.designer.app:create_app"
 
 
 URL_PREFIX = "/mlpipe/designer"

@@ -14,8 +14,7 @@ It is run-time side: it imports none of the SDK, the compiler, the client or the
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from mlpipe_provider.lazy_asgi import LazyAsgiApp
 
 #: where the API server mounts the app; ``published.endpoint`` URLs start with it
 URL_PREFIX = "/mlpipe"
@@ -28,24 +27,10 @@ RUN_PATH = API_ROOT + "/PipelineRuns/{run_id}"
 STEP_RUNS_PATH = API_ROOT + "/PipelineRuns/{run_id}/StepRuns"
 
 
-class LazyRestApp:
-    """An ASGI app that builds the real FastAPI app (``rest/app.py``) on its first request."""
+class LazyRestApp(LazyAsgiApp):
+    """The v1 REST app (``rest/app.py``), built on its first request."""
 
-    def __init__(self) -> None:
-        self._app: Any = None
-        self._lock = threading.Lock()
-
-    def _build(self) -> Any:
-        with self._lock:
-            if self._app is None:
-                from mlpipe_provider.rest.app import create_app
-
-                self._app = create_app()
-        return self._app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        app = self._app or self._build()
-        await app(scope, receive, send)
+    factory = "mlpipe_provider.rest.app:create_app"
 
 
 rest_app = LazyRestApp()
