@@ -113,7 +113,7 @@ def render_dag(
     pools = pools_for(lowered)
     kinds = sorted({lowered.steps[t]["kind"] for t in order})
     imports = sorted(KINDS[k].operator for k in kinds)
-    imports += sorted(companion_imports(lowered, kinds))
+    imports += sorted(companion_imports(lowered))
     out: list[str] = [
         HEADER.format(dag_id=dag_id, origin=f" from {docstring_safe(origin)}" if origin else "")
     ]
@@ -228,8 +228,9 @@ def render_dag(
     return "\n".join(out) + "\n"
 
 
-def companion_imports(lowered: LoweredPipeline, kinds: list[str]) -> set[tuple[str, str]]:
-    """The operators of the companion tasks some kinds put before their step (parallel run)."""
+def companion_imports(lowered: LoweredPipeline) -> set[tuple[str, str]]:
+    """The operators of the companion tasks some kinds put before their step (a parallel run's
+    partition and mini-batches, a sweep's trials)."""
     found: set[tuple[str, str]] = set()
     for spec in lowered.steps.values():
         companions = KINDS[spec["kind"]].companions
