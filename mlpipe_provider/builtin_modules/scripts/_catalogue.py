@@ -47,6 +47,20 @@ def _out(name: str, label: str, kind: str = DATAFRAME):
     return {"name": name, "label": label, "data_type": kind}
 
 
+DEFAULT_PYTHON_SCRIPT = """\
+# The script must define azureml_main, which the module calls with the datasets connected to
+# dataframe1 and dataframe2 (None for one not connected).
+import pandas as pd
+
+
+def azureml_main(dataframe1=None, dataframe2=None):
+    # Return up to two pandas DataFrames as a sequence: return dataframe1, or
+    # return dataframe1, dataframe2
+    print(f"Input pandas.DataFrame #1: {dataframe1}")
+    return (dataframe1,)
+"""
+
+
 def _seed() -> dict[str, Any]:
     # the designer's blank seed drew one from the clock; 0 here seeds with 0, so a re-run trains
     # the same model and the steps after it can reuse
@@ -359,7 +373,176 @@ MODULES: dict[str, dict[str, Any]] = {
             "file_format": _param("str", "csv", "File format", allowed=["csv", "jsonl"]),
         },
     },
+    "Execute Python Script": {
+        "script": "execute_python_script.py",
+        "description": "Run your own azureml_main(dataframe1, dataframe2) on up to two "
+        "datasets; it returns up to two DataFrames",
+        "inputs": [
+            _in("dataframe1", "Dataframe1", optional=True),
+            _in("dataframe2", "Dataframe2", optional=True),
+            _in("script_bundle", "Script bundle", ["AnyFile", "AnyDirectory"], optional=True),
+        ],
+        "outputs": [
+            _out("result_dataset1", "Result dataset 1"),
+            _out("result_dataset2", "Result dataset 2"),
+        ],
+        "params": {
+            "python_script": _param(
+                "str",
+                DEFAULT_PYTHON_SCRIPT,
+                "Python script",
+                check="python_script",
+                multiline=True,
+            ),
+        },
+    },
+    "Edit Metadata": {
+        "script": "edit_metadata.py",
+        "description": "Change the data type of columns and rename them",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("results_dataset", "Results dataset")],
+        "params": {
+            "column": _param("str", "", "Column (comma-separated names)", required=True),
+            "data_type": _param(
+                "str",
+                "Unchanged",
+                "Data type",
+                allowed=["Unchanged", "String", "Integer", "Double", "Boolean", "DateTime"],
+            ),
+            "datetime_format": _param("str", "", "DateTime format (strftime codes; empty: infer)"),
+            "new_column_names": _param(
+                "str", "", "New column names (comma-separated, one per column; empty: keep)"
+            ),
+        },
+    },
+    "Remove Duplicate Rows": {
+        "script": "remove_duplicate_rows.py",
+        "description": "Keep one row per distinct value of the key columns",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("results_dataset", "Results dataset")],
+        "params": {
+            "key_columns": _param(
+                "str", "", "Key column selection filter expression (comma-separated; empty: all)"
+            ),
+            "retain_first_duplicate_row": _param("bool", True, "Retain first duplicate row"),
+        },
+    },
+    "Add Rows": {
+        "script": "add_rows.py",
+        "description": "Append the rows of the second dataset to the first (same columns)",
+        "inputs": [_in("dataset1", "Dataset1"), _in("dataset2", "Dataset2")],
+        "outputs": [_out("results_dataset", "Results dataset")],
+        "params": {},
+    },
+    "Add Columns": {
+        "script": "add_columns.py",
+        "description": "Put the right dataset's columns beside the left's (same number of rows)",
+        "inputs": [_in("left_dataset", "Left dataset"), _in("right_dataset", "Right dataset")],
+        "outputs": [_out("combined_dataset", "Combined dataset")],
+        "params": {},
+    },
+    "Apply SQL Transformation": {
+        "script": "apply_sql_transformation.py",
+        "description": "Run a SQLite query over up to three datasets, as tables t1, t2 and t3",
+        "inputs": [
+            _in("t1", "Dataset1 (table t1)"),
+            _in("t2", "Dataset2 (table t2)", optional=True),
+            _in("t3", "Dataset3 (table t3)", optional=True),
+        ],
+        "outputs": [_out("result_dataset", "Result dataset")],
+        "params": {
+            "sql_query_script": _param(
+                "str",
+                "select * from t1;",
+                "SQL query script",
+                required=True,
+                check="sql",
+                multiline=True,
+            ),
+        },
+    },
+    "Partition and Sample": {
+        "script": "partition_and_sample.py",
+        "description": "Take the first rows, or a random (optionally stratified) sample",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("results_dataset", "Results dataset")],
+        "params": {
+            "partition_or_sample_mode": _param(
+                "str", "Sampling", "Partition or sample mode", allowed=["Sampling", "Head"]
+            ),
+            "rate_of_sampling": _param("float", 0.01, "Rate of sampling", min=0.0, max=1.0),
+            "random_seed_for_sampling": _param("int", 0, "Random seed for sampling", min=0),
+            "stratified_split_for_sampling": _param("bool", False, "Stratified split for sampling"),
+            "stratification_key_column_for_sampling": _param(
+                "str", "", "Stratification key column for sampling"
+            ),
+            "number_of_rows_to_select": _param("int", 10, "Number of rows to select (Head)", min=0),
+        },
+    },
+    "Summarize Data": {
+        "script": "summarize_data.py",
+        "description": "One row of statistics per column: counts, quartiles, moments, percentiles",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("result_dataset", "Result dataset")],
+        "params": {},
+    },
+    "Enter Data Manually": {
+        "script": "enter_data_manually.py",
+        "description": "A small dataset typed in as CSV or TSV",
+        "inputs": [],
+        "outputs": [_out("dataset", "Dataset")],
+        "params": {
+            "data_format": _param("str", "CSV", "DataFormat", allowed=["CSV", "TSV"]),
+            "has_header": _param("bool", True, "HasHeader"),
+            "data": _param("str", "", "Data", required=True, multiline=True),
+        },
+    },
+    "Convert to CSV": {
+        "script": "convert_to_csv.py",
+        "description": "Write a dataset as one CSV file (data.csv)",
+        "inputs": [_in("dataset", "Dataset")],
+        "outputs": [_out("results_dataset", "Results dataset", "AnyDirectory")],
+        "params": {},
+    },
 }
+
+
+def sql_statements(text: str) -> list[str]:
+    """The SQL statements of ``text`` in order, split at the semicolons that end one (SQLite's
+    own test, so a semicolon inside a string literal does not split); ``ValueError`` for none
+    or for an unfinished one."""
+    import sqlite3
+
+    statements, current = [], ""
+    for piece in text.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \t\r\n;"):
+                statements.append(current.strip())
+            current = ""
+    if current.strip(" \t\r\n;"):
+        raise ValueError(f"has an unfinished statement: {current.strip()[:60]!r}")
+    if not statements:
+        raise ValueError("has no SQL statement")
+    return statements
+
+
+def _check_python_script(text: str) -> None:
+    """The script parses and defines ``azureml_main`` at its top level."""
+    import ast
+
+    try:
+        tree = ast.parse(text, filename="python_script")
+    except SyntaxError as exc:
+        raise ValueError(f"has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    defined = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    if "azureml_main" not in defined:
+        raise ValueError("must define azureml_main(dataframe1=None, dataframe2=None)")
+
+
+CHECKS = {"python_script": _check_python_script, "sql": sql_statements}
 
 
 def parse_value(spec: dict[str, Any], value: Any) -> Any:
@@ -413,6 +596,8 @@ def parse_value(spec: dict[str, Any], value: Any) -> Any:
         raise ValueError(f"must be at most {spec['max']}, got {parsed!r}")
     if spec.get("required") and parsed == "":
         raise ValueError("is required (got an empty value)")
+    if "check" in spec:
+        CHECKS[spec["check"]](parsed)
     return parsed
 
 
