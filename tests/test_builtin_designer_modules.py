@@ -540,3 +540,27 @@ def test_python_script_and_sql_are_checked_at_compile_time(ws, run_dag):
     text = str(caught.value)
     assert "params['python_script']" in text and "must define azureml_main" in text
     assert "params['sql_query_script']" in text and "unfinished statement" in text
+
+
+def test_a_designer_data_frame_directory_or_parquet_is_a_table_input(tmp_path, monkeypatch):
+    """The designer's DataFrameDirectory (``_meta.yaml`` naming a parquet, CSV or JSON-lines
+    file) and plain parquet files feed any built-in."""
+    frame = pd.DataFrame({"id": [1, 2], "name": ["a", "b"]})
+    parquet = tmp_path / "designer"
+    parquet.mkdir()
+    frame.to_parquet(parquet / "_data.parquet", index=False)
+    (parquet / "_meta.yaml").write_text(
+        "type: DataFrameDirectory\nextension: {}\nformat: Parquet\ndata: _data.parquet\n"
+    )
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    frame.to_json(lines / "rows.jsonl", orient="records", lines=True)
+    (lines / "_meta.yaml").write_text("type: DataFrameDirectory\nformat: JSONL\ndata: rows.jsonl\n")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    frame.iloc[:1].to_parquet(loose / "part-0.parquet", index=False)
+    frame.iloc[1:].to_parquet(loose / "part-1.parquet", index=False)
+    for source in (parquet, lines, loose, parquet / "_data.parquet"):
+        out = tmp_path / f"out-{source.name}"
+        _run_script(monkeypatch, "Convert to CSV", {"dataset": source, "results_dataset": out}, {})
+        assert (out / "data.csv").read_text() == "id,name\n1,a\n2,b\n", source
