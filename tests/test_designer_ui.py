@@ -510,7 +510,7 @@ def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, p
 
     install_builtin_modules(
         Workspace(_workspace_dir=designer["root"] / ".mlpipe"),
-        names=["Clean Missing Data", "Split Data"],
+        names=["Clean Missing Data", "Split Data", "Execute Python Script"],
     )
     browser, page = _browser(playwright_driver, designer, "admin")
     try:
@@ -533,6 +533,12 @@ def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, p
         page.click(".react-flow__pane", position={"x": 20, "y": 20})
         promoted = page.locator('[data-testid="param-Clean_Missing_Data_cleaning_mode"]')
         assert promoted.input_value() == "Replace with mean"  # the value it had, as default
+        # a multi-line parameter (the user's Python script) is edited in a text area
+        _drag_to_canvas(page, '[data-testid="palette-module-Execute Python Script"]', 700, 600)
+        page.wait_for_selector('[data-testid="step-Execute_Python_Script"]')
+        script = page.locator('[data-testid="param-python_script"]')
+        assert script.evaluate("e => e.tagName") == "TEXTAREA"
+        assert "def azureml_main(dataframe1=None, dataframe2=None):" in script.input_value()
     finally:
         browser.close()
 
