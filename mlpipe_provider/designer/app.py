@@ -94,14 +94,17 @@ def create_app() -> FastAPI:
         page = STATIC / "index.html"
         if not page.is_file():
             raise HTTPException(503, "the designer's page is not built (npm run build)")
-        return FileResponse(page)
+        # always revalidated: a new build must reach the browser at once
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
 
     @app.get("/assets/{name}", include_in_schema=False)
     def asset(name: str) -> Any:
         path = STATIC / "assets" / name
         if "/" in name or name.startswith(".") or not path.is_file():
             raise HTTPException(404, "no such asset")
-        return FileResponse(path)
+        # names carry a hash of the content (Vite), so the browser may keep them for good
+        # instead of asking the API server again on every page load
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     @app.get("/api/me")
     def me(user: GetUserDep) -> dict[str, Any]:

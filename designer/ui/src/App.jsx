@@ -3,11 +3,18 @@ import React, { useCallback, useEffect, useMemo, useRef, useState } from "react"
 import { Background, Controls, ReactFlow, useReactFlow } from "@xyflow/react";
 import { api } from "./api.js";
 import { DataNode, StepNode } from "./nodes.jsx";
+import { DataEdge } from "./edges.jsx";
+import { dataHandles, dataSize, stepHandles, stepSize } from "./geometry.js";
 import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
+import { count, mark, restart } from "./perf.js";
+import { openPipeline } from "./prefetch.js";
 
 const nodeTypes = { step: StepNode, data: DataNode };
+const edgeTypes = { default: DataEdge };
+const FIT = { maxZoom: 1 };
+const FILL = { position: "absolute", inset: 0 };
 const EMPTY = (variable) => ({
   format: 1, variable, description: null, parameters: [], data_references: [], pipeline_data: [], steps: [],
 });
@@ -42,30 +49,45 @@ export default function App() {
   const load = useCallback(async (target) => {
     setStatus(`opening ${target}`);
     setSelected(null);
+    restart();
+    mark("open:start");
+    // The palette and the pipeline are asked for at once (the pipeline maybe already, by
+    // index.html), and the graph is drawn without waiting for the palette: a module step shows
+    // its connected ports until the palette brings the module's other ones.
+    const pipeline = openPipeline(target);
+    const paletteProblem = api.palette(target).then(
+      (p) => {
+        mark("open:palette");
+        setPalette(p);
+        return null;
+      },
+      (e) => e,
+    );
     try {
-      setPalette(await api.palette(target));
-    } catch (e) {
-      setStatus(e.message);
-      return;
-    }
-    try {
-      const opened = await api.open(target);
+      const opened = await pipeline;
+      mark("open:fetched");
       setGraph(opened.graph);
       setBaseHash(opened.hash);
       const saved = opened.layout?.nodes || {};
       setPositions({ ...autoLayout(opened.graph), ...saved });
+      mark("open:layout");
       setProblems(opened.problems);
       setEdited(false);
       setStatus(`opened ${target}`);
+      paletteProblem.then((e) => e && setStatus(e.message));
       // fit once React Flow has measured the nodes (fitView on mount runs before that)
       setFitted(false);
       // (a controlled flow applies a queued fitView when it next receives nodes: hand it new ones)
       requestAnimationFrame(() => {
-        flow.fitView({ maxZoom: 1, padding: 0.1 }).then(() => setFitted(true));
+        flow.fitView({ maxZoom: 1, padding: 0.1 }).then(() => {
+          mark("open:fitted");
+          setFitted(true);
+        });
         setSizes((s) => ({ ...s }));
       });
     } catch (e) {
       if (e.status !== 404) return setStatus(e.message);
+      paletteProblem.then((p) => p && setStatus(p.message));
       const stem = target.split("/").pop().replace(/\.py$/, "");
       setGraph(EMPTY(identifier(stem)));
       setBaseHash(null);
@@ -103,45 +125,61 @@ export default function App() {
   const moduleOf = (step) => palette.modules.find((m) => m.module === step.module);
 
   // Node objects are reused while nothing they show changed, so React Flow re-renders only the
-  // nodes an edit or a measurement touched (a 200-step pipeline stays interactive).
+  // nodes an edit or a measurement touched (a 200-step pipeline stays interactive). `data` is
+  // kept apart from position and size: a measurement or a drag makes a new node object but
+  // hands the (memoised) node component the same data, so it does not render again. Until the
+  // browser has measured a node, it carries the size and port positions geometry.js expects,
+  // so the first frame already shows every node and edge in the fitted view.
   const nodeCache = useRef(new Map());
   const nodes = useMemo(() => {
     if (!graph) return [];
     const cache = nodeCache.current;
     const next = new Map();
-    const keep = (id, parts, build) => {
+    const keep = (id, type, parts, makeData, guessSize, handlesFor) => {
       const old = cache.get(id);
-      const node = old && old.parts.every((p, i) => p === parts[i]) ? old.node : build();
-      next.set(id, { parts, node });
+      const same = old && old.parts.every((p, i) => p === parts[i]);
+      const data = same ? old.data : makeData();
+      const guess = same ? old.guess : guessSize(data);
+      const position = positions[id];
+      const size = sizes[id];
+      const node = same && old.position === position && old.size === size
+        ? old.node
+        : {
+          id, type, data, position: position || (type === "data" ? { x: 40, y: 40 } : { x: 80, y: 80 }),
+          measured: size || guess, handles: handlesFor(size || guess),
+        };
+      next.set(id, { parts, data, guess, position, size, node });
       return node;
     };
-    const list = graph.data_references.map((ref) => {
-      const id = `data:${ref.name}`;
-      const parts = [ref, positions[id], sizes[id]];
-      return keep(id, parts, () => ({
-        id, type: "data", position: positions[id] || { x: 40, y: 40 }, data: { ref }, measured: sizes[id],
-      }));
-    });
+    const list = graph.data_references.map((ref) =>
+      keep(`data:${ref.name}`, "data", [ref], () => ({ ref }), () => dataSize(ref), (sz) => dataHandles(ref, sz)));
     for (const step of graph.steps) {
       const mine = problems.filter((p) => p.step === step.name);
       const module = moduleOf(step);
       const isSelected = selected === step.id;
       const runStep = run?.steps?.[step.name];
       const runKey = runStep ? JSON.stringify(runStep) : "";
-      const parts = [step, positions[step.id], sizes[step.id], module, isSelected, JSON.stringify(mine), runKey];
-      list.push(keep(step.id, parts, () => ({
-        id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 }, measured: sizes[step.id],
-        data: { step, module, problems: mine, selected: isSelected, run: runStep },
-      })));
+      const parts = [step, module, isSelected, JSON.stringify(mine), runKey];
+      list.push(keep(step.id, "step", parts,
+        () => ({ step, module, problems: mine, selected: isSelected, run: runStep }),
+        (data) => stepSize(step, module, data), (sz) => stepHandles(step, module, sz)));
     }
     nodeCache.current = next;
     return list;
   }, [graph, positions, sizes, problems, selected, palette, run]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => (graph ? edgesOf(graph) : []), [graph]);
+  useEffect(() => {
+    if (graph) mark("open:rendered"); // the first commit holding the graph
+    if (selected) mark("open:selected");
+  }, [graph, selected]);
 
   const onNodesChange = useCallback((changes) => {
     const measured = changes.filter((c) => c.type === "dimensions" && c.dimensions);
+    if (measured.length) {
+      mark("open:measured");
+      count("resized", measured.length); // sizes geometry.js guessed wrong
+    }
     if (measured.length)
       setSizes((s) => {
         const next = { ...s };
@@ -154,6 +192,14 @@ export default function App() {
       return next;
     });
   }, []);
+
+  // (stable: React Flow copies every changed prop into its store, which re-runs the selectors
+  // of every node, handle and edge)
+  const onNodeClick = useCallback((_, n) => {
+    mark("open:click");
+    setSelected(n.id);
+  }, []);
+  const onPaneClick = useCallback(() => setSelected(null), []);
 
   const isValidConnection = useCallback(
     (c) => !readOnly && connectionProblem(graph, palette.modules, c) === null,
@@ -284,16 +330,17 @@ export default function App() {
             nodes={nodes}
             edges={edges}
             nodeTypes={nodeTypes}
+            edgeTypes={edgeTypes}
             onNodesChange={onNodesChange}
             onConnect={onConnect}
             isValidConnection={isValidConnection}
-            onNodeClick={(_, n) => setSelected(n.id)}
-            onPaneClick={() => setSelected(null)}
+            onNodeClick={onNodeClick}
+            onPaneClick={onPaneClick}
             nodesConnectable={!readOnly}
             fitView
-            fitViewOptions={{ maxZoom: 1 }}
+            fitViewOptions={FIT}
             minZoom={0.05}
-            style={{ position: "absolute", inset: 0 }}
+            style={FILL}
           >
             <Background />
             <Controls />

@@ -1,7 +1,8 @@
 // Canvas nodes: a step with one handle per input and output port, and a DataReference source.
-import React, { useEffect, useRef } from "react";
+import React, { memo, useEffect, useRef } from "react";
 import { Handle, Position, useUpdateNodeInternals } from "@xyflow/react";
-import { NEW_INPUT, inputsOf, outputsOf } from "./model.js";
+import { NEW_INPUT } from "./model.js";
+import { portsOf } from "./geometry.js";
 
 function ports(list, type, position) {
   return list.map((p, i) => (
@@ -17,16 +18,10 @@ function ports(list, type, position) {
   ));
 }
 
-export function StepNode({ id, data }) {
+function StepNodeView({ id, data }) {
   const { step, module, problems, selected, run } = data;
   const updateNodeInternals = useUpdateNodeInternals();
-  let inputs = inputsOf(step);
-  if (step.kind === "ModuleStep" && module)
-    inputs = module.inputs.map((p) => ({ port: p.name, data: step.inputs_map[p.name] || "" }));
-  else if (step.kind !== "ModuleStep" && step.editable) inputs = [...inputs, { port: NEW_INPUT, data: "" }];
-  let outputs = outputsOf(step);
-  if (step.kind === "ModuleStep" && module)
-    outputs = module.outputs.map((p) => ({ port: p.name, data: step.outputs_map[p.name] || "" }));
+  const { inputs, outputs } = portsOf(step, module); // geometry.js places the same ports
   // React Flow measures handles with the node; ports added later must be measured again
   const signature = `${inputs.map((p) => p.port).join("|")}#${outputs.map((p) => p.port).join("|")}`;
   // (not on mount: React Flow measures a new node itself, and 200 extra updates cost seconds)
@@ -88,7 +83,7 @@ function RunInfo({ run }) {
   );
 }
 
-export function DataNode({ data }) {
+function DataNodeView({ data }) {
   const { ref } = data;
   return (
     <div className="dataref" data-testid={`data-${ref.name}`}>
@@ -99,3 +94,9 @@ export function DataNode({ data }) {
     </div>
   );
 }
+
+// React Flow hands a node its position and size too; these nodes show only their data, so a
+// drag or a measurement (new props, same data) does not render them again.
+const sameData = (a, b) => a.id === b.id && a.data === b.data;
+export const StepNode = memo(StepNodeView, sameData);
+export const DataNode = memo(DataNodeView, sameData);
