@@ -61,6 +61,7 @@ CHROME_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
 VISIBLE_NODE = """() => {
     const box = document.querySelector('main').getBoundingClientRect();
     for (const n of document.querySelectorAll('.react-flow__node')) {
@@ -158,7 +159,7 @@ def start_server(work: Path, root: Path) -> tuple[Any, str, str]:
             "MLPIPE_DESIGNER_ROOT": str(root),
         }
     )
-    server.start()
+    server.start(timeout_s=600)  # a shared machine under load can take minutes
     token = server.request("POST", "/auth/token", {"username": "admin", "password": "admin-pw"})
     return server, f"{server.url}/mlpipe/designer", token["access_token"]
 
@@ -174,6 +175,8 @@ class Open:
     script: dict[str, float] | None
     navigation_s: float  # from asking the browser to navigate to the new document's time origin
     counts: dict[str, int]  # the page's counters: "resized", nodes whose guessed size was wrong
+    cpu: dict[str, float]  # the page's main-thread seconds during the open (CPU_METRICS)
+    chrome_cpu_s: float | None  # CPU seconds all of Chromium used during the open
 
 
 @dataclass
@@ -184,9 +187,49 @@ class Size:
     server_open_s: list[float] = field(default_factory=list)  # GET /api/pipeline, no browser
 
 
-def open_once(page: Any, url: str, path: str, steps: int, edges: int, timeout_ms: int) -> Open:
+CPU_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+MARKER = "--mlpipe-bench-designer"  # on the browser's command line, to find its processes
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def chrome_cpu_s() -> float | None:
+    """CPU seconds used so far by the benchmark's Chromium (its browser process and every
+    process under it: renderer, GPU, network), from /proc. Unlike wall time, this barely moves
+    with the load other programs put on a shared machine: the figure to compare across runs."""
+    procs: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu s)
+    root = None
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            if root is None and MARKER in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                root = int(entry.name)
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        procs[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
+    if root is None:
+        return None
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += procs.get(pid, (0, 0.0))[1]
+        todo.extend(p for p, (parent, _) in procs.items() if parent == pid)
+    return total
+
+
+def cpu_metrics(cdp: Any) -> dict[str, float]:
+    """The page's main-thread time so far (Chrome's Performance domain, seconds)."""
+    got = cdp.send("Performance.getMetrics")["metrics"]
+    return {m["name"]: m["value"] for m in got if m["name"] in CPU_METRICS}
+
+
+def open_once(
+    page: Any, cdp: Any, url: str, path: str, steps: int, edges: int, timeout_ms: int
+) -> Open:
     page.goto(f"{url}/")  # from the empty page, as a user opens a pipeline: no big page to unload
     page.wait_for_selector('[data-testid="palette"]')
+    before = cpu_metrics(cdp)
+    chrome_before = chrome_cpu_s()
     start = time.perf_counter()
     epoch = time.time()
     page.goto(f"{url}/?path={path}")
@@ -204,6 +247,8 @@ def open_once(page: Any, url: str, path: str, steps: int, edges: int, timeout_ms
     page.locator(f'.react-flow__node[data-id="{node}"]').click()
     page.wait_for_selector(f'[data-testid="step-{node}"].selected', timeout=timeout_ms)
     interactive = time.perf_counter() - start
+    after = cpu_metrics(cdp)
+    chrome_after = chrome_cpu_s()
     figures = page.evaluate(PAGE_FIGURES)
     return Open(
         laid_out,
@@ -213,6 +258,8 @@ def open_once(page: Any, url: str, path: str, steps: int, edges: int, timeout_ms
         figures["script"],
         figures["time_origin"] / 1000 - epoch,
         figures["counts"],
+        {k: after[k] - before.get(k, 0.0) for k in after},
+        None if chrome_before is None or chrome_after is None else chrome_after - chrome_before,
     )
 
 
@@ -235,18 +282,22 @@ def measure(url: str, token: str, paths: dict[int, str], reps: int) -> list[Size
         server_open(url, token, paths[size.steps])
     host = url.split("/")[2].split(":")[0]
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS)
+        browser = driver.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROME_ARGS, MARKER]
+        )
         try:
             context = browser.new_context(viewport={"width": 1600, "height": 900})
             context.add_cookies([{"name": "_token", "value": token, "domain": host, "path": "/"}])
             page = context.new_page()
+            cdp = context.new_cdp_session(page)
+            cdp.send("Performance.enable")
             page.goto(f"{url}/")  # the page's code loaded and cached, as in the UI
             page.wait_for_selector('[data-testid="palette"]')
             for rep in range(reps):
                 for size in sizes:
                     timeout = 60_000 + 100 * size.steps
                     size.opens.append(
-                        open_once(page, url, paths[size.steps], size.steps, size.edges, timeout)
+                        open_once(page, cdp, url, paths[size.steps], size.steps, size.edges, timeout)
                     )
                     size.server_open_s.append(server_open(url, token, paths[size.steps]))
                     say(
@@ -286,6 +337,14 @@ def phases(o: Open) -> dict[str, float | None]:
         "fitted at": span(0, m.get("open:fitted")),
         "edges at": span(0, m.get("open:edges")),
         "click to selected": span(m.get("open:click"), m.get("open:selected")),
+        "Chromium CPU": o.chrome_cpu_s,
+        "page main thread": o.cpu.get("TaskDuration"),
+        "of it script": o.cpu.get("ScriptDuration"),
+        "of it layout+style": (
+            o.cpu["LayoutDuration"] + o.cpu["RecalcStyleDuration"]
+            if "LayoutDuration" in o.cpu and "RecalcStyleDuration" in o.cpu
+            else None
+        ),
     }
 
 

@@ -346,9 +346,12 @@ VISIBLE_NODE = """() => {
 }"""
 
 
+PAGE_MARKS = "() => window.mlpipeTimings()"  # designer/ui/src/perf.js: ms since navigation
+
+
 @pytest.mark.airflow_server
 @pytest.mark.chromium
-def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver):
+def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver, record_property):
     from mlpipe_provider.designer.writer import write_pipeline
 
     path = "prep_train_evaluate/chain200.py"
@@ -360,21 +363,45 @@ def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver)
         page.goto(f"{designer['url']}/?path={path}")
         page.wait_for_function(
             "document.querySelectorAll('.react-flow__node').length === 200"
+            " && document.querySelectorAll('.react-flow__edge').length === 199 + 193"
             " && document.querySelector('[data-testid=canvas]').dataset.fitted === '1'",
             timeout=30_000,
         )
         laid_out = time.perf_counter() - start
         node = page.evaluate(VISIBLE_NODE)
         assert node is not None  # fitted into view, not one 60,000 px row
+        # fitted far out, the nodes are drawn compact (their name, no ports), edges still drawn
+        assert page.locator(f'[data-testid="step-{node}"].compact').count() == 1
+        assert page.locator(".react-flow__handle").count() == 0
         page.locator(f'.react-flow__node[data-id="{node}"]').click()
         page.wait_for_selector(f'[data-testid="step-{node}"].selected')
         interactive = time.perf_counter() - start
-        assert page.locator(".react-flow__edge").count() == 199 + 193
+        marks = page.evaluate(PAGE_MARKS)
+        # zoomed in (x1.2 a click), the nodes are drawn in full again, with their ports
+        for _ in range(6):
+            page.locator(".react-flow__controls-zoomin").click()
+        page.wait_for_selector(".react-flow__node .step:not(.compact) .react-flow__handle")
     finally:
         browser.close()
-    print(f"200 steps: laid out in {laid_out:.2f} s, a node selected at {interactive:.2f} s")
-    # The issue's target is 2 s; this shared 2-core machine measured 2.1-4.9 s (docs/designer.md),
-    # so the bound here catches a regression to the 28 s the first version took, not the target.
+    # The page records where the time went (performance marks; bench/designer_open.py reads
+    # the same ones): the graph arrived, was laid out, drawn, fitted, then answered the click.
+    order = ["open:start", "open:fetched", "open:layout", "open:fitted", "open:click"]
+    assert all(name in marks for name in [*order, "open:edges", "open:selected"]), marks
+    assert [marks[n] for n in order] == sorted(marks[n] for n in order), marks
+    assert marks["open:fitted"] / 1000 <= laid_out
+    figures = {
+        "laid_out_s": round(laid_out, 3),
+        "interactive_s": round(interactive, 3),
+        **{k: round(v / 1000, 3) for k, v in marks.items()},
+    }
+    for name, value in figures.items():
+        record_property(f"designer_200_{name}", value)
+    print(
+        f"200 steps: laid out in {laid_out:.2f} s, a node selected at {interactive:.2f} s; {figures}"
+    )
+    # The issue's target is 2 s: measured 0.8-2.1 s here (docs/designer.md, "Size"), on a shared
+    # 2-core machine whose load moves it by seconds, so the bound catches a regression (the
+    # first version took 28 s), not the target; bench/designer_open.py measures the target.
     assert interactive < 8
 
 

@@ -46,27 +46,28 @@ class _Reader:
         self.params: dict[str, Parameter] = {}
         self.refs: dict[str, DataReferenceNode] = {}
         self.data: dict[str, PipelineDataNode] = {}
+        self.relative: dict[str, str] = {}  # source_directory -> as written (steps share a few)
 
     def _unwrap(self, value: Any) -> Any:
         return value.bind_object if isinstance(value, InputPortBinding) else value
 
     def _data_name(self, value: Any) -> str:
         value = self._unwrap(value)
+        # (a node is made on first use only: a 200-step pipeline names its data ~1,000 times)
         if isinstance(value, DataReference):
-            self.refs.setdefault(
-                value.data_reference_name,
-                DataReferenceNode(
+            if value.data_reference_name not in self.refs:
+                self.refs[value.data_reference_name] = DataReferenceNode(
                     name=value.data_reference_name,
                     datastore=value.datastore_name,
                     path_on_datastore=value.path_on_datastore,
                     mode=value.mode,
-                ),
-            )
+                )
             return value.data_reference_name
         if isinstance(value, PipelineData):
-            self.data.setdefault(
-                value.name, PipelineDataNode(name=value.name, datastore=value.datastore_name)
-            )
+            if value.name not in self.data:
+                self.data[value.name] = PipelineDataNode(
+                    name=value.name, datastore=value.datastore_name
+                )
             return value.name
         raise _Unreadable(f"{type(value).__name__} inputs and outputs")
 
@@ -75,7 +76,8 @@ class _Reader:
             default = value.default_value
             if not isinstance(default, (str, int, float, bool)):
                 raise _Unreadable(f"a {type(default).__name__} PipelineParameter")
-            self.params.setdefault(value.name, Parameter(name=value.name, default=default))
+            if value.name not in self.params:
+                self.params[value.name] = Parameter(name=value.name, default=default)
             return DataRef(parameter=value.name)
         if isinstance(value, (str, int, float, bool)) or value is None:
             return value
@@ -128,7 +130,10 @@ class _Reader:
     def _script(self, step: PythonScriptStep, base: dict[str, Any]) -> Step:
         source = step.source_directory
         if source is not None:
-            source = Path(os.path.relpath(source, self.folder)).as_posix()
+            key = str(source)
+            if key not in self.relative:
+                self.relative[key] = Path(os.path.relpath(key, self.folder)).as_posix()
+            source = self.relative[key]
         runconfig = step.runconfig
         if runconfig is not None and _runconfig_beyond_env(runconfig):
             raise _Unreadable("a RunConfiguration beyond environment variables")

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { DataNode, StepNode } from "./nodes.jsx";
 import { DataEdge } from "./edges.jsx";
 import { dataHandles, dataSize, stepHandles, stepSize } from "./geometry.js";
+import { COMPACT_BELOW, CompactContext, fitViewport } from "./compact.jsx";
 import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
@@ -13,7 +14,17 @@ import { openPipeline } from "./prefetch.js";
 
 const nodeTypes = { step: StepNode, data: DataNode };
 const edgeTypes = { default: DataEdge };
-const FIT = { maxZoom: 1 };
+const FIT = { maxZoom: 1, padding: 0.1 };
+const MIN_ZOOM = 0.05;
+
+// Every node's box as first drawn (the size geometry.js expects), for the zoom of the fit.
+function layoutBoxes(graph, positions) {
+  const box = (id, measured) => ({ position: positions[id] || { x: 0, y: 0 }, measured });
+  return [
+    ...graph.data_references.map((ref) => box(`data:${ref.name}`, dataSize(ref))),
+    ...graph.steps.map((step) => box(step.id, stepSize(step, null, { problems: [], run: null }))),
+  ];
+}
 const FILL = { position: "absolute", inset: 0 };
 const EMPTY = (variable) => ({
   format: 1, variable, description: null, parameters: [], data_references: [], pipeline_data: [], steps: [],
@@ -31,13 +42,15 @@ export default function App() {
   const [baseHash, setBaseHash] = useState(null);
   const [graph, setGraph] = useState(null);
   const [positions, setPositions] = useState({});
-  const [sizes, setSizes] = useState({}); // React Flow's measurements: a node shows once measured
+  const [sizes, setSizes] = useState({}); // React Flow's measurements, where geometry.js guessed wrong
   const [palette, setPalette] = useState({ scripts: [], modules: [], datastores: [], compute_targets: [] });
   const [problems, setProblems] = useState([]);
   const [status, setStatus] = useState("");
   const [selected, setSelected] = useState(null);
   const [edited, setEdited] = useState(false);
   const [fitted, setFitted] = useState(false); // the opened pipeline is laid out and in view
+  const [compact, setCompact] = useState(false); // zoomed far out: nodes show their name only
+  const canvas = useRef(null);
   const [run, setRun] = useState(null); // {dag_id, run_id, state, steps: {step name: {...}}}
   const readOnly = !me?.can_edit;
 
@@ -49,6 +62,7 @@ export default function App() {
   const load = useCallback(async (target) => {
     setStatus(`opening ${target}`);
     setSelected(null);
+    setFitted(false);
     restart();
     mark("open:start");
     // The palette and the pipeline are asked for at once (the pipeline maybe already, by
@@ -69,22 +83,22 @@ export default function App() {
       setGraph(opened.graph);
       setBaseHash(opened.hash);
       const saved = opened.layout?.nodes || {};
-      setPositions({ ...autoLayout(opened.graph), ...saved });
+      const laidOut = { ...autoLayout(opened.graph), ...saved };
+      setPositions(laidOut);
       mark("open:layout");
+      // The view is fitted with the first render, not after it: the nodes' sizes are known
+      // (geometry.js), so the fit is computed here (fitView's own rule), and so is whether the
+      // nodes are drawn compact. A flow mounting now fits itself (the fitView prop); one that
+      // shows an earlier pipeline is moved.
+      const view = fitViewport(layoutBoxes(opened.graph, laidOut), canvas.current?.clientWidth,
+        canvas.current?.clientHeight, { minZoom: MIN_ZOOM, maxZoom: FIT.maxZoom, padding: FIT.padding });
+      setCompact(view !== null && view.zoom < COMPACT_BELOW);
+      if (view !== null && flow.viewportInitialized) flow.setViewport(view);
+      setFitted(true);
       setProblems(opened.problems);
       setEdited(false);
       setStatus(`opened ${target}`);
       paletteProblem.then((e) => e && setStatus(e.message));
-      // fit once React Flow has measured the nodes (fitView on mount runs before that)
-      setFitted(false);
-      // (a controlled flow applies a queued fitView when it next receives nodes: hand it new ones)
-      requestAnimationFrame(() => {
-        flow.fitView({ maxZoom: 1, padding: 0.1 }).then(() => {
-          mark("open:fitted");
-          setFitted(true);
-        });
-        setSizes((s) => ({ ...s }));
-      });
     } catch (e) {
       if (e.status !== 404) return setStatus(e.message);
       paletteProblem.then((p) => p && setStatus(p.message));
@@ -171,8 +185,9 @@ export default function App() {
   const edges = useMemo(() => (graph ? edgesOf(graph) : []), [graph]);
   useEffect(() => {
     if (graph) mark("open:rendered"); // the first commit holding the graph
+    if (fitted) mark("open:fitted");
     if (selected) mark("open:selected");
-  }, [graph, selected]);
+  }, [graph, selected, fitted]);
 
   const onNodesChange = useCallback((changes) => {
     const measured = changes.filter((c) => c.type === "dimensions" && c.dimensions);
@@ -200,6 +215,7 @@ export default function App() {
     setSelected(n.id);
   }, []);
   const onPaneClick = useCallback(() => setSelected(null), []);
+  const onMove = useCallback((_, viewport) => setCompact(viewport.zoom < COMPACT_BELOW), []);
 
   const isValidConnection = useCallback(
     (c) => !readOnly && connectionProblem(graph, palette.modules, c) === null,
@@ -324,8 +340,9 @@ export default function App() {
           </div>
         ))}
       </aside>
-      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas" data-fitted={fitted ? "1" : "0"}>
+      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas" data-fitted={fitted ? "1" : "0"} ref={canvas}>
         {graph && (
+          <CompactContext.Provider value={compact}>
           <ReactFlow
             nodes={nodes}
             edges={edges}
@@ -339,12 +356,15 @@ export default function App() {
             nodesConnectable={!readOnly}
             fitView
             fitViewOptions={FIT}
-            minZoom={0.05}
+            minZoom={MIN_ZOOM}
+            onMove={onMove}
+            onlyRenderVisibleElements
             style={FILL}
           >
             <Background />
             <Controls />
           </ReactFlow>
+          </CompactContext.Provider>
         )}
       </main>
       <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly} />
