@@ -6,6 +6,7 @@ import { DataNode, StepNode } from "./nodes.jsx";
 import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
+import { MetricsPanel } from "./MetricsPanel.jsx";
 
 const nodeTypes = { step: StepNode, data: DataNode };
 const EMPTY = (variable) => ({
@@ -234,6 +235,8 @@ export default function App() {
     event.dataTransfer.effectAllowed = "move";
   };
 
+  const selectedStep = graph?.steps.find((s) => s.id === selected);
+
   return (
     <div className="designer">
       <header>
@@ -298,6 +301,9 @@ export default function App() {
             <Background />
             <Controls />
           </ReactFlow>
+        )}
+        {selectedStep && run?.steps?.[selectedStep.name] && (
+          <MetricsPanel path={path} run={run} stepName={selectedStep.name} close={() => setSelected(null)} />
         )}
       </main>
       <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly} />
