@@ -45,7 +45,7 @@ export function LineChart({ entry }) {
   const px = (x) => M.left + ((x - x0) / (x1 - x0)) * (W - M.left - M.right);
   const py = (y) => H - M.bottom - ((y - y0) / (y1 - y0)) * (H - M.top - M.bottom);
   return (
-    <svg className="chart" viewBox={`0 0 ${W} ${H}`} width={W} height={H} data-testid="line-chart"
+    <svg className="chart" viewBox={`0 0 ${W} ${H}`} width="100%" data-testid="line-chart"
       role="img" aria-label={`${entry.name}: ${entry.y_label} over ${entry.x_label}`}>
       <g className="axis">
         {ticks([y0, y1]).map((t) => (
