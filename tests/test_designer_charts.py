@@ -1,7 +1,9 @@
 """The designer's Metrics panel data: chart JSON from what a real step logged through v1's Run
-API (run in Airflow with ``dag.test``), also for the step when it is reused; the image a step
-logged, and nothing else: no traversal through a logged file name or a symlink, no other type,
-no other workspace's runs."""
+API (run in Airflow with ``dag.test``); the image a step logged, and nothing else: no traversal
+through a logged file name or a symlink, no other type, no other workspace's runs.
+
+A reused step's panel (the run it reused) is checked on the real Evaluate Model in
+test_builtin_modules.py and in the browser (test_designer_ui.py), so this runs its step once."""
 
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ LOGS = f"""
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory, airflow_db):
-    """One real step that logs every kind, run twice: executed, then reused."""
+    """One real step that logs every kind."""
     import os
 
     from conftest import _DAGS, task_records
@@ -98,11 +100,10 @@ def logged(tmp_path_factory, airflow_db):
         compiled.write()
         dag = DagBag(dag_folder=str(compiled.path)).get_dag(compiled.dag_id)
         first = dag.test()
-        second = dag.test()
     finally:
         os.chdir(cwd)
     (task_id,) = [t for t in task_records(first) if t != "mlpipe.plan"]
-    return {"ws": ws, "project": project, "task_id": task_id, "runs": (first, second)}
+    return {"ws": ws, "project": project, "task_id": task_id, "run": first}
 
 
 def _step_ws(ws):
@@ -112,16 +113,16 @@ def _step_ws(ws):
     return StepWorkspace(ws.directory, load_config(ws.directory))
 
 
-def _entries(logged, index: int):
+def _entries(logged):
     from mlpipe_provider.designer.step_metrics import metrics_of, step_record
 
-    run = logged["runs"][index]
+    run = logged["run"]
     record = step_record(run.dag_id, run.run_id, logged["task_id"])
     return record, {e["name"]: e for e in metrics_of(_step_ws(logged["ws"]), record)}
 
 
 def test_chart_json_of_every_log_kind(logged):
-    record, entries = _entries(logged, 0)
+    record, entries = _entries(logged)
     assert not record["reused"]
     assert list(entries)[:3] == ["loss", "accuracy", "model"]  # in the order first logged
     assert entries["loss"]["kind"] == "line" and entries["loss"]["x_label"] == "step"
@@ -180,22 +181,14 @@ def test_chart_json_of_every_log_kind(logged):
     json.dumps(list(entries.values()), allow_nan=False)  # plain JSON, no NaN
 
 
-def test_reused_step_shows_the_metrics_of_the_run_it_reused(logged):
-    first, entries = _entries(logged, 0)
-    again, reused_entries = _entries(logged, 1)
-    assert again["reused"] and again["reused_run_id"] == first["step_run_id"]
-    assert reused_entries == entries
-
-
 def test_images_only_from_the_steps_artifacts(logged):
     from mlpipe_provider.designer import service
     from mlpipe_provider.designer.step_metrics import image_of, step_record
 
     ws = _step_ws(logged["ws"])
-    for index in (0, 1):  # executed, and reused: the image of the run it reused
-        run = logged["runs"][index]
-        record = step_record(run.dag_id, run.run_id, logged["task_id"])
-        assert image_of(ws, record, logged["task_id"], "plot") == (PNG, "image/png")
+    run = logged["run"]
+    record = step_record(run.dag_id, run.run_id, logged["task_id"])
+    assert image_of(ws, record, logged["task_id"], "plot") == (PNG, "image/png")
     for name, why in [
         ("drawing", "not an image file"),  # SVG can carry script: never served
         ("escape", "not an image file"),
