@@ -40,13 +40,31 @@ with open(os.path.join(a.rows, "rows.txt"), "w") as f:
 """
 
 
-REPORT = """import argparse, os
+REPORT = """import argparse, os, struct, tempfile, zlib
 from mlpipe_provider.sdk import Run
 p = argparse.ArgumentParser()
 p.add_argument("--rows", required=True)
 a = p.parse_args()
+run = Run.get_context()
 with open(os.path.join(a.rows, "rows.txt")) as f:
-    Run.get_context().log("scaled_rows", int(f.read()))
+    n = int(f.read())
+run.log("scaled_rows", n)
+run.log_list("row counts", [n // 3, n // 2, n - 1, n])
+run.log_confusion_matrix("Confusion matrix", {"schema_type": "confusion_matrix",
+    "schema_version": "1.0.0", "data": {"class_labels": ["low", "mid", "high"],
+    "matrix": [[5, 1, 0], [1, 4, 2], [0, 1, 6]]}})
+run.log_table("ROC curve", {"False positive rate": [0, 0.1, 0.3, 1],
+                            "True positive rate": [0, 0.6, 0.9, 1]})
+def chunk(kind, data):
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+pixels = b"".join(b"\\0" + b"\\x26\\x80\\xc2" * 3 for _ in range(2))
+png = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b""))
+image = os.path.join(tempfile.mkdtemp(), "swatch.png")  # not in the (hashed) source folder
+with open(image, "wb") as f:
+    f.write(png)
+run.log_image("swatch", path=image)
 """
 
 
@@ -503,6 +521,8 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
         assert "/tasks/report" in link.get_attribute("href")
         page.screenshot(path=str(tmp_path / "designer-run.png"))
         first_run = page.locator('[data-testid="run-state"]').get_attribute("href").split("/")[-1]
+        _metrics_panel_shows_charts(page, tmp_path)
+        _metrics_and_image_routes(designer, path, first_run)
         start = time.perf_counter()
         _run_from_page(page, 5, "reused")
         again = time.perf_counter() - start
@@ -514,6 +534,9 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
             f"/dags/prep_train_evaluate__designer_run/runs/{first_run}/tasks/count_rows"
         )
         assert first_run not in page.locator('[data-testid="run-state"]').get_attribute("href")
+        # the selected step, now reused, shows the metrics of the run it reused
+        page.wait_for_selector('[data-testid="metrics-panel"] >> text=reused', timeout=10_000)
+        _metrics_panel_shows_charts(page, None)
     finally:
         browser.close()
     print(f"designer run: executed in {first:.1f} s, reused in {again:.1f} s")
@@ -526,6 +549,75 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
     ]
     mine = [r for r in recorded if r.get("dag_id") == "prep_train_evaluate__designer_run"]
     assert len(mine) == 2 and all(r["conf"] == {"scale": 5} for r in mine)
+
+
+def _metrics_panel_shows_charts(page, tmp_path) -> None:
+    """Selecting the report step opens its Metrics panel: a line of the list's 4 points, the
+    confusion matrix as 9 cells, the ROC table as a curve, the image inline."""
+    if page.locator('[data-testid="metrics-panel"]').count() == 0:
+        page.click('[data-testid="step-report"] .name')
+    points = '[data-testid="metric-row counts"] [data-testid="point"]'
+    page.wait_for_selector(points, timeout=30_000)
+    assert page.locator(points).count() == 4
+    cells = page.locator('[data-testid="metric-Confusion matrix"] [data-testid="cell"]')
+    assert [c.get_attribute("data-value") for c in cells.all()] == list("510142016")
+    roc = page.locator('[data-testid="metric-ROC curve"] [data-testid="series"]')
+    assert roc.get_attribute("data-points") == "4"
+    scalars = page.locator('[data-testid="metric-scalars"]').text_content()
+    assert "scaled_rows" in scalars and "15" in scalars
+    page.wait_for_function(
+        "document.querySelector('[data-testid=metric-image]')?.naturalWidth === 3",
+        timeout=10_000,
+    )
+    if tmp_path is not None:
+        page.screenshot(path=str(tmp_path / "designer-metrics.png"))
+
+
+def _metrics_and_image_routes(designer, path: str, run_id: str) -> None:
+    """The routes behind the panel: read access to task instances, this run's steps only, and
+    only an image the step logged."""
+    from urllib.parse import urlencode
+
+    url, admin = designer["url"], designer["tokens"]["admin"]
+    query = {
+        "path": path,
+        "dag_id": "prep_train_evaluate__designer_run",
+        "run_id": run_id,
+        "task_id": "report",
+    }
+    status, answer = _call(f"{url}/api/run/metrics?{urlencode(query)}", token=admin)
+    assert status == 200, answer
+    kinds = {e["name"]: e["kind"] for e in answer["metrics"]}
+    assert kinds == {
+        "scaled_rows": "scalar",
+        "row counts": "line",
+        "Confusion matrix": "confusion_matrix",
+        "ROC curve": "line",
+        "swatch": "image",
+    }
+    image = f"{url}/api/run/image?{urlencode({**query, 'name': 'swatch'})}"
+    request = urllib.request.Request(image, headers={"Authorization": f"Bearer {admin}"})
+    with urllib.request.urlopen(request, timeout=30) as r:  # noqa: S310 - loopback only
+        assert r.headers["Content-Type"] == "image/png"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.read().startswith(b"\x89PNG")
+    assert _call(image)[0] == 401
+    assert _call(f"{url}/api/run/metrics?{urlencode(query)}")[0] == 401
+    for change in (
+        {"name": "../run.json"},
+        {"name": "scaled_rows"},
+        {"task_id": "no_such_step"},
+        {"run_id": "mlpipe__not-a-run"},
+    ):
+        status, err = _call(
+            f"{url}/api/run/image?{urlencode({**query, 'name': 'swatch', **change})}", token=admin
+        )
+        assert status == 404, (change, err)
+    status, err = _call(
+        f"{url}/api/run/image?{urlencode({**query, 'name': 'swatch', 'path': '../x.py'})}",
+        token=admin,
+    )
+    assert status == 400, err
 
 
 @pytest.mark.airflow_server

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel
 
 from mlpipe_provider.designer import files, runs, service
@@ -170,6 +170,31 @@ def create_app() -> FastAPI:
     @app.get("/api/run", dependencies=_read_tasks)
     def run_state(dag_id: str = Query(...), run_id: str = Query(...)) -> dict[str, Any]:
         return _call(runs.run_state, dag_id, run_id)
+
+    @app.get("/api/run/metrics", dependencies=_read_tasks)
+    def run_metrics(
+        path: str = Query(...),
+        dag_id: str = Query(...),
+        run_id: str = Query(...),
+        task_id: str = Query(...),
+    ) -> dict[str, Any]:
+        from mlpipe_provider.designer.step_metrics import step_metrics
+
+        return _call(step_metrics, _root(), path, dag_id, run_id, task_id)
+
+    @app.get("/api/run/image", dependencies=_read_tasks)
+    def run_image(
+        path: str = Query(...),
+        dag_id: str = Query(...),
+        run_id: str = Query(...),
+        task_id: str = Query(...),
+        name: str = Query(...),
+    ) -> Response:
+        from mlpipe_provider.designer.step_metrics import step_image
+
+        data, media_type = _call(step_image, _root(), path, dag_id, run_id, task_id, name)
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"}
+        return Response(data, media_type=media_type, headers=headers)
 
     @app.post("/api/publish", dependencies=_edit)
     def publish(body: PublishBody) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
 import { count, mark, restart } from "./perf.js";
 import { openPipeline } from "./prefetch.js";
+import { MetricsPanel } from "./MetricsPanel.jsx";
 
 const nodeTypes = { step: StepNode, data: DataNode };
 const edgeTypes = { default: DataEdge };
@@ -296,6 +297,8 @@ export default function App() {
     event.dataTransfer.effectAllowed = "move";
   };
 
+  const selectedStep = graph?.steps.find((s) => s.id === selected);
+
   return (
     <div className="designer">
       <header>
@@ -365,6 +368,9 @@ export default function App() {
             <Controls />
           </ReactFlow>
           </CompactContext.Provider>
+        )}
+        {selectedStep && run?.steps?.[selectedStep.name] && (
+          <MetricsPanel path={path} run={run} stepName={selectedStep.name} close={() => setSelected(null)} />
         )}
       </main>
       <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly} />

@@ -33,4 +33,6 @@ export const api = {
   runState: (dagId, runId) =>
     call("GET", `/run?dag_id=${encodeURIComponent(dagId)}&run_id=${encodeURIComponent(runId)}`),
   publish: (body) => call("POST", "/publish", body),
+  runMetrics: (path, dagId, runId, taskId) =>
+    call("GET", `/run/metrics?${new URLSearchParams({ path, dag_id: dagId, run_id: runId, task_id: taskId })}`),
 };
