@@ -39,6 +39,8 @@ class RunBody(BaseModel):
     path: str
     variable: str | None = None
     parameters: dict[str, Any] = {}
+    regenerate_outputs: bool = False
+    continue_on_step_failure: bool = False
 
 
 class PublishBody(BaseModel):
@@ -162,6 +164,8 @@ def create_app() -> FastAPI:
             user.get_name(),
             trigger,
             authorize,
+            regenerate_outputs=body.regenerate_outputs,
+            continue_on_step_failure=body.continue_on_step_failure,
         )
 
     @app.get("/api/run", dependencies=_read_tasks)
@@ -183,6 +187,9 @@ def create_app() -> FastAPI:
             body.endpoint,
         )
 
+    from mlpipe_provider.designer.draft_routes import add_routes
+
+    add_routes(app, _call, _root, _trigger_dag_run)
     return app
 
 
