@@ -8,6 +8,7 @@ assets (``static/``, built from ``designer/ui``) hold no data and are served as 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,11 @@ def create_app() -> FastAPI:
             _trigger_dag_run(app, request, user, dag_id, run_id, conf)
 
         return _call(
-            runs.start_run,
+            partial(
+                runs.start_run,
+                regenerate_outputs=body.regenerate_outputs,
+                continue_on_step_failure=body.continue_on_step_failure,
+            ),
             _root(),
             body.path,
             body.variable,
@@ -164,8 +169,6 @@ def create_app() -> FastAPI:
             user.get_name(),
             trigger,
             authorize,
-            regenerate_outputs=body.regenerate_outputs,
-            continue_on_step_failure=body.continue_on_step_failure,
         )
 
     @app.get("/api/run", dependencies=_read_tasks)

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from compiler.naming import dag_id_for
 from compiler.publish import lowered_from_json
 from mlpipe_provider.designer import files, runs, service
 from mlpipe_provider.designer.graph import DataReferenceNode, Graph, PipelineDataNode, Step
@@ -86,6 +87,7 @@ def summary(draft: PipelineDraft) -> dict[str, Any]:
         "last_submitted_pipeline_run_id": draft.last_submitted_pipeline_run_id,
         "created": draft._record.get("created"),
         "path": part.get("path") if part else None,
+        "dag_id": draft_dag_id(draft),
         "editable": part is not None,
     }
 
@@ -227,7 +229,7 @@ def open_draft(root: Path, relative: str | None, draft_id: str) -> dict[str, Any
 
 def draft_dag_id(draft: PipelineDraft) -> str:
     """Runs of a draft from the designer share one DAG per draft name."""
-    return f"draft__{draft.name}"
+    return dag_id_for(f"draft__{draft.name}")
 
 
 def run_draft(

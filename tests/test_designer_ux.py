@@ -1,4 +1,5 @@
-"""Drafts from the designer (``designer/drafts.py``) without HTTP, and the failed-step log tail.
+"""The designer's drafts (``designer/drafts.py``) without HTTP, the failed-step log tail, and
+the side form's environment variables and DataReference names as the writer writes them.
 
 A draft saved from the canvas is the SDK's own ``PipelineDraft`` record (``PipelineDraft.get``
 and ``list`` in Python see it, with the lowered pipeline a coder's draft would hold); it reopens
@@ -127,3 +128,34 @@ def test_log_tail_keeps_the_end_and_the_exception_without_the_readers_notes():
     assert len(lines) == logs.ERROR_TAIL_LINES
     assert lines[-1] == "ValueError: the rows are bad: 42" and lines[0] == "line 90"
     assert "source details" not in tail
+
+
+def test_environment_variables_and_a_renamed_data_reference_stay_literals(root):
+    """What the side form edits (a step's RunConfiguration environment variables, a
+    DataReference's name and path) reaches the file as literals and reads back the same."""
+    import ast
+
+    from mlpipe_provider.designer.writer import write_pipeline
+
+    hostile = "x'); import os; os.system('touch PWNED') #\n\"\"\"\\"
+    graph = Graph.model_validate(service.open_pipeline(root, FILE)["graph"])
+    [ref] = graph.data_references
+    old = ref.name
+    ref.name, ref.path_on_datastore = "iris_table", "iris/" + hostile  # renamed where it is used:
+    for step in graph.steps:
+        step.inputs = ["iris_table" if i == old else i for i in step.inputs]
+        for arg in step.arguments:
+            if getattr(arg, "data", None) == old:
+                arg.data = "iris_table"
+    graph.steps[0].environment_variables = {"MODE": hostile, "SEED": "7"}
+    text = write_pipeline(graph)
+    assert all(isinstance(n, (ast.ImportFrom, ast.Assign)) for n in ast.parse(text).body)
+    path = root / "prep_train_evaluate" / "renamed.py"
+    path.write_text(text)
+    opened = service.open_pipeline(root, "prep_train_evaluate/renamed.py")
+    assert not (root / "prep_train_evaluate" / "PWNED").exists()
+    assert Graph.model_validate(opened["graph"]) == graph
+    assert ("data:iris_table", "prep", "iris_table") in {
+        (e["source"], e["target"], e["data"]) for e in opened["edges"]
+    }
+    assert opened["graph"]["steps"][0]["editable"] is True  # env vars alone stay editable
