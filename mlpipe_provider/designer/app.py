@@ -8,6 +8,7 @@ assets (``static/``, built from ``designer/ui``) hold no data and are served as 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ class RunBody(BaseModel):
     path: str
     variable: str | None = None
     parameters: dict[str, Any] = {}
+    regenerate_outputs: bool = False
+    continue_on_step_failure: bool = False
 
 
 class PublishBody(BaseModel):
@@ -157,7 +160,11 @@ def create_app() -> FastAPI:
             _trigger_dag_run(app, request, user, dag_id, run_id, conf)
 
         return _call(
-            runs.start_run,
+            partial(
+                runs.start_run,
+                regenerate_outputs=body.regenerate_outputs,
+                continue_on_step_failure=body.continue_on_step_failure,
+            ),
             _root(),
             body.path,
             body.variable,
@@ -211,6 +218,9 @@ def create_app() -> FastAPI:
             body.endpoint,
         )
 
+    from mlpipe_provider.designer.draft_routes import add_routes
+
+    add_routes(app, _call, _root, _trigger_dag_run)
     return app
 
 

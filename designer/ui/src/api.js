@@ -35,4 +35,11 @@ export const api = {
   publish: (body) => call("POST", "/publish", body),
   runMetrics: (path, dagId, runId, taskId) =>
     call("GET", `/run/metrics?${new URLSearchParams({ path, dag_id: dagId, run_id: runId, task_id: taskId })}`),
+  runs: (query) => call("GET", `/runs?${new URLSearchParams(query)}`),
+  drafts: (path) => call("GET", `/drafts${path ? `?path=${encodeURIComponent(path)}` : ""}`),
+  openDraft: (id, path) =>
+    call("GET", `/draft?id=${encodeURIComponent(id)}${path ? `&path=${encodeURIComponent(path)}` : ""}`),
+  saveDraft: (body) => call("POST", "/draft", body),
+  runDraft: (body) => call("POST", "/draft/run", body),
+  publishDraft: (body) => call("POST", "/draft/publish", body),
 };
