@@ -57,7 +57,7 @@ function ModuleParam({ name, spec, value, problems, disabled, set, promote }) {
       <input type="number" disabled={disabled} data-testid={id} value={value ?? ""} min={spec?.min} max={spec?.max}
         step={type === "int" ? 1 : "any"} onChange={(e) => set(e.target.value === "" ? "" : Number(e.target.value))} />
     );
-  } else if (type === "json") {
+  } else if (type === "json" || spec?.multiline) {
     input = <textarea disabled={disabled} data-testid={id} value={String(value ?? "")} onChange={(e) => set(e.target.value)} />;
   } else {
     input = (
