@@ -282,9 +282,7 @@ def measure(url: str, token: str, paths: dict[int, str], reps: int) -> list[Size
         server_open(url, token, paths[size.steps])
     host = url.split("/")[2].split(":")[0]
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROME_ARGS, MARKER]
-        )
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROME_ARGS, MARKER])
         try:
             context = browser.new_context(viewport={"width": 1600, "height": 900})
             context.add_cookies([{"name": "_token", "value": token, "domain": host, "path": "/"}])
@@ -297,7 +295,9 @@ def measure(url: str, token: str, paths: dict[int, str], reps: int) -> list[Size
                 for size in sizes:
                     timeout = 60_000 + 100 * size.steps
                     size.opens.append(
-                        open_once(page, cdp, url, paths[size.steps], size.steps, size.edges, timeout)
+                        open_once(
+                            page, cdp, url, paths[size.steps], size.steps, size.edges, timeout
+                        )
                     )
                     size.server_open_s.append(server_open(url, token, paths[size.steps]))
                     say(
