@@ -20,6 +20,7 @@ from compiler.naming import task_id_for
 from mlpipe_provider.designer.graph import (
     DataRef,
     DataReferenceNode,
+    DatasetNode,
     Graph,
     Parameter,
     PipelineDataNode,
@@ -31,6 +32,7 @@ from mlpipe_provider.sdk.data import (
     PipelineData,
     PipelineParameter,
 )
+from mlpipe_provider.sdk.dataset import AbstractDataset, DatasetConsumptionConfig
 from mlpipe_provider.sdk.environment import RunConfiguration
 from mlpipe_provider.sdk.module_step import ModuleStep
 from mlpipe_provider.sdk.steps import PythonScriptStep
@@ -45,37 +47,63 @@ class _Reader:
         self.folder = folder
         self.params: dict[str, Parameter] = {}
         self.refs: dict[str, DataReferenceNode] = {}
+        self.datasets: dict[str, DatasetNode] = {}
         self.data: dict[str, PipelineDataNode] = {}
+        self.relative: dict[str, str] = {}  # source_directory -> as written (steps share a few)
 
     def _unwrap(self, value: Any) -> Any:
         return value.bind_object if isinstance(value, InputPortBinding) else value
 
     def _data_name(self, value: Any) -> str:
         value = self._unwrap(value)
+        # (a node is made on first use only: a 200-step pipeline names its data ~1,000 times)
         if isinstance(value, DataReference):
-            self.refs.setdefault(
-                value.data_reference_name,
-                DataReferenceNode(
+            if value.data_reference_name not in self.refs:
+                self.refs[value.data_reference_name] = DataReferenceNode(
                     name=value.data_reference_name,
                     datastore=value.datastore_name,
                     path_on_datastore=value.path_on_datastore,
                     mode=value.mode,
-                ),
-            )
+                )
             return value.data_reference_name
+        if isinstance(value, AbstractDataset):
+            value = DatasetConsumptionConfig(value.default_input_name(), value)
+        if isinstance(value, DatasetConsumptionConfig):
+            return self._dataset(value)
         if isinstance(value, PipelineData):
-            self.data.setdefault(
-                value.name, PipelineDataNode(name=value.name, datastore=value.datastore_name)
-            )
+            if value.name not in self.data:
+                self.data[value.name] = PipelineDataNode(
+                    name=value.name, datastore=value.datastore_name
+                )
             return value.name
         raise _Unreadable(f"{type(value).__name__} inputs and outputs")
+
+    def _dataset(self, item: DatasetConsumptionConfig) -> str:
+        """A registered dataset consumed under a name; anything else (a dataset defined in the
+        file, a dataset-valued PipelineParameter, a step's output dataset) is read-only."""
+        dataset = item.dataset
+        if not isinstance(dataset, AbstractDataset) or dataset.name is None:
+            raise _Unreadable("datasets that are not registered (Dataset.get_by_name)")
+        asked = getattr(dataset, "_asked_version", "latest")
+        node = DatasetNode(
+            name=item.name,
+            dataset=dataset.name,
+            version=None if asked in (None, "latest") else dataset.version,
+            mode=item.mode,
+            path_on_compute=item.path_on_compute,
+        )
+        known = self.datasets.setdefault(item.name, node)
+        if known != node:
+            raise _Unreadable(f"two datasets consumed under one name {item.name!r}")
+        return item.name
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, PipelineParameter):
             default = value.default_value
             if not isinstance(default, (str, int, float, bool)):
                 raise _Unreadable(f"a {type(default).__name__} PipelineParameter")
-            self.params.setdefault(value.name, Parameter(name=value.name, default=default))
+            if value.name not in self.params:
+                self.params[value.name] = Parameter(name=value.name, default=default)
             return DataRef(parameter=value.name)
         if isinstance(value, (str, int, float, bool)) or value is None:
             return value
@@ -128,7 +156,10 @@ class _Reader:
     def _script(self, step: PythonScriptStep, base: dict[str, Any]) -> Step:
         source = step.source_directory
         if source is not None:
-            source = Path(os.path.relpath(source, self.folder)).as_posix()
+            key = str(source)
+            if key not in self.relative:
+                self.relative[key] = Path(os.path.relpath(key, self.folder)).as_posix()
+            source = self.relative[key]
         runconfig = step.runconfig
         if runconfig is not None and _runconfig_beyond_env(runconfig):
             raise _Unreadable("a RunConfiguration beyond environment variables")
@@ -223,6 +254,7 @@ def read_graph(pipeline: Any, variable: str, folder: Path) -> Graph:
         description=pipeline.description,
         parameters=list(reader.params.values()),
         data_references=list(reader.refs.values()),
+        datasets=list(reader.datasets.values()),
         pipeline_data=list(reader.data.values()),
         steps=steps,
     )

@@ -3,36 +3,65 @@ import React, { useCallback, useEffect, useMemo, useRef, useState } from "react"
 import { Background, Controls, ReactFlow, useReactFlow } from "@xyflow/react";
 import { api } from "./api.js";
 import { DataNode, StepNode } from "./nodes.jsx";
+import { DataEdge } from "./edges.jsx";
+import { dataHandles, dataSize, stepHandles, stepSize } from "./geometry.js";
+import { COMPACT_BELOW, CompactContext, fitViewport } from "./compact.jsx";
 import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
+import { count, mark, restart } from "./perf.js";
+import { openPipeline } from "./prefetch.js";
+import { MetricsPanel } from "./MetricsPanel.jsx";
+import { DraftPanel } from "./DraftPanel.jsx";
+import { RunsMenu } from "./RunsMenu.jsx";
+import { readUrl, useFollowRun, writeUrl } from "./follow.js";
 
 const nodeTypes = { step: StepNode, data: DataNode };
+const edgeTypes = { default: DataEdge };
+const FIT = { maxZoom: 1, padding: 0.1 };
+const MIN_ZOOM = 0.05;
+
+// Every node's box as first drawn (the size geometry.js expects), for the zoom of the fit.
+function layoutBoxes(graph, positions) {
+  const box = (id, measured) => ({ position: positions[id] || { x: 0, y: 0 }, measured });
+  return [
+    ...graph.data_references.map((ref) => box(`data:${ref.name}`, dataSize(ref))),
+    ...graph.steps.map((step) => box(step.id, stepSize(step, null, { problems: [], run: null }))),
+  ];
+}
+const FILL = { position: "absolute", inset: 0 };
 const EMPTY = (variable) => ({
   format: 1, variable, description: null, parameters: [], data_references: [], pipeline_data: [], steps: [],
 });
 
-function query(name) {
-  return new URLSearchParams(window.location.search).get(name);
-}
+const INITIAL = readUrl(); // ?path=...&draft=...&run=<dag_id>/<run_id>: reopened on reload
 
 export default function App() {
   const flow = useReactFlow();
   const [me, setMe] = useState(null); // null until /api/me answers: no badge flickers meanwhile
   const [fileList, setFileList] = useState([]);
-  const [path, setPath] = useState(query("path") || "");
+  const [path, setPath] = useState(INITIAL.path);
+  const [shown, setShown] = useState(null); // the file (or the draft's file) on the canvas
+  const [draft, setDraft] = useState(null); // the open PipelineDraft's summary, and its graph
   const [baseHash, setBaseHash] = useState(null);
   const [graph, setGraph] = useState(null);
   const [positions, setPositions] = useState({});
-  const [sizes, setSizes] = useState({}); // React Flow's measurements: a node shows once measured
+  const [sizes, setSizes] = useState({}); // React Flow's measurements, where geometry.js guessed wrong
   const [palette, setPalette] = useState({ scripts: [], modules: [], datastores: [], compute_targets: [] });
   const [problems, setProblems] = useState([]);
   const [status, setStatus] = useState("");
   const [selected, setSelected] = useState(null);
   const [edited, setEdited] = useState(false);
   const [fitted, setFitted] = useState(false); // the opened pipeline is laid out and in view
-  const [run, setRun] = useState(null); // {dag_id, run_id, state, steps: {step name: {...}}}
+  const [compact, setCompact] = useState(false); // zoomed far out: nodes show their name only
+  const canvas = useRef(null);
+  // {dag_id, run_id, state, steps: {step name: {...}}}; a reload follows the URL's run again
+  const [run, setRun] = useState(INITIAL.run && { ...INITIAL.run, url: "", state: "queued", steps: {} });
   const readOnly = !me?.can_edit;
+  useFollowRun(run, setRun, setStatus);
+  useEffect(() => {
+    writeUrl({ path: shown, draft: draft?.id, run });
+  }, [shown, draft?.id, run?.dag_id, run?.run_id]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     api.me().then(setMe).catch((e) => setStatus(e.message));
@@ -42,41 +71,81 @@ export default function App() {
   const load = useCallback(async (target) => {
     setStatus(`opening ${target}`);
     setSelected(null);
+    setFitted(false);
+    restart();
+    mark("open:start");
+    // The palette and the pipeline are asked for at once (the pipeline maybe already, by
+    // index.html), and the graph is drawn without waiting for the palette: a module step shows
+    // its connected ports until the palette brings the module's other ones.
+    const pipeline = openPipeline(target);
+    const paletteProblem = api.palette(target).then(
+      (p) => {
+        mark("open:palette");
+        setPalette(p);
+        return null;
+      },
+      (e) => e,
+    );
     try {
-      setPalette(await api.palette(target));
-    } catch (e) {
-      setStatus(e.message);
-      return;
-    }
-    try {
-      const opened = await api.open(target);
+      const opened = await pipeline;
+      mark("open:fetched");
       setGraph(opened.graph);
       setBaseHash(opened.hash);
       const saved = opened.layout?.nodes || {};
-      setPositions({ ...autoLayout(opened.graph), ...saved });
+      const laidOut = { ...autoLayout(opened.graph), ...saved };
+      setPositions(laidOut);
+      mark("open:layout");
+      // The view is fitted with the first render, not after it: the nodes' sizes are known
+      // (geometry.js), so the fit is computed here (fitView's own rule), and so is whether the
+      // nodes are drawn compact. A flow mounting now fits itself (the fitView prop); one that
+      // shows an earlier pipeline is moved.
+      const view = fitViewport(layoutBoxes(opened.graph, laidOut), canvas.current?.clientWidth,
+        canvas.current?.clientHeight, { minZoom: MIN_ZOOM, maxZoom: FIT.maxZoom, padding: FIT.padding });
+      setCompact(view !== null && view.zoom < COMPACT_BELOW);
+      if (view !== null && flow.viewportInitialized) flow.setViewport(view);
+      setFitted(true);
       setProblems(opened.problems);
       setEdited(false);
+      setDraft(null);
+      setShown(target);
       setStatus(`opened ${target}`);
-      // fit once React Flow has measured the nodes (fitView on mount runs before that)
-      setFitted(false);
-      // (a controlled flow applies a queued fitView when it next receives nodes: hand it new ones)
-      requestAnimationFrame(() => {
-        flow.fitView({ maxZoom: 1, padding: 0.1 }).then(() => setFitted(true));
-        setSizes((s) => ({ ...s }));
-      });
+      paletteProblem.then((e) => e && setStatus(e.message));
     } catch (e) {
       if (e.status !== 404) return setStatus(e.message);
+      paletteProblem.then((p) => p && setStatus(p.message));
       const stem = target.split("/").pop().replace(/\.py$/, "");
       setGraph(EMPTY(identifier(stem)));
       setBaseHash(null);
       setPositions({});
       setProblems([]);
+      setDraft(null);
+      setShown(target);
       setStatus(`new pipeline ${target}`);
     }
   }, [flow]);
 
+  // a draft on the canvas: the designer's own graph (editable), or a read-only one drawn from
+  // the lowered pipeline of a draft made in Python; a file saved from it is a new file
+  const showDraft = useCallback((opened) => {
+    setSelected(null);
+    setGraph(opened.graph);
+    setBaseHash(null);
+    setPositions({ ...autoLayout(opened.graph), ...(opened.layout?.nodes || {}) });
+    setProblems([]);
+    setEdited(false);
+    setDraft({ ...opened.draft, graph: opened.graph });
+    if (opened.draft.path) {
+      setPath(opened.draft.path);
+      setShown(opened.draft.path);
+      api.palette(opened.draft.path).then(setPalette).catch(() => {});
+    }
+    requestAnimationFrame(() => flow.fitView({ maxZoom: 1, padding: 0.1 }));
+  }, [flow]);
+
   useEffect(() => {
-    if (path) load(path);
+    if (INITIAL.draft)
+      api.openDraft(INITIAL.draft, INITIAL.path).then(showDraft).catch((e) => setStatus(e.message));
+    else if (path) load(path);
   }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   // live validation: the compiler's checks on every change (debounced)
@@ -103,45 +172,62 @@ export default function App() {
   const moduleOf = (step) => palette.modules.find((m) => m.module === step.module);
 
   // Node objects are reused while nothing they show changed, so React Flow re-renders only the
-  // nodes an edit or a measurement touched (a 200-step pipeline stays interactive).
+  // nodes an edit or a measurement touched (a 200-step pipeline stays interactive). `data` is
+  // kept apart from position and size: a measurement or a drag makes a new node object but
+  // hands the (memoised) node component the same data, so it does not render again. Until the
+  // browser has measured a node, it carries the size and port positions geometry.js expects,
+  // so the first frame already shows every node and edge in the fitted view.
   const nodeCache = useRef(new Map());
   const nodes = useMemo(() => {
     if (!graph) return [];
     const cache = nodeCache.current;
     const next = new Map();
-    const keep = (id, parts, build) => {
+    const keep = (id, type, parts, makeData, guessSize, handlesFor) => {
       const old = cache.get(id);
-      const node = old && old.parts.every((p, i) => p === parts[i]) ? old.node : build();
-      next.set(id, { parts, node });
+      const same = old && old.parts.every((p, i) => p === parts[i]);
+      const data = same ? old.data : makeData();
+      const guess = same ? old.guess : guessSize(data);
+      const position = positions[id];
+      const size = sizes[id];
+      const node = same && old.position === position && old.size === size
+        ? old.node
+        : {
+          id, type, data, position: position || (type === "data" ? { x: 40, y: 40 } : { x: 80, y: 80 }),
+          measured: size || guess, handles: handlesFor(size || guess),
+        };
+      next.set(id, { parts, data, guess, position, size, node });
       return node;
     };
-    const list = graph.data_references.map((ref) => {
-      const id = `data:${ref.name}`;
-      const parts = [ref, positions[id], sizes[id]];
-      return keep(id, parts, () => ({
-        id, type: "data", position: positions[id] || { x: 40, y: 40 }, data: { ref }, measured: sizes[id],
-      }));
-    });
+    const list = graph.data_references.map((ref) =>
+      keep(`data:${ref.name}`, "data", [ref], () => ({ ref }), () => dataSize(ref), (sz) => dataHandles(ref, sz)));
     for (const step of graph.steps) {
       const mine = problems.filter((p) => p.step === step.name);
       const module = moduleOf(step);
       const isSelected = selected === step.id;
       const runStep = run?.steps?.[step.name];
       const runKey = runStep ? JSON.stringify(runStep) : "";
-      const parts = [step, positions[step.id], sizes[step.id], module, isSelected, JSON.stringify(mine), runKey];
-      list.push(keep(step.id, parts, () => ({
-        id: step.id, type: "step", position: positions[step.id] || { x: 80, y: 80 }, measured: sizes[step.id],
-        data: { step, module, problems: mine, selected: isSelected, run: runStep },
-      })));
+      const parts = [step, module, isSelected, JSON.stringify(mine), runKey];
+      list.push(keep(step.id, "step", parts,
+        () => ({ step, module, problems: mine, selected: isSelected, run: runStep }),
+        (data) => stepSize(step, module, data), (sz) => stepHandles(step, module, sz)));
     }
     nodeCache.current = next;
     return list;
   }, [graph, positions, sizes, problems, selected, palette, run]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const edges = useMemo(() => (graph ? edgesOf(graph) : []), [graph]);
+  useEffect(() => {
+    if (graph) mark("open:rendered"); // the first commit holding the graph
+    if (fitted) mark("open:fitted");
+    if (selected) mark("open:selected");
+  }, [graph, selected, fitted]);
 
   const onNodesChange = useCallback((changes) => {
     const measured = changes.filter((c) => c.type === "dimensions" && c.dimensions);
+    if (measured.length) {
+      mark("open:measured");
+      count("resized", measured.length); // sizes geometry.js guessed wrong
+    }
     if (measured.length)
       setSizes((s) => {
         const next = { ...s };
@@ -154,6 +240,15 @@ export default function App() {
       return next;
     });
   }, []);
+
+  // (stable: React Flow copies every changed prop into its store, which re-runs the selectors
+  // of every node, handle and edge)
+  const onNodeClick = useCallback((_, n) => {
+    mark("open:click");
+    setSelected(n.id);
+  }, []);
+  const onPaneClick = useCallback(() => setSelected(null), []);
+  const onMove = useCallback((_, viewport) => setCompact(viewport.zoom < COMPACT_BELOW), []);
 
   const isValidConnection = useCallback(
     (c) => !readOnly && connectionProblem(graph, palette.modules, c) === null,
@@ -234,6 +329,8 @@ export default function App() {
     event.dataTransfer.effectAllowed = "move";
   };
 
+  const selectedStep = graph?.steps.find((s) => s.id === selected);
+
   return (
     <div className="designer">
       <header>
@@ -243,8 +340,14 @@ export default function App() {
         <button onClick={() => load(path)} data-testid="open">Open</button>
         {!readOnly && graph && <button onClick={save} data-testid="save">Save</button>}
         {me?.can_run && graph && !edited && baseHash && (
-          <RunPanel path={path} variable={graph.variable} run={run} setRun={setRun} setStatus={setStatus} canEdit={me?.can_edit} />
+          <RunPanel path={path} variable={graph.variable} setRun={setRun} setStatus={setStatus} canEdit={me?.can_edit} />
         )}
+        {me && graph && (
+          <DraftPanel path={shown || path} graph={graph} positions={positions} draft={draft} showDraft={showDraft}
+            setDraft={setDraft} me={me} setRun={setRun} setStatus={setStatus} />
+        )}
+        <RunsMenu run={run} setRun={setRun} setStatus={setStatus}
+          query={draft ? { dag_id: draft.dag_id } : shown && baseHash && graph ? { path: shown, variable: graph.variable } : null} />
         {me && readOnly && <span className="badge">read only</span>}
         {me && <span className="user" data-testid="user">{me.user}</span>}
         <span className="status" data-testid="status">{status}</span>
@@ -278,29 +381,38 @@ export default function App() {
           </div>
         ))}
       </aside>
-      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas" data-fitted={fitted ? "1" : "0"}>
+      <main onDragOver={(e) => { e.preventDefault(); e.dataTransfer.dropEffect = "move"; }} onDrop={onDrop} data-testid="canvas" data-fitted={fitted ? "1" : "0"} ref={canvas}>
         {graph && (
+          <CompactContext.Provider value={compact}>
           <ReactFlow
             nodes={nodes}
             edges={edges}
             nodeTypes={nodeTypes}
+            edgeTypes={edgeTypes}
             onNodesChange={onNodesChange}
             onConnect={onConnect}
             isValidConnection={isValidConnection}
-            onNodeClick={(_, n) => setSelected(n.id)}
-            onPaneClick={() => setSelected(null)}
+            onNodeClick={onNodeClick}
+            onPaneClick={onPaneClick}
             nodesConnectable={!readOnly}
             fitView
-            fitViewOptions={{ maxZoom: 1 }}
-            minZoom={0.05}
-            style={{ position: "absolute", inset: 0 }}
+            fitViewOptions={FIT}
+            minZoom={MIN_ZOOM}
+            onMove={onMove}
+            onlyRenderVisibleElements
+            style={FILL}
           >
             <Background />
             <Controls />
           </ReactFlow>
+          </CompactContext.Provider>
+        )}
+        {selectedStep && run?.steps?.[selectedStep.name] && (
+          <MetricsPanel path={path} run={run} stepName={selectedStep.name} close={() => setSelected(null)} />
         )}
       </main>
-      <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly} />
+      <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly}
+        renamed={(old, id) => { setPositions((p) => ({ ...p, [id]: p[old] })); setSelected(id); }} />
     </div>
   );
 }

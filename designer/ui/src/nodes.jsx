@@ -1,7 +1,9 @@
 // Canvas nodes: a step with one handle per input and output port, and a DataReference source.
-import React, { useEffect, useRef } from "react";
+import React, { memo, useContext, useEffect, useRef } from "react";
 import { Handle, Position, useUpdateNodeInternals } from "@xyflow/react";
-import { NEW_INPUT, inputsOf, outputsOf } from "./model.js";
+import { NEW_INPUT } from "./model.js";
+import { portsOf } from "./geometry.js";
+import { CompactContext, PortMarks } from "./compact.jsx";
 
 function ports(list, type, position) {
   return list.map((p, i) => (
@@ -17,27 +19,30 @@ function ports(list, type, position) {
   ));
 }
 
-export function StepNode({ id, data }) {
+function StepNodeView({ id, data, width, height }) {
   const { step, module, problems, selected, run } = data;
+  const compact = useContext(CompactContext);
   const updateNodeInternals = useUpdateNodeInternals();
-  let inputs = inputsOf(step);
-  if (step.kind === "ModuleStep" && module)
-    inputs = module.inputs.map((p) => ({ port: p.name, data: step.inputs_map[p.name] || "" }));
-  else if (step.kind !== "ModuleStep" && step.editable) inputs = [...inputs, { port: NEW_INPUT, data: "" }];
-  let outputs = outputsOf(step);
-  if (step.kind === "ModuleStep" && module)
-    outputs = module.outputs.map((p) => ({ port: p.name, data: step.outputs_map[p.name] || "" }));
+  const { inputs, outputs } = portsOf(step, module); // geometry.js places the same ports
   // React Flow measures handles with the node; ports added later must be measured again
   const signature = `${inputs.map((p) => p.port).join("|")}#${outputs.map((p) => p.port).join("|")}`;
   // (not on mount: React Flow measures a new node itself, and 200 extra updates cost seconds)
   const measuredSignature = useRef(signature);
   useEffect(() => {
-    if (measuredSignature.current === signature) return;
+    if (compact || measuredSignature.current === signature) return; // (compact: no handles to measure)
     measuredSignature.current = signature;
     updateNodeInternals(id);
-  }, [id, signature, updateNodeInternals]);
+  }, [id, signature, updateNodeInternals, compact]);
   const cls = ["step", problems.length ? "has-problem" : "", step.editable ? "" : "readonly", selected ? "selected" : "",
     run ? `state-${run.state}` : ""];
+  if (compact)
+    return (
+      <div className={`${cls.join(" ")} compact`} data-testid={`step-${step.id}`} data-state={run?.state || ""}
+        title={[step.name, ...problems.map((p) => p.message)].join("\n")} style={{ width, height }}>
+        <div className="name">{step.name}</div>
+        <PortMarks inputs={inputs} outputs={outputs} />
+      </div>
+    );
   return (
     <div className={cls.join(" ")} data-testid={`step-${step.id}`} data-state={run?.state || ""}
       title={problems.map((p) => p.message).join("\n")}>
@@ -88,8 +93,15 @@ function RunInfo({ run }) {
   );
 }
 
-export function DataNode({ data }) {
+function DataNodeView({ data, width, height }) {
   const { ref } = data;
+  if (useContext(CompactContext))
+    return (
+      <div className="dataref compact" data-testid={`data-${ref.name}`} title={ref.name} style={{ width, height }}>
+        <div className="name">{ref.name}</div>
+        <PortMarks inputs={[]} outputs={[{ port: ref.name }]} />
+      </div>
+    );
   return (
     <div className="dataref" data-testid={`data-${ref.name}`}>
       <div className="kind">DataReference · {ref.datastore}</div>
@@ -99,3 +111,9 @@ export function DataNode({ data }) {
     </div>
   );
 }
+
+// React Flow hands a node its position too; these nodes show only their data (and, compact,
+// their size), so a drag (new props, same data) does not render them again.
+const sameData = (a, b) => a.id === b.id && a.data === b.data && a.width === b.width && a.height === b.height;
+export const StepNode = memo(StepNodeView, sameData);
+export const DataNode = memo(DataNodeView, sameData);
