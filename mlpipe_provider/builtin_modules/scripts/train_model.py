@@ -11,7 +11,7 @@ import json
 import os
 import pickle
 
-from _catalogue import ESTIMATORS, MODULES, make_estimator
+from _catalogue import ESTIMATORS, MODULES, make_estimator, parse_value
 from _common import check_columns, fail, get_run, read_table, start
 from _learners import make_learner, read_untrained_model
 
@@ -23,7 +23,7 @@ check_columns(MODULE, "params['label_column']", frame, [label])
 if args.untrained_model:
     specs = MODULES[MODULE]["params"]
     for name in ("estimator", "estimator_params"):
-        if params[name] != specs[name]["default"] and params[name] != {}:
+        if params[name] != parse_value(specs[name], specs[name]["default"]):
             fail(
                 MODULE,
                 f"params[{name!r}]",
