@@ -326,6 +326,7 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
         page.click('[data-testid="env-add"]')
         page.fill('[data-testid="new-output"]', "rows")
         page.click('[data-testid="add-output"]')
+        page.select_option('[data-testid="output-datastore-rows"]', "archive")
         page.select_option('[data-testid="field-compute_target"]', "cpu-cluster")
         page.fill('[data-testid="arg-flag"]', "--scale")
         page.fill('[data-testid="arg-value"]', "@scale")
@@ -349,6 +350,7 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
     text = saved.read_text()
     assert "PythonScriptStep(" in text and "'--scale', scale" in text
     assert "data_reference_name='iris_csv'" in text and "'--data', iris_csv" in text
+    assert "rows = PipelineData(name='rows', datastore=archive_datastore)" in text
     assert (
         "iris_files = Dataset.get_by_name(ws, name='iris_files')"
         ".as_named_input('iris_files').as_mount()" in text
@@ -364,6 +366,7 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
     assert records["count_rows"][0] == "success"
     rows = list((designer["root"] / ".mlpipe" / "datastores").rglob("rows.txt"))
     assert [r.read_text() for r in rows] == ["9"]
+    assert "archive" in rows[0].relative_to(designer["root"]).parts  # the datastore chosen
     # the designer's file reuses like any other: nothing changed, so the second run skips the step
     _, again = run_dag(found.pipeline, "designer_counted")
     assert again["count_rows"][0] == "skipped"

@@ -1,5 +1,6 @@
 // The side form: the selected step's fields (or the pipeline's), each marked with its problems.
 import React, { useState } from "react";
+import { OutputData } from "./OutputData.jsx";
 import { identifier, uniqueName } from "./model.js";
 import { DataName, EnvVars, renameData } from "./EnvForm.jsx";
 
@@ -239,7 +240,7 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly,
           <EnvVars vars={step.environment_variables} disabled={dis2}
             set={(vars) => edit((s) => (s.environment_variables = vars))} />
           <Field label="outputs (PipelineData)" problems={of("outputs")}>
-            <div>{step.outputs.join(", ") || "none"}</div>
+            <OutputData graph={graph} names={step.outputs} palette={palette} disabled={dis2} change={change} />
           </Field>
           {!dis2 && (
             <div className="row">
@@ -267,6 +268,9 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly,
               <option value="">default version</option>
               {(module?.versions || []).map((v) => <option key={v} value={v}>{v}</option>)}
             </select>
+          </Field>
+          <Field label="outputs (PipelineData)" problems={of("outputs_map")}>
+            <OutputData graph={graph} names={Object.values(step.outputs_map)} palette={palette} disabled={dis2} change={change} />
           </Field>
           <h4>params</h4>
           {Object.entries({ ...(module?.param_specs || {}), ...Object.fromEntries(Object.keys(step.params).map((k) => [k, module?.param_specs?.[k] || null])) }).map(([k, spec]) => (
