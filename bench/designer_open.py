@@ -202,18 +202,20 @@ def chrome_cpu_s() -> float | None:
     process under it: renderer, GPU, network), from /proc. Unlike wall time, this barely moves
     with the load other programs put on a shared machine: the figure to compare across runs."""
     procs: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu s)
-    root = None
+    marked = set()
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
-            if root is None and MARKER in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                root = int(entry.name)
+            if MARKER in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                marked.add(int(entry.name))
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         procs[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
-    if root is None:
+    roots = [pid for pid in marked if pid in procs and procs[pid][0] not in marked]
+    if not roots:
         return None
+    root = roots[0]
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
