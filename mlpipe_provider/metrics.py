@@ -32,7 +32,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def append_metric(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    line = json.dumps(_jsonable(record), sort_keys=True) + "\n"
+    """One line per call. Keys keep the order they were logged in (no ``sort_keys``): a row's or
+    a table's columns come back in v1's order, so the designer draws the first as the x axis."""
+    line = json.dumps(_jsonable(record)) + "\n"
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()

@@ -190,6 +190,24 @@ def test_the_example_runs_logs_metrics_and_reuses(tmp_path, monkeypatch, run_dag
     for name in steps:
         state, record = second[f"{name}.module"]
         assert state == "skipped" and record["reused"], (name, state, record)
+    # the designer's Metrics panel of the reused Evaluate Model: its charts, from the run it reused
+    from mlpipe_provider.config import load_config
+    from mlpipe_provider.designer.step_metrics import metrics_of, step_record
+    from mlpipe_provider.runtime.step_context import StepWorkspace
+
+    ws = StepWorkspace(example.ws._dir, load_config(example.ws._dir))
+    record = step_record(dag_run.dag_id, dag_run.run_id, "evaluate_model.module")
+    charts = {e["name"]: e for e in metrics_of(ws, record)}
+    matrix = charts["Confusion matrix"]
+    assert matrix["kind"] == "confusion_matrix" and len(matrix["labels"]) == 2
+    assert sum(map(sum, matrix["matrix"])) == 60  # the 30% test split of 200 rows
+    roc = charts["ROC curve"]
+    assert (roc["kind"], roc["x_label"], roc["y_label"]) == (
+        "line",
+        "False positive rate",
+        "True positive rate",
+    )
+    assert roc["series"][0]["y"][-1] == 1.0 and charts["AUC"]["kind"] == "scalar"
 
 
 def test_bad_parameter_values_are_compile_errors_naming_module_and_field(ws, data, run_dag):

@@ -392,3 +392,122 @@ def test_palette_gives_typed_parameter_forms_from_the_module_interface(root):
         kind = {bool: "bool", int: "int", float: "float", str: "str"}[type(default)]
         assert own["param_specs"][name] == {"type": kind, "default": default}
     json.dumps(modules)  # nothing the page cannot read
+
+
+def _register_datasets(root: Path) -> object:
+    from mlpipe_provider.sdk import Dataset, Datastore, Workspace
+
+    ws = Workspace.from_config(path=str(root / ".mlpipe"))
+    store = Datastore.get(ws, "workspaceblobstore")
+    Dataset.File.from_files(path=(store, "reviews/"), validate=False).register(ws, "reviews")
+    Dataset.File.from_files(path=(store, "reviews2/"), validate=False).register(
+        ws, "reviews", create_new_version=True
+    )
+    Dataset.Tabular.from_delimited_files(path=(store, "iris.csv"), validate=False).register(
+        ws, "iris"
+    )
+    return ws
+
+
+def test_registered_datasets_are_in_the_palette_and_round_trip_as_source_nodes(root):
+    """A registered dataset consumed by name is a source node: read from a v1-style file (latest
+    stays latest, a pinned version stays pinned), written back as ``Dataset.get_by_name(...)
+    .as_named_input(...)`` with its mode, and lowered to the same dataset inputs."""
+    from mlpipe_provider.designer.palette import palette
+
+    _register_datasets(root)
+    listed = {d["name"]: d for d in palette(root / "prep_train_evaluate", root)["datasets"]}
+    assert listed["reviews"]["versions"] == [1, 2] and listed["reviews"]["type"] == "file"
+    assert listed["iris"]["type"] == "tabular"
+
+    hand_written = root / "prep_train_evaluate" / "with_datasets.py"
+    hand_written.write_text(
+        "from mlpipe_provider.sdk import Dataset, Pipeline, PythonScriptStep, Workspace\n"
+        "ws = Workspace.from_config()\n"
+        "reviews = Dataset.get_by_name(ws, name='reviews')\n"
+        "iris = Dataset.get_by_name(ws, 'iris', version=1)\n"
+        "step = PythonScriptStep(script_name='prep.py', source_directory='src',\n"
+        "    arguments=['--reviews', reviews.as_named_input('reviews').as_download()],\n"
+        "    inputs=[reviews.as_named_input('reviews').as_download(),\n"
+        "            iris.as_named_input('iris_table')],\n"
+        "    compute_target='cpu-cluster')\n"
+        "pipeline = Pipeline(workspace=ws, steps=[step])\n"
+    )
+    graph, pipeline = _graph_of(hand_written)
+    assert [d.model_dump() for d in graph.datasets] == [
+        {
+            "name": "reviews",
+            "dataset": "reviews",
+            "version": None,
+            "mode": "download",
+            "path_on_compute": None,
+        },
+        {
+            "name": "iris_table",
+            "dataset": "iris",
+            "version": 1,
+            "mode": "direct",
+            "path_on_compute": None,
+        },
+    ]
+    assert graph.steps[0].editable and graph.steps[0].inputs == ["reviews", "iris_table"]
+    assert {e["source"] for e in graph.edges()} == {"data:reviews", "data:iris_table"}
+
+    text = write_pipeline(graph)
+    assert "Dataset.get_by_name(ws, name='reviews').as_named_input('reviews').as_download()" in text
+    assert "Dataset.get_by_name(ws, name='iris', version=1).as_named_input('iris_table')" in text
+    designed = root / "prep_train_evaluate" / "designed_datasets.py"
+    designed.write_text(text)
+    again, pipeline_again = _graph_of(designed)
+    assert again == graph
+    before, after = lower(pipeline), lower(pipeline_again)
+    assert after.problems == [] and after.steps == before.steps
+
+
+def test_dataset_nodes_are_checked_naming_the_field(root):
+    _register_datasets(root)
+    graph = Graph(
+        variable="p",
+        datasets=[
+            {"name": "bad name", "dataset": "reviews"},
+            {"name": "ok", "dataset": "reviews", "mode": "direct", "path_on_compute": "/x"},
+        ],
+        pipeline_data=[{"name": "cleaned", "datastore": "workspaceblobstore"}],
+        steps=[
+            Step(
+                id="clean",
+                name="clean",
+                kind="ModuleStep",
+                module="clean_text",
+                inputs_map={"raw": "ok"},
+                outputs_map={"cleaned": "cleaned"},
+            )
+        ],
+    )
+    with pytest.raises(GraphProblems) as caught:
+        write_pipeline(graph)
+    assert caught.value.problems == [
+        "dataset 'bad name', field 'name': an input name starts with a letter or '_' and holds "
+        "only letters, digits and '_'",
+        "dataset 'ok', field 'path_on_compute': only a mounted or downloaded dataset has a path "
+        "on the compute",
+        "step 'clean', field 'inputs_map': a module port takes a DataReference or PipelineData, "
+        "not the dataset 'ok'",
+    ]
+    # an unknown registered dataset is the compiler's own error, on the step that consumes it
+    graph = Graph(
+        variable="p",
+        datasets=[{"name": "nope", "dataset": "not_registered"}],
+        steps=[
+            Step(
+                id="prep",
+                name="prep",
+                kind="PythonScriptStep",
+                script_name="prep.py",
+                source_directory="src",
+                inputs=["nope"],
+            )
+        ],
+    )
+    problems = service.validate_graph(root, "prep_train_evaluate/p.py", graph)["problems"]
+    assert any("not_registered" in p["message"] for p in problems), problems

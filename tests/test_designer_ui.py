@@ -40,13 +40,31 @@ with open(os.path.join(a.rows, "rows.txt"), "w") as f:
 """
 
 
-REPORT = """import argparse, os
+REPORT = """import argparse, os, struct, tempfile, zlib
 from mlpipe_provider.sdk import Run
 p = argparse.ArgumentParser()
 p.add_argument("--rows", required=True)
 a = p.parse_args()
+run = Run.get_context()
 with open(os.path.join(a.rows, "rows.txt")) as f:
-    Run.get_context().log("scaled_rows", int(f.read()))
+    n = int(f.read())
+run.log("scaled_rows", n)
+run.log_list("row counts", [n // 3, n // 2, n - 1, n])
+run.log_confusion_matrix("Confusion matrix", {"schema_type": "confusion_matrix",
+    "schema_version": "1.0.0", "data": {"class_labels": ["low", "mid", "high"],
+    "matrix": [[5, 1, 0], [1, 4, 2], [0, 1, 6]]}})
+run.log_table("ROC curve", {"False positive rate": [0, 0.1, 0.3, 1],
+                            "True positive rate": [0, 0.6, 0.9, 1]})
+def chunk(kind, data):
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+pixels = b"".join(b"\\0" + b"\\x26\\x80\\xc2" * 3 for _ in range(2))
+png = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b""))
+image = os.path.join(tempfile.mkdtemp(), "swatch.png")  # not in the (hashed) source folder
+with open(image, "wb") as f:
+    f.write(png)
+run.log_image("swatch", path=image)
 """
 
 
@@ -143,6 +161,13 @@ def test_auth_no_token_401_viewer_reads_but_cannot_save(designer):
     assert (
         _call(f"{url}/api/publish", "POST", {**run, "name": "x"}, token=tokens["viewer"])[0] == 403
     )
+    # nor save, run or publish a draft (but may list them)
+    draft = {"path": path, "graph": opened["graph"], "name": "viewer-draft"}
+    assert _call(f"{url}/api/draft", "POST", draft, token=tokens["viewer"])[0] == 403
+    ref = {"path": path, "id": "00000000-0000-0000-0000-000000000000"}
+    assert _call(f"{url}/api/draft/run", "POST", ref, token=tokens["viewer"])[0] == 403
+    assert _call(f"{url}/api/draft/publish", "POST", ref, token=tokens["viewer"])[0] == 403
+    assert _call(f"{url}/api/drafts?path={path}", token=tokens["viewer"]) == (200, {"drafts": []})
     # bad requests are 4xx with a message naming the problem
     status, err = _call(f"{url}/api/pipeline?path=../../etc/passwd.py", token=tokens["admin"])
     assert status == 400 and "not an allowed name" in err["detail"]
@@ -271,7 +296,16 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
             '[data-testid="step-count_rows"] [data-testid="target-__new_input__"]',
         )
         page.wait_for_selector(".react-flow__edge")
+        # the DataReference renamed in the side form: the step's input and argument follow
+        page.click('[data-testid="data-data"]')
+        page.fill('[data-testid="field-data_reference_name"]', "iris_csv")
+        page.press('[data-testid="field-data_reference_name"]', "Enter")
+        page.wait_for_selector('[data-testid="data-iris_csv"]')
+        assert page.locator(".react-flow__edge").count() == 1
         page.click('[data-testid="step-count_rows"]')
+        page.fill('[data-testid="env-new-name"]', "ROWS_MODE")
+        page.fill('[data-testid="env-new-value"]', "fast'); import os #")
+        page.click('[data-testid="env-add"]')
         page.fill('[data-testid="new-output"]', "rows")
         page.click('[data-testid="add-output"]')
         page.select_option('[data-testid="field-compute_target"]', "cpu-cluster")
@@ -296,6 +330,8 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
     saved = designer["root"] / path
     text = saved.read_text()
     assert "PythonScriptStep(" in text and "'--scale', scale" in text
+    assert "data_reference_name='iris_csv'" in text and "'--data', iris_csv" in text
+    assert "environment_variables = {'ROWS_MODE': \"fast'); import os #\"}" in text
     assert (designer["root"] / "prep_train_evaluate" / "counted.layout.json").is_file()
 
     from compiler.loader import load_pipelines
@@ -470,12 +506,22 @@ def _runnable_graph():
     )
 
 
-def _run_from_page(page, scale: int, expect: str) -> dict:
+def _run_from_page(page, scale: int, expect: str, *, options=(), reload=False) -> dict:
     page.click('[data-testid="run"]')
     page.wait_for_selector('[data-testid="run-param-scale"]', timeout=30_000)
     assert page.input_value('[data-testid="run-param-scale"]') == "3"  # the parameter's default
     page.fill('[data-testid="run-param-scale"]', str(scale))
+    for option in options:  # v1's submit options: regenerate / continue (on step failure)
+        page.check(f'[data-testid="run-{option}"]')
+    before = page.evaluate("location.search")
     page.click('[data-testid="run-start"]')
+    if reload:  # the URL names the new run once it started: a reload follows it again
+        page.wait_for_function(
+            "before => location.search !== before && location.search.includes('run=')",
+            arg=before,
+            timeout=150_000,
+        )
+        page.reload()
     page.wait_for_selector('[data-testid="run-state"][data-state="success"]', timeout=150_000)
     for step in ("count_rows", "report"):
         page.wait_for_selector(
@@ -488,8 +534,13 @@ def _run_from_page(page, scale: int, expect: str) -> dict:
 @pytest.mark.chromium
 def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_path):
     """Run from the page with a parameter: both steps turn executed, the report shows its metric;
-    the same run again: both are reused, naming the run they reused."""
+    the same run again: both are reused, naming the run they reused. With regenerate_outputs
+    checked they execute again, and a reload of the page (its URL names the run) follows it
+    again; the recent-runs list picks an earlier run. Publish is a click; the canvas saved as a
+    PipelineDraft is the SDK's draft, which runs (reused: same steps, same values), publishes and
+    reopens (with its run) from the URL."""
     from mlpipe_provider.designer.writer import write_pipeline
+    from mlpipe_provider.sdk import PipelineDraft, PipelineEndpoint, PublishedPipeline, Workspace
 
     path = "prep_train_evaluate/designer_run.py"
     (designer["root"] / path).write_text(write_pipeline(_runnable_graph()))
@@ -506,6 +557,8 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
         assert "/tasks/report" in link.get_attribute("href")
         page.screenshot(path=str(tmp_path / "designer-run.png"))
         first_run = page.locator('[data-testid="run-state"]').get_attribute("href").split("/")[-1]
+        _metrics_panel_shows_charts(page, tmp_path)
+        _metrics_and_image_routes(designer, path, first_run)
         start = time.perf_counter()
         _run_from_page(page, 5, "reused")
         again = time.perf_counter() - start
@@ -517,9 +570,83 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
             f"/dags/prep_train_evaluate__designer_run/runs/{first_run}/tasks/count_rows"
         )
         assert first_run not in page.locator('[data-testid="run-state"]').get_attribute("href")
+        # the selected step, now reused, shows the metrics of the run it reused
+        page.wait_for_selector('[data-testid="metrics-panel"] >> text=reused', timeout=10_000)
+        _metrics_panel_shows_charts(page, None)
+
+        start = time.perf_counter()
+        _run_from_page(page, 5, "executed", options=("regenerate", "continue"), reload=True)
+        regenerated = time.perf_counter() - start
+        assert f"path={path.replace('/', '%2F')}" in page.url
+        third_run = page.url.split("run=")[1].split("%2F")[-1]
+        page.wait_for_selector('[data-testid="step-report"] [data-testid="metrics"]')
+        start = time.perf_counter()
+        # the recent runs of this pipeline, newest first; picking one follows it
+        page.click('[data-testid="recent-runs"]')
+        page.wait_for_selector('[data-testid="pick-run"]')
+        listed = page.locator('[data-testid="pick-run"]').evaluate_all(
+            "bs => bs.map(b => b.dataset.run)"
+        )
+        assert listed[0] == third_run and listed[-1] == first_run and len(listed) == 3
+        page.click(f'[data-testid="pick-run"][data-run="{listed[1]}"]')
+        page.wait_for_selector('[data-testid="step-report"][data-state="reused"]', timeout=10_000)
+        assert listed[1] in page.url
+
+        # publish is a click: the PublishedPipeline and the endpoint of the same name exist
+        page.click('[data-testid="run"]')
+        page.fill('[data-testid="publish-name"]', "designer-published")
+        page.click('[data-testid="publish"]')
+        page.wait_for_function(
+            "document.querySelector('[data-testid=status]').textContent.startsWith('published')",
+            timeout=30_000,
+        )
+        ws = Workspace(_workspace_dir=designer["root"] / ".mlpipe")
+        endpoint = PipelineEndpoint.get(ws, name="designer-published")
+        assert endpoint.get_pipeline().name == "designer-published"
+        assert PublishedPipeline.get(ws, endpoint.get_pipeline().id).name == "designer-published"
+        picked_and_published = time.perf_counter() - start
+        start = time.perf_counter()
+
+        # save as a draft with the value used above: PipelineDraft sees it; it runs reused
+        page.click('[data-testid="drafts"]')
+        page.fill('[data-testid="draft-name"]', "designer-draft")
+        page.fill('[data-testid="draft-param-scale"]', "5")
+        page.click('[data-testid="draft-save"]')
+        page.wait_for_selector('[data-testid="open-draft"]', timeout=30_000)
+        [draft] = [d for d in PipelineDraft.list(ws) if d.name == "designer-draft"]
+        assert draft.pipeline_parameters == {"scale": 5}
+        assert draft.get_step_names() == ["count_rows", "report"]
+        page.click('[data-testid="drafts"]')
+        page.click('[data-testid="draft-run"]')
+        page.wait_for_function("location.search.includes('run=draft__designer-draft')")
+        page.reload()  # the draft and its run, from the URL
+        page.wait_for_selector('[data-testid="open-draft"]:has-text("designer-draft")')
+        page.wait_for_selector('[data-testid="run-state"][data-state="success"]', timeout=150_000)
+        for step in ("count_rows", "report"):
+            page.wait_for_selector(f'[data-testid="step-{step}"][data-state="reused"]')
+        page.click('[data-testid="drafts"]')
+        page.click('[data-testid="draft-publish"]')
+        page.wait_for_function(
+            "document.querySelector('[data-testid=status]').textContent.startsWith('published draft')",
+            timeout=30_000,
+        )
+        drafted = time.perf_counter() - start
     finally:
         browser.close()
-    print(f"designer run: executed in {first:.1f} s, reused in {again:.1f} s")
+    print(
+        f"designer run: executed in {first:.1f} s, reused in {again:.1f} s, "
+        f"regenerated (with a reload) in {regenerated:.1f} s; a recent run picked and published "
+        f"in {picked_and_published:.1f} s; draft saved, run (reused, with a reload), published "
+        f"in {drafted:.1f} s"
+    )
+    draft = PipelineDraft.get(ws, draft.id)
+    assert draft.last_submitted_pipeline_run_id is not None
+    assert "designer-draft" in [p.name for p in PublishedPipeline.list(ws)]
+    request = json.loads(
+        (ws._dir / "runs" / draft.last_submitted_pipeline_run_id / "request.json").read_text()
+    )
+    assert request["experiment"] == "designer-draft"
+    assert request["tags"]["azureml.pipelineDraftId"] == draft.id
     rows = sorted((designer["root"] / ".mlpipe" / "datastores").rglob("rows.txt"))
     assert "15" in [r.read_text() for r in rows]
     # the run is recorded as every mlpipe run is, so PipelineRun and `mlpipe runs` follow it
@@ -527,8 +654,86 @@ def test_browser_run_live_states_then_reused(designer, playwright_driver, tmp_pa
         json.loads(p.read_text())
         for p in (designer["root"] / ".mlpipe" / "runs").glob("*/request.json")
     ]
-    mine = [r for r in recorded if r.get("dag_id") == "prep_train_evaluate__designer_run"]
-    assert len(mine) == 2 and all(r["conf"] == {"scale": 5} for r in mine)
+    mine = sorted(
+        (r for r in recorded if r.get("dag_id") == "prep_train_evaluate__designer_run"),
+        key=lambda r: r["created"],
+    )
+    assert [r["conf"] for r in mine[:2]] == [{"scale": 5}, {"scale": 5}]
+    assert mine[2]["conf"] == {
+        "scale": 5,
+        "mlpipe_regenerate_outputs": True,
+        "mlpipe_continue_on_step_failure": True,
+    }
+    assert mine[2]["regenerate_outputs"] is True and mine[2]["continue_on_step_failure"] is True
+
+
+def _metrics_panel_shows_charts(page, tmp_path) -> None:
+    """Selecting the report step opens its Metrics panel: a line of the list's 4 points, the
+    confusion matrix as 9 cells, the ROC table as a curve, the image inline."""
+    if page.locator('[data-testid="metrics-panel"]').count() == 0:
+        page.click('[data-testid="step-report"] .name')
+    points = '[data-testid="metric-row counts"] [data-testid="point"]'
+    page.wait_for_selector(points, timeout=30_000)
+    assert page.locator(points).count() == 4
+    cells = page.locator('[data-testid="metric-Confusion matrix"] [data-testid="cell"]')
+    assert [c.get_attribute("data-value") for c in cells.all()] == list("510142016")
+    roc = page.locator('[data-testid="metric-ROC curve"] [data-testid="series"]')
+    assert roc.get_attribute("data-points") == "4"
+    scalars = page.locator('[data-testid="metric-scalars"]').text_content()
+    assert "scaled_rows" in scalars and "15" in scalars
+    page.wait_for_function(
+        "document.querySelector('[data-testid=metric-image]')?.naturalWidth === 3",
+        timeout=10_000,
+    )
+    if tmp_path is not None:
+        page.screenshot(path=str(tmp_path / "designer-metrics.png"))
+
+
+def _metrics_and_image_routes(designer, path: str, run_id: str) -> None:
+    """The routes behind the panel: read access to task instances, this run's steps only, and
+    only an image the step logged."""
+    from urllib.parse import urlencode
+
+    url, admin = designer["url"], designer["tokens"]["admin"]
+    query = {
+        "path": path,
+        "dag_id": "prep_train_evaluate__designer_run",
+        "run_id": run_id,
+        "task_id": "report",
+    }
+    status, answer = _call(f"{url}/api/run/metrics?{urlencode(query)}", token=admin)
+    assert status == 200, answer
+    kinds = {e["name"]: e["kind"] for e in answer["metrics"]}
+    assert kinds == {
+        "scaled_rows": "scalar",
+        "row counts": "line",
+        "Confusion matrix": "confusion_matrix",
+        "ROC curve": "line",
+        "swatch": "image",
+    }
+    image = f"{url}/api/run/image?{urlencode({**query, 'name': 'swatch'})}"
+    request = urllib.request.Request(image, headers={"Authorization": f"Bearer {admin}"})
+    with urllib.request.urlopen(request, timeout=30) as r:  # noqa: S310 - loopback only
+        assert r.headers["Content-Type"] == "image/png"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.read().startswith(b"\x89PNG")
+    assert _call(image)[0] == 401
+    assert _call(f"{url}/api/run/metrics?{urlencode(query)}")[0] == 401
+    for change in (
+        {"name": "../run.json"},
+        {"name": "scaled_rows"},
+        {"task_id": "no_such_step"},
+        {"run_id": "mlpipe__not-a-run"},
+    ):
+        status, err = _call(
+            f"{url}/api/run/image?{urlencode({**query, 'name': 'swatch', **change})}", token=admin
+        )
+        assert status == 404, (change, err)
+    status, err = _call(
+        f"{url}/api/run/image?{urlencode({**query, 'name': 'swatch', 'path': '../x.py'})}",
+        token=admin,
+    )
+    assert status == 400, err
 
 
 @pytest.mark.airflow_server
@@ -635,6 +840,7 @@ def test_api_failed_step_error_tail_bad_parameters_and_publish(designer):
     boom = state["steps"]["boom"]
     assert boom["state"] == "failed"
     assert "the rows are bad: 42" in boom["error"]
+    assert boom["error_source"] == "airflow"  # Airflow's own log reader, not the local files
     assert boom["log_url"].endswith(
         f"/dags/prep_train_evaluate__designer_boom/runs/{started['run_id']}/tasks/boom"
     )

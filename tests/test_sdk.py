@@ -56,6 +56,10 @@ def test_from_config_walks_up_from_a_subfolder_to_the_workspace(project, capsys)
     # an explicit path works the same, from anywhere
     os.chdir(project.parent)
     assert Workspace.from_config(path=str(deep))._dir == (project / ".mlpipe").resolve()
+    # the workspace folder itself, or its config file, is that workspace (not a new one in it)
+    for path in (project / ".mlpipe", project / ".mlpipe" / "config.json"):
+        assert Workspace.from_config(path=str(path)) == first
+    assert not (project / ".mlpipe" / ".mlpipe").exists()
 
 
 @pytest.mark.parametrize("location", ["config.json", ".azureml/config.json"])

@@ -34,7 +34,8 @@ def _check_builtin_params(lowering: Any, step: Any, version: Any) -> None:
         for key, value in step.params.items()
         if key not in step.unknown_params
     }
-    for field, message in builtin_modules.check_params(version.module_name, values):
+    bound = set(step.inputs_map)
+    for field, message in builtin_modules.check_params(version.module_name, values, bound):
         lowering.problem(step, field, message)
 
 

@@ -49,11 +49,15 @@ def is_builtin(module_name: str, category: str | None) -> bool:
     return category == catalogue().CATEGORY and module_name in catalogue().MODULES
 
 
-def check_params(module_name: str, values: dict[str, Any]) -> list[tuple[str, str]]:
+def check_params(
+    module_name: str, values: dict[str, Any], bound_inputs: Any = ()
+) -> list[tuple[str, str]]:
     """``(field, message)`` for every bad parameter value of a built-in step, at compile time.
 
-    ``values`` holds literals (a PipelineParameter's default stands for it). A Train Model's
-    ``estimator_params`` are also checked against the estimator's own parameters.
+    ``values`` holds literals (a PipelineParameter's default stands for it); ``bound_inputs``
+    names the input ports the step connects. A Train Model's ``estimator_params`` are checked
+    against the estimator's own parameters, and naming an estimator while an untrained model
+    is connected is refused (the model would silently win).
     """
     cat = catalogue()
     problems = cat.check_params(module_name, values)
@@ -61,8 +65,25 @@ def check_params(module_name: str, values: dict[str, Any]) -> list[tuple[str, st
         specs = cat.MODULES[module_name]["params"]
         estimator = values.get("estimator", specs["estimator"]["default"])
         raw = values.get("estimator_params", specs["estimator_params"]["default"])
+        parsed = cat.parse_value(specs["estimator_params"], raw)
+        if "untrained_model" in bound_inputs:
+            if estimator != specs["estimator"]["default"] or parsed:
+                field = (
+                    "estimator"
+                    if estimator != specs["estimator"]["default"]
+                    else "estimator_params"
+                )
+                problems.append(
+                    (
+                        f"params[{field!r}]",
+                        f"built-in module {module_name!r}: an untrained model is connected "
+                        f"to 'untrained_model', so the estimator comes from it; leave {field!r} "
+                        "at its default (or disconnect the untrained model)",
+                    )
+                )
+            return problems
         try:
-            cat.make_estimator(estimator, cat.parse_value(specs["estimator_params"], raw))
+            cat.make_estimator(estimator, parsed)
         except (ValueError, TypeError) as exc:
             problems.append(
                 ("params['estimator_params']", f"built-in module {module_name!r}: {exc}")

@@ -8,13 +8,14 @@ assets (``static/``, built from ``designer/ui``) hold no data and are served as 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel
 
 from mlpipe_provider.designer import files, runs, service
@@ -39,6 +40,8 @@ class RunBody(BaseModel):
     path: str
     variable: str | None = None
     parameters: dict[str, Any] = {}
+    regenerate_outputs: bool = False
+    continue_on_step_failure: bool = False
 
 
 class PublishBody(BaseModel):
@@ -157,7 +160,11 @@ def create_app() -> FastAPI:
             _trigger_dag_run(app, request, user, dag_id, run_id, conf)
 
         return _call(
-            runs.start_run,
+            partial(
+                runs.start_run,
+                regenerate_outputs=body.regenerate_outputs,
+                continue_on_step_failure=body.continue_on_step_failure,
+            ),
             _root(),
             body.path,
             body.variable,
@@ -170,6 +177,31 @@ def create_app() -> FastAPI:
     @app.get("/api/run", dependencies=_read_tasks)
     def run_state(dag_id: str = Query(...), run_id: str = Query(...)) -> dict[str, Any]:
         return _call(runs.run_state, dag_id, run_id)
+
+    @app.get("/api/run/metrics", dependencies=_read_tasks)
+    def run_metrics(
+        path: str = Query(...),
+        dag_id: str = Query(...),
+        run_id: str = Query(...),
+        task_id: str = Query(...),
+    ) -> dict[str, Any]:
+        from mlpipe_provider.designer.step_metrics import step_metrics
+
+        return _call(step_metrics, _root(), path, dag_id, run_id, task_id)
+
+    @app.get("/api/run/image", dependencies=_read_tasks)
+    def run_image(
+        path: str = Query(...),
+        dag_id: str = Query(...),
+        run_id: str = Query(...),
+        task_id: str = Query(...),
+        name: str = Query(...),
+    ) -> Response:
+        from mlpipe_provider.designer.step_metrics import step_image
+
+        data, media_type = _call(step_image, _root(), path, dag_id, run_id, task_id, name)
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"}
+        return Response(data, media_type=media_type, headers=headers)
 
     @app.post("/api/publish", dependencies=_edit)
     def publish(body: PublishBody) -> dict[str, Any]:
@@ -186,6 +218,9 @@ def create_app() -> FastAPI:
             body.endpoint,
         )
 
+    from mlpipe_provider.designer.draft_routes import add_routes
+
+    add_routes(app, _call, _root, _trigger_dag_run)
     return app
 
 

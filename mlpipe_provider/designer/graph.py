@@ -46,6 +46,19 @@ class DataReferenceNode(BaseModel):
     mode: str = "mount"
 
 
+class DatasetNode(BaseModel):
+    """A registered dataset as a step consumes it (``Dataset.get_by_name(ws, name=dataset,
+    version=...).as_named_input(name)``, then ``.as_mount()``/``.as_download()``): a source node.
+    ``name`` is the input name the step sees; ``version`` None means the latest when it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    dataset: str
+    version: int | None = None
+    mode: Literal["direct", "mount", "download"] = "direct"
+    path_on_compute: str | None = None
+
+
 class PipelineDataNode(BaseModel):
     """A ``PipelineData``: the data one step produces for others (an output port)."""
 
@@ -89,6 +102,7 @@ class Graph(BaseModel):
     description: str | None = None
     parameters: list[Parameter] = Field(default_factory=list)
     data_references: list[DataReferenceNode] = Field(default_factory=list)
+    datasets: list[DatasetNode] = Field(default_factory=list)
     pipeline_data: list[PipelineDataNode] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
 
@@ -104,7 +118,7 @@ class Graph(BaseModel):
         for step in self.steps:
             for name in self.output_names(step):
                 producer.setdefault(name, step.id)
-        refs = {d.name for d in self.data_references}
+        refs = {d.name for d in self.data_references} | {d.name for d in self.datasets}
         edges = []
         for step in self.steps:
             for name in self.input_names(step):

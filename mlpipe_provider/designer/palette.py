@@ -77,6 +77,31 @@ def modules(ws: Workspace) -> list[dict[str, Any]]:
     return result
 
 
+def datasets(ws: Workspace) -> list[dict[str, Any]]:
+    """Registered datasets (latest version): what a script step can consume by name."""
+    from mlpipe_provider import dataset_registry
+
+    found: list[dict[str, Any]] = []
+    for name in dataset_registry.names(ws.directory):
+        try:
+            versions = dataset_registry.versions(ws.directory, name)
+        except Exception:  # a broken registry entry is left out of the palette, not fatal
+            continue
+        if not versions:
+            continue
+        latest = versions[-1]
+        found.append(
+            {
+                "name": name,
+                "type": latest["definition"]["type"],
+                "version": latest["version"],
+                "versions": [v["version"] for v in versions],
+                "description": latest.get("description"),
+            }
+        )
+    return found
+
+
 _TYPE_OF = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
@@ -109,6 +134,7 @@ def palette(folder: Path, root: Path) -> dict[str, Any]:
         "scripts": scripts(folder),
         "modules": [],
         "datastores": [],
+        "datasets": [],
         "compute_targets": [],
         "workspace": None,
     }
@@ -117,6 +143,7 @@ def palette(folder: Path, root: Path) -> dict[str, Any]:
     settings = ws.settings
     data["workspace"] = settings.workspace_name
     data["modules"] = modules(ws)
+    data["datasets"] = datasets(ws)
     data["datastores"] = [
         {"name": name, "type": ds.datastore_type, "default": name == settings.default_datastore}
         for name, ds in sorted(settings.datastores.items())

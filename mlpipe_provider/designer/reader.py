@@ -20,6 +20,7 @@ from compiler.naming import task_id_for
 from mlpipe_provider.designer.graph import (
     DataRef,
     DataReferenceNode,
+    DatasetNode,
     Graph,
     Parameter,
     PipelineDataNode,
@@ -31,6 +32,7 @@ from mlpipe_provider.sdk.data import (
     PipelineData,
     PipelineParameter,
 )
+from mlpipe_provider.sdk.dataset import AbstractDataset, DatasetConsumptionConfig
 from mlpipe_provider.sdk.environment import RunConfiguration
 from mlpipe_provider.sdk.module_step import ModuleStep
 from mlpipe_provider.sdk.steps import PythonScriptStep
@@ -45,6 +47,7 @@ class _Reader:
         self.folder = folder
         self.params: dict[str, Parameter] = {}
         self.refs: dict[str, DataReferenceNode] = {}
+        self.datasets: dict[str, DatasetNode] = {}
         self.data: dict[str, PipelineDataNode] = {}
         self.relative: dict[str, str] = {}  # source_directory -> as written (steps share a few)
 
@@ -63,6 +66,10 @@ class _Reader:
                     mode=value.mode,
                 )
             return value.data_reference_name
+        if isinstance(value, AbstractDataset):
+            value = DatasetConsumptionConfig(value.default_input_name(), value)
+        if isinstance(value, DatasetConsumptionConfig):
+            return self._dataset(value)
         if isinstance(value, PipelineData):
             if value.name not in self.data:
                 self.data[value.name] = PipelineDataNode(
@@ -70,6 +77,25 @@ class _Reader:
                 )
             return value.name
         raise _Unreadable(f"{type(value).__name__} inputs and outputs")
+
+    def _dataset(self, item: DatasetConsumptionConfig) -> str:
+        """A registered dataset consumed under a name; anything else (a dataset defined in the
+        file, a dataset-valued PipelineParameter, a step's output dataset) is read-only."""
+        dataset = item.dataset
+        if not isinstance(dataset, AbstractDataset) or dataset.name is None:
+            raise _Unreadable("datasets that are not registered (Dataset.get_by_name)")
+        asked = getattr(dataset, "_asked_version", "latest")
+        node = DatasetNode(
+            name=item.name,
+            dataset=dataset.name,
+            version=None if asked in (None, "latest") else dataset.version,
+            mode=item.mode,
+            path_on_compute=item.path_on_compute,
+        )
+        known = self.datasets.setdefault(item.name, node)
+        if known != node:
+            raise _Unreadable(f"two datasets consumed under one name {item.name!r}")
+        return item.name
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, PipelineParameter):
@@ -228,6 +254,7 @@ def read_graph(pipeline: Any, variable: str, folder: Path) -> Graph:
         description=pipeline.description,
         parameters=list(reader.params.values()),
         data_references=list(reader.refs.values()),
+        datasets=list(reader.datasets.values()),
         pipeline_data=list(reader.data.values()),
         steps=steps,
     )

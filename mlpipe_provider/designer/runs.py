@@ -11,7 +11,8 @@ once and its steps are reused.
 
 A step's state comes from Airflow's task instance; what the product wrote about it from its
 step record (the task's XCom, or the reuse plan's record for a step the plan reused): the
-metrics, the run a reused step reused. A failed step shows the tail of its Airflow log.
+metrics, the run a reused step reused. A failed step shows the tail of its Airflow log, read
+by Airflow's own log reader (``logs.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ from typing import Any
 
 from compiler.compile import compile_lowered
 from compiler.lower import lower
-from mlpipe_provider.contract.constants import PLAN_TASK_ID, planned_record
-from mlpipe_provider.designer import files, service
+from mlpipe_provider.contract.constants import (
+    CONTINUE_PARAM,
+    PLAN_TASK_ID,
+    REGENERATE_PARAM,
+    planned_record,
+)
+from mlpipe_provider.designer import files, logs, service
 from mlpipe_provider.designer.writer import GraphProblems
 from mlpipe_provider.errors import UserErrorException
 from mlpipe_provider.rest import runs as recorded_runs
@@ -32,8 +38,6 @@ from mlpipe_provider.runtime.pipeline_parameters import check_conf
 
 #: how long a run waits for the DAG processor to parse a just-written DAG
 PARSE_WAIT_S = 90.0
-#: lines of a failed step's log shown on its node
-ERROR_TAIL_LINES = 12
 
 
 class NotParsed(RuntimeError):
@@ -179,6 +183,9 @@ def start_run(
     user_name: str,
     trigger: Any,
     authorize: Any,
+    *,
+    regenerate_outputs: bool = False,
+    continue_on_step_failure: bool = False,
 ) -> dict[str, Any]:
     """Compile, install and trigger the saved pipeline at ``relative`` with ``given`` values.
 
@@ -187,10 +194,48 @@ def start_run(
     triggered before every check passed.
     """
     name, lowered = load_lowered(root, relative, variable)
+    return start_lowered(
+        relative,
+        name,
+        lowered,
+        given,
+        user_name,
+        trigger,
+        authorize,
+        tags={"mlpipe.designer": relative},
+        regenerate_outputs=regenerate_outputs,
+        continue_on_step_failure=continue_on_step_failure,
+    )
+
+
+def start_lowered(
+    label: str,
+    name: str,
+    lowered: Any,
+    given: dict[str, Any],
+    user_name: str,
+    trigger: Any,
+    authorize: Any,
+    *,
+    tags: dict[str, str],
+    experiment: str | None = None,
+    regenerate_outputs: bool = False,
+    continue_on_step_failure: bool = False,
+) -> dict[str, Any]:
+    """``start_run`` for a pipeline already lowered (a saved file's, or a draft's kept graph).
+
+    v1's submit arguments become the DAG run's conf as ``Experiment.submit`` passes them:
+    ``regenerate_outputs`` makes every step run, ``continue_on_step_failure`` keeps running the
+    steps that do not depend on a failed one.
+    """
     conf = check_conf(
         lowered.parameters, given or {}, workspace_dir=lowered.workspace_dir, what="parameters"
     )
-    dag_id, dag_file, _ = compile_into_dags(relative, name, lowered)
+    if regenerate_outputs:
+        conf[REGENERATE_PARAM] = True
+    if continue_on_step_failure:
+        conf[CONTINUE_PARAM] = True
+    dag_id, dag_file, _ = compile_into_dags(label, name, lowered)
     authorize(dag_id)
     wait_parsed(dag_id, dag_file)
     run_id = recorded_runs.new_run_id()
@@ -199,16 +244,16 @@ def start_run(
         Path(lowered.workspace_dir),
         run_id,
         {
-            "experiment": dag_id,
+            "experiment": experiment or dag_id,
             "dag_id": dag_id,
             "dag_file": str(dag_file),
             "pools_file": None,
             "server": base_url(),
             "airflow_run_id": airflow_run_id,
             "conf": conf,
-            "tags": {"mlpipe.designer": relative},
-            "regenerate_outputs": False,
-            "continue_on_step_failure": False,
+            "tags": tags,
+            "regenerate_outputs": bool(regenerate_outputs),
+            "continue_on_step_failure": bool(continue_on_step_failure),
             "submitted_by": user_name,
             "created": time.time(),
         },
@@ -226,35 +271,6 @@ def start_run(
         "pipeline_run_id": run_id,
         "url": f"{base_url()}/dags/{dag_id}/runs/{airflow_run_id}",
     }
-
-
-def _log_tail(dag_id: str, run_id: str, task_id: str, try_number: int) -> str | None:
-    """The last lines of the task's local log (Airflow 3 writes JSON lines: their events)."""
-    from airflow.configuration import conf
-
-    folder = Path(conf.get("logging", "base_log_folder"))
-    found = sorted(
-        (folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}").glob(
-            "attempt=*.log"
-        )
-    )
-    if not found:
-        return None
-    lines = []
-    for raw in found[-1].read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            lines.append(raw)
-            continue
-        if isinstance(entry, dict):
-            event = str(entry.get("event", ""))
-            for frame in entry.get("error_detail") or []:
-                if isinstance(frame, dict):
-                    event += f"\n{frame.get('exc_type')}: {frame.get('exc_value')}"
-            lines.append(event)
-    text = "\n".join(lines).rstrip()
-    return "\n".join(text.splitlines()[-ERROR_TAIL_LINES:]) or None
 
 
 def run_state(dag_id: str, run_id: str) -> dict[str, Any]:
@@ -307,7 +323,7 @@ def run_state(dag_id: str, run_id: str) -> dict[str, Any]:
             if record.get("reused"):
                 entry["reused"] = _reused(record, base)
             if state == "failed":
-                entry["error"] = _log_tail(dag_id, run_id, ti.task_id, ti.try_number)
+                entry["error"], entry["error_source"] = logs.error_tail(ti)
             steps[ti.task_display_name or ti.task_id] = entry
         return {
             "dag_id": dag_id,

@@ -19,9 +19,11 @@ from mlpipe_provider.designer.graph import EDITABLE_KINDS, DataRef, Graph, Step
 HEADER = "# Written by the mlpipe designer."
 _IDENT_BAD = re.compile(r"[^A-Za-z0-9_]")
 _VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INPUT_NAME_RE = _VARIABLE_RE  # v1: a dataset input name is an identifier
 _RESERVED = {
     "ws",
     "DataReference",
+    "Dataset",
     "Datastore",
     "Module",
     "ModuleStep",
@@ -72,9 +74,13 @@ def check_graph(graph: Graph, datastores: set[str] | None = None) -> list[str]:
     if graph.variable in _RESERVED:
         problems.append(f"pipeline, field 'variable': {graph.variable!r} is a reserved name")
     params = {p.name for p in graph.parameters}
-    refs = {d.name for d in graph.data_references}
+    refs = {d.name for d in graph.data_references} | {d.name for d in graph.datasets}
     outs = {d.name for d in graph.pipeline_data}
-    data_names = [d.name for d in graph.data_references] + [d.name for d in graph.pipeline_data]
+    data_names = [
+        *(d.name for d in graph.data_references),
+        *(d.name for d in graph.datasets),
+        *(d.name for d in graph.pipeline_data),
+    ]
     for name in _dupes(data_names):
         problems.append(f"pipeline, field 'data': the name {name!r} is used twice")
     for name in _dupes([p.name for p in graph.parameters]):
@@ -85,6 +91,24 @@ def check_graph(graph: Graph, datastores: set[str] | None = None) -> list[str]:
                 problems.append(
                     f"data {d.name!r}, field 'datastore': unknown datastore {d.datastore!r}"
                 )
+    for d in graph.datasets:
+        if not _INPUT_NAME_RE.match(d.name):
+            problems.append(
+                f"dataset {d.name!r}, field 'name': an input name starts with a letter or '_' "
+                "and holds only letters, digits and '_'"
+            )
+        if not d.dataset:
+            problems.append(
+                f"dataset {d.name!r}, field 'dataset': a registered dataset is required"
+            )
+        if d.version is not None and d.version < 1:
+            problems.append(f"dataset {d.name!r}, field 'version': versions start at 1")
+        if d.mode == "direct" and d.path_on_compute is not None:
+            problems.append(
+                f"dataset {d.name!r}, field 'path_on_compute': only a mounted or downloaded "
+                "dataset has a path on the compute"
+            )
+    dataset_names = {d.name for d in graph.datasets}
     producers: dict[str, str] = {}
     for step in graph.steps:
         where = f"step {step.name!r}"
@@ -105,6 +129,11 @@ def check_graph(graph: Graph, datastores: set[str] | None = None) -> list[str]:
         for name in graph.input_names(step):
             if name not in outs and name not in refs:
                 problems.append(f"{where}, field 'inputs': unknown data {name!r}")
+            elif step.kind == "ModuleStep" and name in dataset_names:
+                problems.append(
+                    f"{where}, field 'inputs_map': a module port takes a DataReference or "
+                    f"PipelineData, not the dataset {name!r}"
+                )
         values = list(enumerate(step.arguments)) if step.kind == "PythonScriptStep" else []
         for index, arg in values:
             if isinstance(arg, DataRef):
@@ -186,6 +215,8 @@ class _Writer:
             imports.add("Datastore")
         if g.data_references:
             imports.add("DataReference")
+        if g.datasets:
+            imports.add("Dataset")
         if g.pipeline_data:
             imports.add("PipelineData")
         if g.parameters:
@@ -247,7 +278,7 @@ class _Writer:
 
     def _data(self) -> None:
         g = self.graph
-        if g.data_references or g.pipeline_data:
+        if g.data_references or g.datasets or g.pipeline_data:
             self.lines.append("")
         for d in g.data_references:
             var = self.names.new(d.name)
@@ -261,6 +292,26 @@ class _Writer:
             if d.mode != "mount":
                 kwargs.append(("mode", render(d.mode)))
             self.call(var, "DataReference", kwargs)
+        for d in g.datasets:
+            var = self.names.new(d.name)
+            self.var[("data", d.name)] = var
+            kwargs = [("name", render(d.dataset))]
+            if d.version is not None:
+                kwargs.append(("version", render(d.version)))
+            chain = [
+                f"Dataset.get_by_name(ws, {', '.join(f'{k}={v}' for k, v in kwargs)})",
+                f".as_named_input({render(d.name)})",
+            ]
+            if d.mode != "direct":
+                where = "" if d.path_on_compute is None else render(d.path_on_compute)
+                chain.append(f".as_{d.mode}({where})")
+            flat = f"{var} = {''.join(chain)}"
+            if len(flat) <= WIDTH and "\n" not in flat:
+                self.lines.append(flat)
+            else:
+                self.lines.append(f"{var} = (")
+                self.lines.extend(f"    {link}" for link in chain)
+                self.lines.append(")")
         for d in g.pipeline_data:
             var = self.names.new(d.name)
             self.var[("data", d.name)] = var

@@ -78,7 +78,7 @@ def install_builtin_modules(workspace: Any, names: list[str] | None = None) -> l
             arguments += [f"--{port.name}", port]
         module = Module.create(workspace, name=name, description=definition["description"])
         with tempfile.TemporaryDirectory(prefix="mlpipe-builtin-") as source:
-            _stage(definition["script"], Path(source))
+            _stage([definition["script"], *definition.get("helpers", [])], Path(source))
             installed.append(
                 module.publish_python_script(
                     definition["script"],
@@ -96,9 +96,9 @@ def install_builtin_modules(workspace: Any, names: list[str] | None = None) -> l
     return installed
 
 
-def _stage(script: str, folder: Path) -> None:
-    """The module's own source folder: its script and the shared helpers, nothing else, so its
-    snapshot (and every step's fingerprint) changes only when code it runs changes: a release
-    that edits one script leaves the other built-ins' steps reusable."""
-    for name in (script, *builtin_modules.SHARED_FILES):
+def _stage(files: list[str], folder: Path) -> None:
+    """The module's own source folder: its script, the helpers it names and the shared ones,
+    nothing else, so its snapshot (and every step's fingerprint) changes only when code it runs
+    changes: a release that edits one script leaves the other built-ins' steps reusable."""
+    for name in (*files, *builtin_modules.SHARED_FILES):
         shutil.copyfile(builtin_modules.SCRIPTS_DIR / name, folder / name)

@@ -434,7 +434,11 @@ class AbstractDataset:
 
     @staticmethod
     def get_by_name(workspace: Any, name: str, version: Any = "latest") -> AbstractDataset:
-        return _from_record(workspace, dataset_registry.get(workspace._dir, name, version))
+        dataset = _from_record(workspace, dataset_registry.get(workspace._dir, name, version))
+        # what the program asked for, so the designer writes "latest" back as latest rather
+        # than pinning the version it resolved to today
+        dataset._asked_version = version
+        return dataset
 
     @staticmethod
     def get_by_id(workspace: Any, id: str, **kwargs: Any) -> AbstractDataset:

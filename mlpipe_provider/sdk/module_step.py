@@ -115,12 +115,14 @@ class ModuleStep(PipelineStep):
                 f"step {step_name!r}: arguments must be a list, got {type(arguments).__name__}"
             )
         self._unbound_ports: list[tuple[int, str, str]] = []
-        resolved_args = [
-            self._argument(index, arg, inputs_map, bindings, outputs_map)
-            for index, arg in enumerate(
-                list(arguments) if arguments is not None else resolved.interface["arguments"]
-            )
-        ]
+        resolved_args = _drop_unbound_optional(
+            [
+                self._argument(index, arg, inputs_map, bindings, outputs_map, in_ports)
+                for index, arg in enumerate(
+                    list(arguments) if arguments is not None else resolved.interface["arguments"]
+                )
+            ]
+        )
         super().__init__(
             step_name, list(bindings.values()), list(outputs_map.values()), resolved_args
         )
@@ -181,6 +183,7 @@ class ModuleStep(PipelineStep):
         inputs_map: dict[str, Any],
         bindings: dict[str, InputPortBinding],
         outputs_map: dict[str, Any],
+        in_ports: dict[str, Any],
     ) -> Any:
         if isinstance(arg, dict) and "pipeline_parameter" in arg:
             return PipelineParameter(arg["pipeline_parameter"], arg.get("default"))
@@ -196,6 +199,8 @@ class ModuleStep(PipelineStep):
         if port_kind == "input":
             if port in bindings:
                 return bindings[port]
+            if getattr(in_ports.get(port), "is_optional", False):
+                return _UNBOUND_OPTIONAL
             self._unbound_ports.append((index, "input", port))
             return f"<unbound input port {port}>"
         if port_kind == "output":
@@ -209,6 +214,23 @@ class ModuleStep(PipelineStep):
             if arg is data or arg is target:
                 return bindings[bound_port]
         return arg
+
+
+_UNBOUND_OPTIONAL = object()
+
+
+def _drop_unbound_optional(arguments: list[Any]) -> list[Any]:
+    """An optional input port left unbound leaves the command line, with the option that names
+    it (``--port``) when that comes just before it, so a script sees the option as not given
+    (argparse's default) instead of a placeholder path."""
+    kept: list[Any] = []
+    for arg in arguments:
+        if arg is _UNBOUND_OPTIONAL:
+            if kept and isinstance(kept[-1], str) and kept[-1].startswith("-"):
+                kept.pop()
+            continue
+        kept.append(arg)
+    return kept
 
 
 def _as_map(value: Any, step_name: str, field: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ _announced_embedded: set[Path] = set()
 def _find_config(start: Path) -> tuple[Path, dict[str, Any] | None] | None:
     """Return (workspace dir, v1 identity or None) for the nearest config walking up."""
     for folder in [start, *start.parents]:
+        if folder.name == CONFIG_DIR_NAME and (folder / CONFIG_FILE_NAME).is_file():
+            return folder, None  # from_config(path=".mlpipe"): the workspace folder itself
         ours = folder / CONFIG_DIR_NAME / CONFIG_FILE_NAME
         if ours.is_file():
             return ours.parent, None

@@ -11,6 +11,10 @@ import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
 import { count, mark, restart } from "./perf.js";
 import { openPipeline } from "./prefetch.js";
+import { MetricsPanel } from "./MetricsPanel.jsx";
+import { DraftPanel } from "./DraftPanel.jsx";
+import { RunsMenu } from "./RunsMenu.jsx";
+import { readUrl, useFollowRun, writeUrl } from "./follow.js";
 
 const nodeTypes = { step: StepNode, data: DataNode };
 const edgeTypes = { default: DataEdge };
@@ -31,15 +35,15 @@ const EMPTY = (variable) => ({
   format: 1, variable, description: null, parameters: [], data_references: [], pipeline_data: [], steps: [],
 });
 
-function query(name) {
-  return new URLSearchParams(window.location.search).get(name);
-}
+const INITIAL = readUrl(); // ?path=...&draft=...&run=<dag_id>/<run_id>: reopened on reload
 
 export default function App() {
   const flow = useReactFlow();
   const [me, setMe] = useState(null); // null until /api/me answers: no badge flickers meanwhile
   const [fileList, setFileList] = useState([]);
-  const [path, setPath] = useState(query("path") || "");
+  const [path, setPath] = useState(INITIAL.path);
+  const [shown, setShown] = useState(null); // the file (or the draft's file) on the canvas
+  const [draft, setDraft] = useState(null); // the open PipelineDraft's summary, and its graph
   const [baseHash, setBaseHash] = useState(null);
   const [graph, setGraph] = useState(null);
   const [positions, setPositions] = useState({});
@@ -52,8 +56,13 @@ export default function App() {
   const [fitted, setFitted] = useState(false); // the opened pipeline is laid out and in view
   const [compact, setCompact] = useState(false); // zoomed far out: nodes show their name only
   const canvas = useRef(null);
-  const [run, setRun] = useState(null); // {dag_id, run_id, state, steps: {step name: {...}}}
+  // {dag_id, run_id, state, steps: {step name: {...}}}; a reload follows the URL's run again
+  const [run, setRun] = useState(INITIAL.run && { ...INITIAL.run, url: "", state: "queued", steps: {} });
   const readOnly = !me?.can_edit;
+  useFollowRun(run, setRun, setStatus);
+  useEffect(() => {
+    writeUrl({ path: shown, draft: draft?.id, run });
+  }, [shown, draft?.id, run?.dag_id, run?.run_id]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     api.me().then(setMe).catch((e) => setStatus(e.message));
@@ -98,6 +107,8 @@ export default function App() {
       setFitted(true);
       setProblems(opened.problems);
       setEdited(false);
+      setDraft(null);
+      setShown(target);
       setStatus(`opened ${target}`);
       paletteProblem.then((e) => e && setStatus(e.message));
     } catch (e) {
@@ -108,12 +119,34 @@ export default function App() {
       setBaseHash(null);
       setPositions({});
       setProblems([]);
+      setDraft(null);
+      setShown(target);
       setStatus(`new pipeline ${target}`);
     }
   }, [flow]);
 
+  // a draft on the canvas: the designer's own graph (editable), or a read-only one drawn from
+  // the lowered pipeline of a draft made in Python; a file saved from it is a new file
+  const showDraft = useCallback((opened) => {
+    setSelected(null);
+    setGraph(opened.graph);
+    setBaseHash(null);
+    setPositions({ ...autoLayout(opened.graph), ...(opened.layout?.nodes || {}) });
+    setProblems([]);
+    setEdited(false);
+    setDraft({ ...opened.draft, graph: opened.graph });
+    if (opened.draft.path) {
+      setPath(opened.draft.path);
+      setShown(opened.draft.path);
+      api.palette(opened.draft.path).then(setPalette).catch(() => {});
+    }
+    requestAnimationFrame(() => flow.fitView({ maxZoom: 1, padding: 0.1 }));
+  }, [flow]);
+
   useEffect(() => {
-    if (path) load(path);
+    if (INITIAL.draft)
+      api.openDraft(INITIAL.draft, INITIAL.path).then(showDraft).catch((e) => setStatus(e.message));
+    else if (path) load(path);
   }, []); // eslint-disable-line react-hooks/exhaustive-deps
 
   // live validation: the compiler's checks on every change (debounced)
@@ -297,6 +330,8 @@ export default function App() {
     event.dataTransfer.effectAllowed = "move";
   };
 
+  const selectedStep = graph?.steps.find((s) => s.id === selected);
+
   return (
     <div className="designer">
       <header>
@@ -306,8 +341,14 @@ export default function App() {
         <button onClick={() => load(path)} data-testid="open">Open</button>
         {!readOnly && graph && <button onClick={save} data-testid="save">Save</button>}
         {me?.can_run && graph && !edited && baseHash && (
-          <RunPanel path={path} variable={graph.variable} run={run} setRun={setRun} setStatus={setStatus} canEdit={me?.can_edit} />
+          <RunPanel path={path} variable={graph.variable} setRun={setRun} setStatus={setStatus} canEdit={me?.can_edit} />
         )}
+        {me && graph && (
+          <DraftPanel path={shown || path} graph={graph} positions={positions} draft={draft} showDraft={showDraft}
+            setDraft={setDraft} me={me} setRun={setRun} setStatus={setStatus} />
+        )}
+        <RunsMenu run={run} setRun={setRun} setStatus={setStatus}
+          query={draft ? { dag_id: draft.dag_id } : shown && baseHash && graph ? { path: shown, variable: graph.variable } : null} />
         {me && readOnly && <span className="badge">read only</span>}
         {me && <span className="user" data-testid="user">{me.user}</span>}
         <span className="status" data-testid="status">{status}</span>
@@ -372,8 +413,12 @@ export default function App() {
           </ReactFlow>
           </CompactContext.Provider>
         )}
+        {selectedStep && run?.steps?.[selectedStep.name] && (
+          <MetricsPanel path={path} run={run} stepName={selectedStep.name} close={() => setSelected(null)} />
+        )}
       </main>
-      <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly} />
+      <SideForm graph={graph} selected={selected} change={change} palette={palette} problems={problems} readOnly={readOnly}
+        renamed={(old, id) => { setPositions((p) => ({ ...p, [id]: p[old] })); setSelected(id); }} />
     </div>
   );
 }

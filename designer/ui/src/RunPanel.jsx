@@ -1,10 +1,7 @@
-// Run the saved pipeline: a form of its PipelineParameters (typed from their defaults), then the
-// run's state polled until it ends; each node shows its step's state (App passes run.steps on).
-import React, { useEffect, useState } from "react";
+// Run the saved pipeline: a form of its PipelineParameters (typed from their defaults) and v1's
+// submit options (follow.js then follows the run; each node shows its step's state); publish.
+import React, { useState } from "react";
 import { api } from "./api.js";
-
-const POLL_MS = 1500;
-const ENDED = new Set(["success", "failed"]);
 
 function ParamInput({ name, spec, value, set }) {
   const id = `run-param-${name}`;
@@ -21,12 +18,13 @@ function ParamInput({ name, spec, value, set }) {
   return <input data-testid={id} value={JSON.stringify(value)} onChange={(e) => { try { set(JSON.parse(e.target.value)); } catch { /* keep typing */ } }} />;
 }
 
-export function RunPanel({ path, variable, run, setRun, setStatus, canEdit }) {
+export function RunPanel({ path, variable, setRun, setStatus, canEdit }) {
   const [open, setOpen] = useState(false);
   const [specs, setSpecs] = useState(null);
   const [values, setValues] = useState({});
   const [busy, setBusy] = useState(false);
   const [publishName, setPublishName] = useState("");
+  const [options, setOptions] = useState({ regenerate_outputs: false, continue_on_step_failure: false });
 
   const show = async () => {
     if (open) return setOpen(false);
@@ -49,7 +47,7 @@ export function RunPanel({ path, variable, run, setRun, setStatus, canEdit }) {
       Object.entries(values).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(specs[k].default)),
     );
     try {
-      const started = await api.run({ path, variable, parameters: changed });
+      const started = await api.run({ path, variable, parameters: changed, ...options });
       setRun({ ...started, state: "queued", steps: {} });
       setStatus(`run ${started.run_id} queued`);
       setOpen(false);
@@ -73,32 +71,9 @@ export function RunPanel({ path, variable, run, setRun, setStatus, canEdit }) {
     }
   };
 
-  // poll the run until it ends
-  const runKey = run ? `${run.dag_id}/${run.run_id}` : null;
-  useEffect(() => {
-    if (!run || ENDED.has(run.state)) return undefined;
-    let stopped = false;
-    const timer = setInterval(async () => {
-      try {
-        const state = await api.runState(run.dag_id, run.run_id);
-        if (stopped) return;
-        setRun((r) => (r && r.run_id === state.run_id ? { ...r, ...state } : r));
-        if (ENDED.has(state.state)) setStatus(`run ${state.run_id} ${state.state}`);
-      } catch (e) {
-        setStatus(`run state: ${e.message}`);
-      }
-    }, POLL_MS);
-    return () => { stopped = true; clearInterval(timer); };
-  }, [runKey, run && ENDED.has(run.state)]); // eslint-disable-line react-hooks/exhaustive-deps
-
   return (
     <>
       <button onClick={show} data-testid="run" disabled={busy}>Run…</button>
-      {run && (
-        <a href={run.url} target="_blank" rel="noreferrer" data-testid="run-state" data-state={run.state}>
-          {run.state}
-        </a>
-      )}
       {open && (
         <div className="runpanel" data-testid="run-panel">
           <h4>Run {variable}</h4>
@@ -110,6 +85,14 @@ export function RunPanel({ path, variable, run, setRun, setStatus, canEdit }) {
               <ParamInput name={name} spec={spec} value={values[name]} set={(v) => setValues((o) => ({ ...o, [name]: v }))} />
             </label>
           ))}
+          <label className="field" title="run every step, even where a reusable result exists">
+            <span><input type="checkbox" checked={options.regenerate_outputs} data-testid="run-regenerate"
+              onChange={(e) => setOptions((o) => ({ ...o, regenerate_outputs: e.target.checked }))} /> regenerate_outputs</span>
+          </label>
+          <label className="field" title="keep running the steps that do not depend on a failed one">
+            <span><input type="checkbox" checked={options.continue_on_step_failure} data-testid="run-continue"
+              onChange={(e) => setOptions((o) => ({ ...o, continue_on_step_failure: e.target.checked }))} /> continue_on_step_failure</span>
+          </label>
           <button onClick={start} disabled={busy || specs === null} data-testid="run-start">Start run</button>
           {canEdit && (
             <>

@@ -1,6 +1,7 @@
 // The side form: the selected step's fields (or the pipeline's), each marked with its problems.
 import React, { useState } from "react";
 import { identifier, uniqueName } from "./model.js";
+import { DataName, EnvVars, renameData } from "./EnvForm.jsx";
 
 function Problems({ list }) {
   if (!list.length) return null;
@@ -56,7 +57,7 @@ function ModuleParam({ name, spec, value, problems, disabled, set, promote }) {
       <input type="number" disabled={disabled} data-testid={id} value={value ?? ""} min={spec?.min} max={spec?.max}
         step={type === "int" ? 1 : "any"} onChange={(e) => set(e.target.value === "" ? "" : Number(e.target.value))} />
     );
-  } else if (type === "json") {
+  } else if (type === "json" || spec?.multiline) {
     input = <textarea disabled={disabled} data-testid={id} value={String(value ?? "")} onChange={(e) => set(e.target.value)} />;
   } else {
     input = (
@@ -76,7 +77,7 @@ function ModuleParam({ name, spec, value, problems, disabled, set, promote }) {
   );
 }
 
-export function SideForm({ graph, selected, change, palette, problems, readOnly }) {
+export function SideForm({ graph, selected, change, palette, problems, readOnly, renamed }) {
   const [flag, setFlag] = useState("");
   const [value, setValue] = useState("");
   const [output, setOutput] = useState("");
@@ -91,6 +92,9 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly 
     return (
       <aside className="form" data-testid="form">
         <h3>DataReference {ref.name}</h3>
+        <DataName name={ref.name} disabled={dis}
+          taken={new Set([...graph.data_references, ...graph.pipeline_data].map((d) => d.name))}
+          rename={(name) => { change((g) => renameData(g, ref.name, name)); renamed?.(`data:${ref.name}`, `data:${name}`); }} />
         <Field label="datastore" problems={[]}>
           <select disabled={dis} value={ref.datastore} onChange={(e) => edit((d) => (d.datastore = e.target.value))}>
             {palette.datastores.map((d) => <option key={d.name}>{d.name}</option>)}
@@ -189,6 +193,8 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly 
               }}>Add</button>
             </div>
           )}
+          <EnvVars vars={step.environment_variables} disabled={dis2}
+            set={(vars) => edit((s) => (s.environment_variables = vars))} />
           <Field label="outputs (PipelineData)" problems={of("outputs")}>
             <div>{step.outputs.join(", ") || "none"}</div>
           </Field>

@@ -33,4 +33,13 @@ export const api = {
   runState: (dagId, runId) =>
     call("GET", `/run?dag_id=${encodeURIComponent(dagId)}&run_id=${encodeURIComponent(runId)}`),
   publish: (body) => call("POST", "/publish", body),
+  runMetrics: (path, dagId, runId, taskId) =>
+    call("GET", `/run/metrics?${new URLSearchParams({ path, dag_id: dagId, run_id: runId, task_id: taskId })}`),
+  runs: (query) => call("GET", `/runs?${new URLSearchParams(query)}`),
+  drafts: (path) => call("GET", `/drafts${path ? `?path=${encodeURIComponent(path)}` : ""}`),
+  openDraft: (id, path) =>
+    call("GET", `/draft?id=${encodeURIComponent(id)}${path ? `&path=${encodeURIComponent(path)}` : ""}`),
+  saveDraft: (body) => call("POST", "/draft", body),
+  runDraft: (body) => call("POST", "/draft/run", body),
+  publishDraft: (body) => call("POST", "/draft/publish", body),
 };

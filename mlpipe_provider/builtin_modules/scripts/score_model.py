@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 
+import numpy as np
 from _common import check_columns, get_run, read_table, start, write_table
 
 MODULE = "Score Model"
@@ -20,7 +21,11 @@ check_columns(MODULE, "inputs_map['dataset']", frame, meta["features"])
 scores = {"Scored Labels": estimator.predict(frame[meta["features"]])}
 classes = list(getattr(estimator, "classes_", []))
 if meta["task"] == "classification" and len(classes) == 2:
-    scores["Scored Probabilities"] = estimator.predict_proba(frame[meta["features"]])[:, 1]
+    if hasattr(estimator, "predict_proba"):
+        scores["Scored Probabilities"] = estimator.predict_proba(frame[meta["features"]])[:, 1]
+    else:  # a support vector machine: its margin through the logistic function, as a score
+        margin = estimator.decision_function(frame[meta["features"]])
+        scores["Scored Probabilities"] = 1.0 / (1.0 + np.exp(-margin))
 scored = frame if params["append_score_columns"] else frame[[]]
 if not params["append_score_columns"] and meta["label_column"] in frame.columns:
     scored = frame[[meta["label_column"]]]
