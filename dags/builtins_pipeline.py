@@ -27,19 +27,19 @@ with DAG(
         task_display_name='reuse check',
     )
 
-    with TaskGroup(group_id='select_columns', tooltip='ModuleStep select_columns: module Select Columns in Dataset, version 0.1.0+b30c2b28'):
+    with TaskGroup(group_id='select_columns', tooltip='ModuleStep select_columns: module Select Columns in Dataset, version 0.1.0+2d3e021f'):
         select_columns = ModuleStepOperator(
             task_id='module',
             task_display_name='select_columns',
             step_name='select_columns',
             workspace=WORKSPACE,
-            source_directory='../examples/.mlpipe/modules/select_columns_in_dataset-24b547d6/versions/0.1.0_b30c2b28-ec6507f1/snapshot',
+            source_directory='../examples/.mlpipe/modules/select_columns_in_dataset-24b547d6/versions/0.1.0_2d3e021f-3b79594c/snapshot',
             script_name='select_columns.py',
             module_version={
                 'module': 'Select Columns in Dataset',
                 'module_id': 'aed4abe6-6142-59d0-a0ac-f61e49258b81',
-                'version': '0.1.0+b30c2b28',
-                'module_version_id': '34ea8336-611e-52b6-8f3e-1d52614c0313',
+                'version': '0.1.0+2d3e021f',
+                'module_version_id': '84aa5346-179c-5f16-b94f-70f244e5a3f5',
             },
             arguments=['--dataset', {'input': 'dataset'}, '--results_dataset', {'output': 'selected'}],
             inputs=[
@@ -81,19 +81,19 @@ with DAG(
             ],
         )
 
-    with TaskGroup(group_id='clean_missing_data', tooltip='ModuleStep clean_missing_data: module Clean Missing Data, version 0.1.0+b30c2b28'):
+    with TaskGroup(group_id='clean_missing_data', tooltip='ModuleStep clean_missing_data: module Clean Missing Data, version 0.1.0+2d3e021f'):
         clean_missing_data = ModuleStepOperator(
             task_id='module',
             task_display_name='clean_missing_data',
             step_name='clean_missing_data',
             workspace=WORKSPACE,
-            source_directory='../examples/.mlpipe/modules/clean_missing_data-45f97bd1/versions/0.1.0_b30c2b28-ec6507f1/snapshot',
+            source_directory='../examples/.mlpipe/modules/clean_missing_data-45f97bd1/versions/0.1.0_2d3e021f-3b79594c/snapshot',
             script_name='clean_missing_data.py',
             module_version={
                 'module': 'Clean Missing Data',
                 'module_id': '030b6d83-98b1-57b7-b1ff-a3b0f7d7afe8',
-                'version': '0.1.0+b30c2b28',
-                'module_version_id': '260c9e3d-1ed4-5784-ae3b-abaf0bd8ced7',
+                'version': '0.1.0+2d3e021f',
+                'module_version_id': 'd6211bfc-9614-560d-96b3-0117f6f61568',
             },
             arguments=['--dataset', {'input': 'dataset'}, '--cleaned_dataset', {'output': 'cleaned'}],
             inputs=[
@@ -136,19 +136,19 @@ with DAG(
             ],
         )
 
-    with TaskGroup(group_id='split_data', tooltip='ModuleStep split_data: module Split Data, version 0.1.0+b30c2b28'):
+    with TaskGroup(group_id='split_data', tooltip='ModuleStep split_data: module Split Data, version 0.1.0+2d3e021f'):
         split_data = ModuleStepOperator(
             task_id='module',
             task_display_name='split_data',
             step_name='split_data',
             workspace=WORKSPACE,
-            source_directory='../examples/.mlpipe/modules/split_data-2cf089b9/versions/0.1.0_b30c2b28-ec6507f1/snapshot',
+            source_directory='../examples/.mlpipe/modules/split_data-2cf089b9/versions/0.1.0_2d3e021f-3b79594c/snapshot',
             script_name='split_data.py',
             module_version={
                 'module': 'Split Data',
                 'module_id': '4a0358ec-8355-5ccb-929e-7792dcafeb9d',
-                'version': '0.1.0+b30c2b28',
-                'module_version_id': 'c1667760-ca35-541b-97d7-b893a4eca846',
+                'version': '0.1.0+2d3e021f',
+                'module_version_id': 'db53053e-a60d-59d1-bc42-13c86edfaec1',
             },
             arguments=[
                 '--dataset',
@@ -212,19 +212,19 @@ with DAG(
             ],
         )
 
-    with TaskGroup(group_id='train_model', tooltip='ModuleStep train_model: module Train Model, version 0.1.0+b30c2b28'):
+    with TaskGroup(group_id='train_model', tooltip='ModuleStep train_model: module Train Model, version 0.1.0+2d3e021f'):
         train_model = ModuleStepOperator(
             task_id='module',
             task_display_name='train_model',
             step_name='train_model',
             workspace=WORKSPACE,
-            source_directory='../examples/.mlpipe/modules/train_model-6d83940d/versions/0.1.0_b30c2b28-ec6507f1/snapshot',
+            source_directory='../examples/.mlpipe/modules/train_model-6d83940d/versions/0.1.0_2d3e021f-3b79594c/snapshot',
             script_name='train_model.py',
             module_version={
                 'module': 'Train Model',
                 'module_id': '3cd26350-c8b7-5c4e-bc6a-cd056b2f42bf',
-                'version': '0.1.0+b30c2b28',
-                'module_version_id': '4708b66c-5fa4-5432-a577-78318c46cf45',
+                'version': '0.1.0+2d3e021f',
+                'module_version_id': '91486f31-7365-5d2c-8fcf-20f5344ef43c',
             },
             arguments=['--dataset', {'input': 'dataset'}, '--trained_model', {'output': 'model'}],
             inputs=[
@@ -252,6 +252,7 @@ with DAG(
                 'estimator': {'param': 'estimator'},
                 'estimator_params': '{"n_estimators": 25, "max_depth": 4, "random_state": 0}',
                 'label_column': 'churned',
+                'model_explanations': False,
             },
             compute={
                 'name': 'local',
@@ -271,19 +272,19 @@ with DAG(
             ],
         )
 
-    with TaskGroup(group_id='score_model', tooltip='ModuleStep score_model: module Score Model, version 0.1.0+b30c2b28'):
+    with TaskGroup(group_id='score_model', tooltip='ModuleStep score_model: module Score Model, version 0.1.0+2d3e021f'):
         score_model = ModuleStepOperator(
             task_id='module',
             task_display_name='score_model',
             step_name='score_model',
             workspace=WORKSPACE,
-            source_directory='../examples/.mlpipe/modules/score_model-9becb2cc/versions/0.1.0_b30c2b28-ec6507f1/snapshot',
+            source_directory='../examples/.mlpipe/modules/score_model-9becb2cc/versions/0.1.0_2d3e021f-3b79594c/snapshot',
             script_name='score_model.py',
             module_version={
                 'module': 'Score Model',
                 'module_id': '50c2944f-1dde-524e-b8ae-390cdd636351',
-                'version': '0.1.0+b30c2b28',
-                'module_version_id': '4f777314-bd3f-59a1-aa3e-ae80d4f9bf4f',
+                'version': '0.1.0+2d3e021f',
+                'module_version_id': 'd402cfb2-c077-520f-a239-668c1613c885',
             },
             arguments=[
                 '--trained_model',
@@ -343,19 +344,19 @@ with DAG(
             ],
         )
 
-    with TaskGroup(group_id='evaluate_model', tooltip='ModuleStep evaluate_model: module Evaluate Model, version 0.1.0+b30c2b28'):
+    with TaskGroup(group_id='evaluate_model', tooltip='ModuleStep evaluate_model: module Evaluate Model, version 0.1.0+2d3e021f'):
         evaluate_model = ModuleStepOperator(
             task_id='module',
             task_display_name='evaluate_model',
             step_name='evaluate_model',
             workspace=WORKSPACE,
-            source_directory='../examples/.mlpipe/modules/evaluate_model-f6964be8/versions/0.1.0_b30c2b28-ec6507f1/snapshot',
+            source_directory='../examples/.mlpipe/modules/evaluate_model-f6964be8/versions/0.1.0_2d3e021f-3b79594c/snapshot',
             script_name='evaluate_model.py',
             module_version={
                 'module': 'Evaluate Model',
                 'module_id': 'd93f7135-c992-51ce-83f7-4e24c5e29f58',
-                'version': '0.1.0+b30c2b28',
-                'module_version_id': 'a6a64f9e-b469-53d7-b697-50de197c163c',
+                'version': '0.1.0+2d3e021f',
+                'module_version_id': 'd41e615d-244d-506c-a8eb-514e9ec0a36a',
             },
             arguments=[
                 '--scored_dataset',

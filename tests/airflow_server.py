@@ -58,7 +58,7 @@ class AirflowServer:
         self.proc: subprocess.Popen | None = None
         self.log = home / "standalone.log"
 
-    def start(self, timeout_s: float = 180) -> None:
+    def start(self, timeout_s: float = 300) -> None:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603
                 [str(Path(sys.executable).parent / "airflow"), "standalone"],

@@ -198,6 +198,12 @@ def test_train_model_fits_a_learners_untrained_model_and_checks_its_task(
     assert meta["task"] == "regression" and meta["estimator"] == "Linear Regression"
     assert meta["features"] == ["a", "b", "kind"]
 
+    # model explanations: permutation importance ranks the feature the label is made of first
+    params = {"label_column": "y", "model_explanations": True}
+    _run_script(monkeypatch, "Train Model", ports, params)
+    explained = json.loads((tmp_path / "model" / "explanation.json").read_text())
+    assert explained["Feature"][0] == "a" and explained["Importance"][0] > 0.5
+
     # a two-class learner on a three-valued label: the step says so, naming the field
     _run_script(monkeypatch, "Two-Class Decision Forest", {"untrained_model": learner}, {})
     err = _fails(capsys, "Train Model", ports, {"label_column": "kind"}, monkeypatch)

@@ -252,3 +252,44 @@ def test_aggregate_only_and_long_series():
     series = line["series"][0]
     assert len(series["x"]) == MAX_POINTS and line["points_logged"] == 5000
     assert (series["x"][0], series["x"][-1], series["y"][-1]) == (0, 4999, 4999.0)
+
+
+@pytest.mark.azurite
+def test_metrics_and_images_of_a_step_run_in_a_blob_datastore(ws, azurite, tmp_path):
+    """Where the default datastore is Azure Blob, the step run's metrics file and images are
+    read from the blob (here Azurite), with the same checks as on disk."""
+    from azurite import register_blob_datastore
+
+    from mlpipe_provider.designer import service
+    from mlpipe_provider.designer.step_metrics import image_of, metrics_of
+    from mlpipe_provider.metrics import append_metric
+    from mlpipe_provider.sdk.run import Run
+
+    access = register_blob_datastore(ws, azurite, "blobstore", default=True)._access()
+    local = tmp_path / "meta"
+    run = Run(
+        run_id="r",
+        _metrics_file=str(local / "metrics.jsonl"),
+        _artifacts_dir=str(local / "artifacts"),
+    )
+    local.mkdir()
+    run.log_list("loss", [3, 2, 1])
+    run.log_confusion_matrix("cm", MATRIX)
+    (tmp_path / "p.png").write_bytes(PNG)
+    run.log_image("plot", path=str(tmp_path / "p.png"))
+    append_metric(local / "metrics.jsonl", {"kind": "image", "name": "escape", "value": "../x.png"})
+    for path in local.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(local).as_posix()
+            access.fs.pipe(access.full_path(f"azureml/r/.mlpipe/{rel}"), path.read_bytes())
+    record = {"run_folder": {"datastore": "blobstore", "path": "azureml/r"}}
+    step_ws = _step_ws(ws)
+    kinds = {e["name"]: e["kind"] for e in metrics_of(step_ws, record)}
+    assert kinds == {"loss": "line", "cm": "confusion_matrix", "plot": "image", "escape": "image"}
+    assert image_of(step_ws, record, "s", "plot") == (PNG, "image/png")
+    with pytest.raises(service.NotFound, match="not an image file"):
+        image_of(step_ws, record, "s", "escape")
+    gone = {"run_folder": {"datastore": "blobstore", "path": "azureml/gone"}}
+    assert metrics_of(step_ws, {**gone, "metrics": {"a": 1}})[0]["value"] == 1
+    with pytest.raises(service.NotFound, match="logged no image"):
+        image_of(step_ws, gone, "s", "plot")

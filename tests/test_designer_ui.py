@@ -31,7 +31,10 @@ p = argparse.ArgumentParser()
 p.add_argument("--data", required=True)
 p.add_argument("--rows", required=True)
 p.add_argument("--scale", type=int, required=True)
+p.add_argument("--iris_files")  # a registered file dataset, mounted
 a = p.parse_args()
+if a.iris_files:
+    assert sorted(os.listdir(a.iris_files)) == ["iris.csv"], os.listdir(a.iris_files)
 with open(a.data) as f:
     n = sum(1 for _ in csv.reader(f)) - 1
 os.makedirs(a.rows, exist_ok=True)
@@ -106,6 +109,11 @@ def designer(tmp_path_factory):
     data = root / ".mlpipe" / "datastores" / "workspaceblobstore" / "iris"
     data.mkdir(parents=True)
     (data / "iris.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
+    from mlpipe_provider.sdk import Dataset, Datastore, Workspace
+
+    ws = Workspace(_workspace_dir=root / ".mlpipe")
+    files = Dataset.File.from_files(path=(Datastore.get(ws, "workspaceblobstore"), "iris/"))
+    files.register(ws, "iris_files", description="the iris CSV files")
     (home / "simple_auth_manager_passwords.json.generated").write_text(
         json.dumps({"admin": "admin-pw", "viewer": "viewer-pw"})
     )
@@ -302,6 +310,16 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
         page.press('[data-testid="field-data_reference_name"]', "Enter")
         page.wait_for_selector('[data-testid="data-iris_csv"]')
         assert page.locator(".react-flow__edge").count() == 1
+        # a registered dataset from the palette, mounted into the same step
+        _drag_to_canvas(page, '[data-testid="palette-dataset-iris_files"]', 500, 560)
+        page.wait_for_selector('[data-testid="data-iris_files"]:has-text("Dataset · iris_files")')
+        assert page.locator('[data-testid="field-dataset-mode"]').input_value() == "mount"
+        _connect(
+            page,
+            '[data-testid="source-iris_files"]',
+            '[data-testid="step-count_rows"] [data-testid="target-__new_input__"]',
+        )
+        page.wait_for_function("document.querySelectorAll('.react-flow__edge').length === 2")
         page.click('[data-testid="step-count_rows"]')
         page.fill('[data-testid="env-new-name"]', "ROWS_MODE")
         page.fill('[data-testid="env-new-value"]', "fast'); import os #")
@@ -331,6 +349,11 @@ def test_browser_build_save_compile_run(designer, playwright_driver, run_dag, tm
     text = saved.read_text()
     assert "PythonScriptStep(" in text and "'--scale', scale" in text
     assert "data_reference_name='iris_csv'" in text and "'--data', iris_csv" in text
+    assert (
+        "iris_files = Dataset.get_by_name(ws, name='iris_files')"
+        ".as_named_input('iris_files').as_mount()" in text
+    )
+    assert "'--iris_files', iris_files" in text
     assert "environment_variables = {'ROWS_MODE': \"fast'); import os #\"}" in text
     assert (designer["root"] / "prep_train_evaluate" / "counted.layout.json").is_file()
 
@@ -746,7 +769,7 @@ def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, p
 
     install_builtin_modules(
         Workspace(_workspace_dir=designer["root"] / ".mlpipe"),
-        names=["Clean Missing Data", "Split Data"],
+        names=["Clean Missing Data", "Split Data", "Execute Python Script"],
     )
     browser, page = _browser(playwright_driver, designer, "admin")
     try:
@@ -769,6 +792,12 @@ def test_browser_typed_module_form_and_promote_to_pipeline_parameter(designer, p
         page.click(".react-flow__pane", position={"x": 20, "y": 20})
         promoted = page.locator('[data-testid="param-Clean_Missing_Data_cleaning_mode"]')
         assert promoted.input_value() == "Replace with mean"  # the value it had, as default
+        # a multi-line parameter (the user's Python script) is edited in a text area
+        _drag_to_canvas(page, '[data-testid="palette-module-Execute Python Script"]', 700, 600)
+        page.wait_for_selector('[data-testid="step-Execute_Python_Script"]')
+        script = page.locator('[data-testid="param-python_script"]')
+        assert script.evaluate("e => e.tagName") == "TEXTAREA"
+        assert "def azureml_main(dataframe1=None, dataframe2=None):" in script.input_value()
     finally:
         browser.close()
 

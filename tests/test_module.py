@@ -433,3 +433,27 @@ def test_example_runs_on_the_embedded_airflow_and_reuses_the_module_step(tmp_pat
     assert second_clean.get_properties()["mlpipe.airflow.task_id"] == "clean.module"
     (second_counts,) = second.find_step_run("word_counts")
     assert second_counts.get_metrics() == {"distinct_words": 9, "total_words": 11}
+
+
+def test_an_unbound_optional_input_port_leaves_the_arguments_with_its_option(h):
+    """As a designer component's ``[--port {inputs.port}]``: the script sees the option absent."""
+    version = h.module.publish_python_script(
+        "upper.py",
+        "upper-cases",
+        inputs=[h.raw_port, h.opt_port],
+        outputs=[h.out_port],
+        version="optional",
+        source_directory=str(h.src),
+        arguments=["--raw", h.raw_port, "--extra", h.opt_port, "--shouted", h.out_port],
+    )
+    shouted = PipelineData("shouted_text", datastore=h.store)
+    step = ModuleStep(
+        module_version=version, inputs_map={"raw": h.raw()}, outputs_map={"shouted": shouted}
+    )
+    assert step.arguments[0::2] == ["--raw", "--shouted"] and not step.unbound_ports
+    bound = ModuleStep(
+        module_version=version,
+        inputs_map={"raw": h.raw(), "extra": h.raw()},
+        outputs_map={"shouted": shouted},
+    )
+    assert bound.arguments[0::2] == ["--raw", "--extra", "--shouted"]

@@ -6,7 +6,7 @@ import { DataNode, StepNode } from "./nodes.jsx";
 import { DataEdge } from "./edges.jsx";
 import { dataHandles, dataSize, stepHandles, stepSize } from "./geometry.js";
 import { COMPACT_BELOW, CompactContext, CompactEdges, fitViewport } from "./compact.jsx";
-import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, uniqueName } from "./model.js";
+import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, sourceData, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
 import { count, mark, restart } from "./perf.js";
@@ -26,13 +26,13 @@ const NO_EDGES = []; // compact: compact.jsx draws the edges
 function layoutBoxes(graph, positions) {
   const box = (id, measured) => ({ position: positions[id] || { x: 0, y: 0 }, measured });
   return [
-    ...graph.data_references.map((ref) => box(`data:${ref.name}`, dataSize(ref))),
+    ...sourceData(graph).map((ref) => box(`data:${ref.name}`, dataSize(ref))),
     ...graph.steps.map((step) => box(step.id, stepSize(step, null, { problems: [], run: null }))),
   ];
 }
 const FILL = { position: "absolute", inset: 0 };
 const EMPTY = (variable) => ({
-  format: 1, variable, description: null, parameters: [], data_references: [], pipeline_data: [], steps: [],
+  format: 1, variable, description: null, parameters: [], data_references: [], datasets: [], pipeline_data: [], steps: [],
 });
 
 const INITIAL = readUrl(); // ?path=...&draft=...&run=<dag_id>/<run_id>: reopened on reload
@@ -199,7 +199,7 @@ export default function App() {
       next.set(id, { parts, data, guess, position, size, node });
       return node;
     };
-    const list = graph.data_references.map((ref) =>
+    const list = sourceData(graph).map((ref) =>
       keep(`data:${ref.name}`, "data", [ref], () => ({ ref }), () => dataSize(ref), (sz) => dataHandles(ref, sz)));
     for (const step of graph.steps) {
       const mine = problems.filter((p) => p.step === step.name);
@@ -282,7 +282,7 @@ export default function App() {
       if (!raw) return;
       const item = JSON.parse(raw);
       const position = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-      const taken = new Set([...graph.steps.map((s) => s.id), ...graph.data_references.map((d) => d.name), ...graph.pipeline_data.map((d) => d.name)]);
+      const taken = new Set([...graph.steps.map((s) => s.id), ...sourceData(graph).map((d) => d.name), ...graph.pipeline_data.map((d) => d.name)]);
       const step = {
         editable: true, reason: null, compute_target: null, allow_reuse: true, script_name: null,
         source_directory: null, arguments: [], inputs: [], outputs: [], environment_variables: {},
@@ -301,6 +301,15 @@ export default function App() {
       } else if (item.kind === "datastore") {
         const name = uniqueName(taken, "data");
         change((g) => g.data_references.push({ name, datastore: item.name, path_on_datastore: "", mode: "mount" }));
+        setPositions((p) => ({ ...p, [`data:${name}`]: position }));
+        setSelected(`data:${name}`);
+        return;
+      } else if (item.kind === "dataset") {
+        // consumed under its own name (v1 samples: as_named_input(<dataset name>)), a file
+        // dataset mounted, a tabular one directly (it cannot be mounted)
+        const name = uniqueName(taken, identifier(item.name));
+        const mode = item.type === "file" ? "mount" : "direct";
+        change((g) => (g.datasets ??= []).push({ name, dataset: item.name, version: null, mode, path_on_compute: null }));
         setPositions((p) => ({ ...p, [`data:${name}`]: position }));
         setSelected(`data:${name}`);
         return;
@@ -373,6 +382,13 @@ export default function App() {
           <div key={d.name} className="item" draggable={!readOnly} onDragStart={dragStart({ kind: "datastore", ...d })}
             data-testid={`palette-datastore-${d.name}`}>
             {d.name} <small>{d.type}</small>
+          </div>
+        ))}
+        {palette.datasets?.length > 0 && <h4>Datasets</h4>}
+        {(palette.datasets ?? []).map((d) => (
+          <div key={d.name} className="item" draggable={!readOnly} onDragStart={dragStart({ kind: "dataset", ...d })}
+            data-testid={`palette-dataset-${d.name}`} title={d.description || ""}>
+            {d.name} <small>{d.type} v{d.version}</small>
           </div>
         ))}
         <h4>Compute</h4>

@@ -4,7 +4,7 @@ import React, { useState } from "react";
 
 // Rename a DataReference everywhere it is used: the steps' inputs, arguments and module ports.
 export function renameData(g, old, name) {
-  const ref = g.data_references.find((d) => d.name === old);
+  const ref = [...g.data_references, ...(g.datasets ?? [])].find((d) => d.name === old);
   if (!ref) return;
   ref.name = name;
   for (const s of g.steps) {

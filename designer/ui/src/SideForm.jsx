@@ -86,6 +86,49 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly,
   const dis = readOnly;
   const ref = selected?.startsWith("data:") ? graph.data_references.find((d) => `data:${d.name}` === selected) : null;
   const step = graph.steps.find((s) => s.id === selected);
+  const dataset = selected?.startsWith("data:") ? (graph.datasets ?? []).find((d) => `data:${d.name}` === selected) : null;
+
+  if (dataset) {
+    const edit = (fn) => change((g) => fn(g.datasets.find((d) => d.name === dataset.name)));
+    const listed = (palette.datasets ?? []).find((d) => d.name === dataset.dataset);
+    const mine = problems.filter((p) => p.step === dataset.name || p.message?.includes(`'${dataset.dataset}'`));
+    return (
+      <aside className="form" data-testid="form">
+        <h3>Dataset {dataset.name}</h3>
+        <DataName name={dataset.name} disabled={dis}
+          taken={new Set([...graph.data_references, ...graph.datasets, ...graph.pipeline_data].map((d) => d.name))}
+          rename={(name) => { change((g) => renameData(g, dataset.name, name)); renamed?.(`data:${dataset.name}`, `data:${name}`); }} />
+        <Field label="dataset" problems={mine}>
+          <select disabled={dis} data-testid="field-dataset" value={dataset.dataset}
+            onChange={(e) => edit((d) => { d.dataset = e.target.value; d.version = null; })}>
+            {!listed && <option>{dataset.dataset}</option>}
+            {(palette.datasets ?? []).map((d) => <option key={d.name}>{d.name}</option>)}
+          </select>
+        </Field>
+        <Field label="version" problems={[]}>
+          <select disabled={dis} data-testid="field-dataset-version" value={dataset.version ?? ""}
+            onChange={(e) => edit((d) => (d.version = e.target.value ? Number(e.target.value) : null))}>
+            <option value="">latest when it runs</option>
+            {(listed?.versions ?? (dataset.version ? [dataset.version] : [])).map((v) => <option key={v} value={v}>{v}</option>)}
+          </select>
+        </Field>
+        <Field label="mode" problems={[]}>
+          <select disabled={dis} data-testid="field-dataset-mode" value={dataset.mode}
+            onChange={(e) => edit((d) => { d.mode = e.target.value; if (d.mode === "direct") d.path_on_compute = null; })}>
+            <option value="direct">direct (as_named_input)</option>
+            {listed?.type !== "tabular" && <option value="mount">mount (as_mount)</option>}
+            {listed?.type !== "tabular" && <option value="download">download (as_download)</option>}
+          </select>
+        </Field>
+        {dataset.mode !== "direct" && (
+          <Field label="path_on_compute" problems={[]}>
+            <input disabled={dis} data-testid="field-path_on_compute" value={dataset.path_on_compute || ""}
+              onChange={(e) => edit((d) => (d.path_on_compute = e.target.value || null))} />
+          </Field>
+        )}
+      </aside>
+    );
+  }
 
   if (ref) {
     const edit = (fn) => change((g) => fn(g.data_references.find((d) => d.name === ref.name)));
@@ -93,7 +136,7 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly,
       <aside className="form" data-testid="form">
         <h3>DataReference {ref.name}</h3>
         <DataName name={ref.name} disabled={dis}
-          taken={new Set([...graph.data_references, ...graph.pipeline_data].map((d) => d.name))}
+          taken={new Set([...graph.data_references, ...(graph.datasets ?? []), ...graph.pipeline_data].map((d) => d.name))}
           rename={(name) => { change((g) => renameData(g, ref.name, name)); renamed?.(`data:${ref.name}`, `data:${name}`); }} />
         <Field label="datastore" problems={[]}>
           <select disabled={dis} value={ref.datastore} onChange={(e) => edit((d) => (d.datastore = e.target.value))}>
@@ -202,7 +245,7 @@ export function SideForm({ graph, selected, change, palette, problems, readOnly,
             <div className="row">
               <input placeholder="output name" value={output} onChange={(e) => setOutput(e.target.value)} data-testid="new-output" />
               <button data-testid="add-output" onClick={() => {
-                const taken = new Set([...graph.pipeline_data.map((d) => d.name), ...graph.data_references.map((d) => d.name)]);
+                const taken = new Set([...graph.pipeline_data.map((d) => d.name), ...graph.data_references.map((d) => d.name), ...(graph.datasets ?? []).map((d) => d.name)]);
                 const name = uniqueName(taken, identifier(output || `${step.name}_out`));
                 const store = palette.datastores.find((d) => d.default)?.name ?? null;
                 change((g) => {

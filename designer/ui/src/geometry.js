@@ -7,7 +7,7 @@
 // fitted view at once; the measurement that follows changes only the few nodes guessed wrong.
 // The size comes from the node's text, measured on a canvas in the fonts style.css gives it.
 import { Position } from "@xyflow/react";
-import { NEW_INPUT, inputsOf, outputsOf } from "./model.js";
+import { NEW_INPUT, dataLabel, inputsOf, outputsOf } from "./model.js";
 
 const HANDLE = 12; // style.css: 10 px, plus React Flow's 1 px border
 const PAD = { x: 24, y: 16 }; // .step, .dataref: padding 8px 12px
@@ -96,11 +96,12 @@ export function stepSize(step, module, data) {
 }
 
 export function dataSize(ref) {
+  const [kind, detail] = dataLabel(ref);
   return boxOf(
     [
-      ["kind", `DataReference · ${ref.datastore}`],
+      ["kind", kind],
       ["name", ref.name],
-      ["detail", ref.path_on_datastore || ""],
+      ["detail", detail],
     ],
     1,
   );

@@ -19,9 +19,17 @@ export function producers(graph) {
   return by;
 }
 
+// Source nodes: DataReferences and registered datasets (both drawn as "data:<name>" nodes).
+export const sourceData = (graph) => [...graph.data_references, ...(graph.datasets ?? [])];
+export const isDataset = (d) => typeof d?.dataset === "string";
+export function dataLabel(d) {
+  if (isDataset(d)) return [`Dataset · ${d.dataset}${d.version ? ` v${d.version}` : ""}`, d.mode];
+  return [`DataReference · ${d.datastore}`, d.path_on_datastore || ""];
+}
+
 export function edgesOf(graph) {
   const made = producers(graph);
-  const refs = new Set(graph.data_references.map((d) => d.name));
+  const refs = new Set(sourceData(graph).map((d) => d.name));
   const edges = [];
   for (const s of graph.steps) {
     for (const i of inputsOf(s)) {
@@ -67,6 +75,8 @@ export function connectionProblem(graph, modules, c) {
   if (!c.source.startsWith("data:") && reaches(graph, c.target, c.source)) return "that would make a cycle";
   const data = c.sourceHandle;
   if (target.kind === "ModuleStep") {
+    if ((graph.datasets ?? []).some((d) => d.name === data))
+      return "a module port takes a DataReference or PipelineData, not a dataset";
     if (target.inputs_map[c.targetHandle]) return `input ${c.targetHandle} is already connected`;
     const mod = modules.find((m) => m.module === target.module);
     const port = mod?.inputs.find((p) => p.name === c.targetHandle);
@@ -104,7 +114,7 @@ export function autoLayout(graph) {
   // Levels left to right; a long pipeline wraps every BAND levels into a new band below, so
   // a 200-step chain stays about as wide as it is tall instead of one row 60,000 px long.
   const byLevel = {};
-  graph.data_references.forEach((d) => (byLevel[0] ??= []).push(`data:${d.name}`));
+  sourceData(graph).forEach((d) => (byLevel[0] ??= []).push(`data:${d.name}`));
   graph.steps.forEach((s) => (byLevel[depth[s.id]] ??= []).push(s.id));
   const levels = Object.keys(byLevel).map(Number).sort((a, b) => a - b);
   const BAND = Math.max(6, Math.ceil(Math.sqrt(levels.length * 1.5)));

@@ -1,7 +1,7 @@
 // Canvas nodes: a step with one handle per input and output port, and a DataReference source.
 import React, { memo, useContext, useEffect, useRef } from "react";
 import { Handle, Position, useUpdateNodeInternals } from "@xyflow/react";
-import { NEW_INPUT } from "./model.js";
+import { NEW_INPUT, dataLabel } from "./model.js";
 import { portsOf } from "./geometry.js";
 import { CompactContext, PortMarks } from "./compact.jsx";
 
@@ -104,9 +104,9 @@ function DataNodeView({ data, width, height }) {
     );
   return (
     <div className="dataref" data-testid={`data-${ref.name}`}>
-      <div className="kind">DataReference · {ref.datastore}</div>
+      <div className="kind">{dataLabel(ref)[0]}</div>
       <div className="name">{ref.name}</div>
-      <div className="detail">{ref.path_on_datastore}</div>
+      <div className="detail">{dataLabel(ref)[1]}</div>
       <Handle id={ref.name} type="source" position={Position.Right} data-testid={`source-${ref.name}`} />
     </div>
   );

@@ -342,6 +342,9 @@ MODULES: dict[str, dict[str, Any]] = {
                 'Estimator parameters as a JSON object (e.g. {"max_depth": 3}; when no untrained '
                 "model is connected)",
             ),
+            "model_explanations": _param(
+                "bool", False, "Model explanations (permutation feature importance)"
+            ),
         },
     },
     "Score Model": {

@@ -11,7 +11,7 @@ import json
 import os
 import pickle
 
-from _catalogue import ESTIMATORS, MODULES, make_estimator
+from _catalogue import ESTIMATORS, MODULES, make_estimator, parse_value
 from _common import check_columns, fail, get_run, read_table, start
 from _learners import make_learner, read_untrained_model
 
@@ -23,7 +23,7 @@ check_columns(MODULE, "params['label_column']", frame, [label])
 if args.untrained_model:
     specs = MODULES[MODULE]["params"]
     for name in ("estimator", "estimator_params"):
-        if params[name] != specs[name]["default"] and params[name] != {}:
+        if params[name] != parse_value(specs[name], specs[name]["default"]):
             fail(
                 MODULE,
                 f"params[{name!r}]",
@@ -77,3 +77,16 @@ with open(os.path.join(args.trained_model, "model.json"), "w", encoding="utf-8")
 run = get_run()
 run.log("Training rows", len(frame))
 run.log("Training score", float(estimator.score(frame[features], frame[label])))
+if params["model_explanations"]:
+    # the designer's explanations rank features by importance; permutation importance does that
+    # for any estimator (how much the score drops when a feature's values are shuffled)
+    from sklearn.inspection import permutation_importance
+
+    found = permutation_importance(
+        estimator, frame[features], frame[label], n_repeats=5, random_state=0
+    )
+    ranked = sorted(zip(features, found.importances_mean, strict=True), key=lambda f: -f[1])
+    table = {"Feature": [f for f, _ in ranked], "Importance": [float(i) for _, i in ranked]}
+    run.log_table("Feature importance", table)
+    with open(os.path.join(args.trained_model, "explanation.json"), "w", encoding="utf-8") as out:
+        json.dump(table, out, indent=2)
