@@ -425,14 +425,15 @@ def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver,
         page.goto(f"{designer['url']}/?path={path}")
         page.wait_for_function(
             "document.querySelectorAll('.react-flow__node').length === 200"
-            " && document.querySelectorAll('.react-flow__edge').length === 199 + 193"
+            # zoomed far out, all edges are one path (compact.jsx), else React Flow's
+            " && document.querySelector('.compact-edges')?.dataset.edges === '392'"
             " && document.querySelector('[data-testid=canvas]').dataset.fitted === '1'",
             timeout=30_000,
         )
         laid_out = time.perf_counter() - start
         node = page.evaluate(VISIBLE_NODE)
         assert node is not None  # fitted into view, not one 60,000 px row
-        # fitted far out, the nodes are drawn compact (their name, no ports), edges still drawn
+        # fitted far out, the nodes are drawn compact (their name, no ports)
         assert page.locator(f'[data-testid="step-{node}"].compact').count() == 1
         assert page.locator(".react-flow__handle").count() == 0
         page.locator(f'.react-flow__node[data-id="{node}"]').click()
@@ -443,6 +444,8 @@ def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver,
         for _ in range(6):
             page.locator(".react-flow__controls-zoomin").click()
         page.wait_for_selector(".react-flow__node .step:not(.compact) .react-flow__handle")
+        page.wait_for_selector(".react-flow__edge")  # React Flow's own edges again
+        assert page.locator(".compact-edges").count() == 0
     finally:
         browser.close()
     # The page records where the time went (performance marks; bench/designer_open.py reads
@@ -461,9 +464,10 @@ def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver,
     print(
         f"200 steps: laid out in {laid_out:.2f} s, a node selected at {interactive:.2f} s; {figures}"
     )
-    # The target is 2 s: measured 0.8-2.1 s here (docs/designer.md, "Size"), on a shared
-    # 2-core machine whose load moves it by seconds, so the bound catches a regression (the
-    # first version took 28 s), not the target; bench/designer_open.py measures the target.
+    # The target is 2 s: bench/designer_open.py's median is 1.6 s at load average 13 on
+    # this shared 2-core machine, single opens 1.2-2.2 s (docs/designer.md, "Size"); the load
+    # moves one open by seconds, so this bound catches a regression (the first version took
+    # 28 s), not the target.
     assert interactive < 8
 
 

@@ -1,11 +1,11 @@
 // The designer page: file picker, palette, canvas, side form, live validation and Save.
 import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Background, Controls, ReactFlow, useReactFlow } from "@xyflow/react";
+import { Background, Controls, ReactFlow, ViewportPortal, useReactFlow } from "@xyflow/react";
 import { api } from "./api.js";
 import { DataNode, StepNode } from "./nodes.jsx";
 import { DataEdge } from "./edges.jsx";
 import { dataHandles, dataSize, stepHandles, stepSize } from "./geometry.js";
-import { COMPACT_BELOW, CompactContext, fitViewport } from "./compact.jsx";
+import { COMPACT_BELOW, CompactContext, CompactEdges, fitViewport } from "./compact.jsx";
 import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, sourceData, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
@@ -20,6 +20,7 @@ const nodeTypes = { step: StepNode, data: DataNode };
 const edgeTypes = { default: DataEdge };
 const FIT = { maxZoom: 1, padding: 0.1 };
 const MIN_ZOOM = 0.05;
+const NO_EDGES = []; // compact: compact.jsx draws the edges
 
 // Every node's box as first drawn (the size geometry.js expects), for the zoom of the fit.
 function layoutBoxes(graph, positions) {
@@ -402,7 +403,7 @@ export default function App() {
           <CompactContext.Provider value={compact}>
           <ReactFlow
             nodes={nodes}
-            edges={edges}
+            edges={compact ? NO_EDGES : edges}
             nodeTypes={nodeTypes}
             edgeTypes={edgeTypes}
             onNodesChange={onNodesChange}
@@ -420,6 +421,11 @@ export default function App() {
           >
             <Background />
             <Controls />
+            {compact && (
+              <ViewportPortal>
+                <CompactEdges nodes={nodes} edges={edges} />
+              </ViewportPortal>
+            )}
           </ReactFlow>
           </CompactContext.Provider>
         )}

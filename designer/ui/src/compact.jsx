@@ -2,9 +2,12 @@
 // ports too small to grab: nodes then show only their name, in a bigger font, at the same size,
 // and edges lose their labels. A 200-step pipeline opens at about 0.2; drawing the compact
 // nodes needs half the elements and none of the handles' hooks, which is most of what the
-// browser spends opening it. Edges still meet the nodes where the ports are (PortMarks).
-import React, { createContext } from "react";
-import { getViewportForBounds } from "@xyflow/react";
+// browser spends opening it. Edges still meet the nodes where the ports are (PortMarks), and
+// are drawn as one SVG path (CompactEdges) instead of a React Flow edge each: nothing to click
+// on at that size, and 392 edge components, with their hooks and elements, were the other half.
+import React, { createContext, memo } from "react";
+import { Position, getBezierPath, getViewportForBounds } from "@xyflow/react";
+import { mark } from "./perf.js";
 
 export const COMPACT_BELOW = 0.4; // zoom
 
@@ -48,3 +51,32 @@ export function PortMarks({ inputs, outputs }) {
     </>
   );
 }
+
+function portPoint(node, id, type) {
+  const h = node.handles.find((p) => p.id === id && p.type === type);
+  if (!h) return null;
+  return { x: node.position.x + h.x + (type === "source" ? h.width : 0), y: node.position.y + h.y + h.height / 2 };
+}
+
+// Every edge as a segment of one path, in the viewport (a <ViewportPortal> child), below the
+// nodes: the curve React Flow's own edges draw, from the port positions the nodes carry.
+export const CompactEdges = memo(function CompactEdges({ nodes, edges }) {
+  mark("open:edges");
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const parts = [];
+  for (const e of edges) {
+    const s = byId.get(e.source);
+    const t = byId.get(e.target);
+    const from = s && portPoint(s, e.sourceHandle, "source");
+    const to = t && portPoint(t, e.targetHandle, "target");
+    if (!from || !to) continue;
+    parts.push(getBezierPath({ sourceX: from.x, sourceY: from.y, sourcePosition: Position.Right,
+      targetX: to.x, targetY: to.y, targetPosition: Position.Left })[0]);
+  }
+  return (
+    <svg className="compact-edges" data-edges={parts.length}
+      style={{ position: "absolute", left: 0, top: 0, width: 1, height: 1, overflow: "visible", zIndex: -1, pointerEvents: "none" }}>
+      <path className="react-flow__edge-path" d={parts.join(" ")} />
+    </svg>
+  );
+});
