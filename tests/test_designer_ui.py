@@ -465,7 +465,7 @@ def test_browser_200_steps_laid_out_and_interactive(designer, playwright_driver,
         f"200 steps: laid out in {laid_out:.2f} s, a node selected at {interactive:.2f} s; {figures}"
     )
     # The target is 2 s: bench/designer_open.py's median is 1.6 s at load average 13 on
-    # this shared 2-core machine, single opens 1.2-2.2 s (docs/designer.md, "Size"); the load
+    # this shared 2-core machine, single opens 1.2-2.2 s (docs/designer.md, "Size"), and the load
     # moves one open by seconds, so this bound catches a regression (the first version took
     # 28 s), not the target.
     assert interactive < 8
