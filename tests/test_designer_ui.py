@@ -42,6 +42,15 @@ with open(os.path.join(a.rows, "rows.txt"), "w") as f:
     f.write(str(n * a.scale))
 """
 
+# A script step reading whatever folder the canvas connects to it (``--<data name> <folder>``).
+SUMMARIZE = """import os, sys
+from mlpipe_provider.sdk import Run
+[flag, folder] = sys.argv[1:3]
+with open(os.path.join(folder, "data.csv")) as f:
+    header, *rows = f.read().splitlines()
+assert header == "a", header  # Select Columns kept only column a
+Run.get_context().log("summarized_rows", len(rows))
+"""
 
 REPORT = """import argparse, os, struct, tempfile, zlib
 from mlpipe_provider.sdk import Run
@@ -106,6 +115,7 @@ def designer(tmp_path_factory):
     steps.mkdir()
     (steps / "count_rows.py").write_text(SCRIPT)
     (steps / "report.py").write_text(REPORT)
+    (steps / "summarize.py").write_text(SUMMARIZE)
     data = root / ".mlpipe" / "datastores" / "workspaceblobstore" / "iris"
     data.mkdir(parents=True)
     (data / "iris.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
@@ -235,6 +245,21 @@ def test_browser_open_example_and_save_unchanged(designer, playwright_driver):
         page.click('[data-testid="save"]')
         page.wait_for_function(
             "document.querySelector('[data-testid=status]').textContent.includes('unchanged')",
+            timeout=30_000,
+        )
+        # a module's output port is named apart from the PipelineData bound to it: every edge of
+        # the built-ins example (a chain of modules) is drawn from the producing port
+        from mlpipe_provider.designer.graph import Graph
+
+        status, opened = _call(
+            f"{designer['url']}/api/pipeline?path=builtins/pipeline.py",
+            token=designer["tokens"]["admin"],
+        )
+        edges = Graph(**opened["graph"]).edges()
+        assert status == 200 and len(edges) >= 6
+        page.goto(f"{designer['url']}/?path=builtins/pipeline.py")
+        page.wait_for_function(
+            f"document.querySelectorAll('.react-flow__edge').length === {len(edges)}",
             timeout=30_000,
         )
     finally:
@@ -891,3 +916,87 @@ def test_api_failed_step_error_tail_bad_parameters_and_publish(designer):
     assert published.name == "boom-pipeline"
     endpoint = PipelineEndpoint.get(ws, name="boom-endpoint")
     assert endpoint.get_pipeline().id == done["id"]
+
+
+@pytest.mark.airflow_server
+@pytest.mark.chromium
+def test_browser_three_builtins_and_a_script_connected_saved_run_then_reused(
+    designer, playwright_driver
+):
+    """The issue's scenario end to end: drag three built-in modules and a script step, connect
+    them (a DataReference -> Select Columns -> Clean Missing Data -> Split Data -> the script),
+    set a parameter, save, run from the page (every step executed), run again (every step
+    reused)."""
+    from mlpipe_provider.sdk import Workspace, install_builtin_modules
+
+    install_builtin_modules(
+        Workspace(_workspace_dir=designer["root"] / ".mlpipe"),
+        names=["Select Columns in Dataset", "Clean Missing Data", "Split Data"],
+    )
+    path = "prep_train_evaluate/built.py"
+    steps = ["Select_Columns_in_Dataset", "Clean_Missing_Data", "Split_Data", "summarize"]
+    browser, page = _browser(playwright_driver, designer, "admin")
+    try:
+        page.goto(f"{designer['url']}/?path={path}")
+        page.wait_for_selector('[data-testid="palette-module-Split Data"]', timeout=30_000)
+        _drag_to_canvas(page, '[data-testid="palette-datastore-workspaceblobstore"]', 380, 140)
+        page.wait_for_selector('[data-testid="data-data"]')
+        page.fill('[data-testid="field-path_on_datastore"]', "iris/iris.csv")
+        for module, x, y in (
+            ("Select Columns in Dataset", 780, 140),
+            ("Clean Missing Data", 380, 380),
+            ("Split Data", 780, 380),
+        ):
+            _drag_to_canvas(page, f'[data-testid="palette-module-{module}"]', x, y)
+            page.wait_for_selector(f'[data-testid="step-{module.replace(" ", "_")}"]')
+        page.click('[data-testid="step-Select_Columns_in_Dataset"]')
+        page.fill('[data-testid="param-columns"]', "a")
+        page.click('[data-testid="step-Split_Data"]')
+        page.fill('[data-testid="param-fraction"]', "0.6")
+        _drag_to_canvas(page, '[data-testid="palette-script-summarize.py"]', 580, 640)
+        page.wait_for_selector('[data-testid="step-summarize"]')
+        links = [
+            ('[data-testid="source-data"]', "Select_Columns_in_Dataset", "target-dataset"),
+            (
+                '[data-testid="step-Select_Columns_in_Dataset"] [data-testid="source-results_dataset"]',
+                "Clean_Missing_Data",
+                "target-dataset",
+            ),
+            (
+                '[data-testid="step-Clean_Missing_Data"] [data-testid="source-cleaned_dataset"]',
+                "Split_Data",
+                "target-dataset",
+            ),
+            (
+                '[data-testid="step-Split_Data"] [data-testid="source-results_dataset1"]',
+                "summarize",
+                "target-__new_input__",
+            ),
+        ]
+        for count, (source, step, port) in enumerate(links, start=1):
+            _connect(page, source, f'[data-testid="step-{step}"] [data-testid="{port}"]')
+            page.wait_for_function(
+                f"document.querySelectorAll('.react-flow__edge').length === {count}"
+            )
+        page.wait_for_selector(".has-problem", state="detached", timeout=30_000)
+        page.click('[data-testid="save"]')
+        page.wait_for_function(
+            "document.querySelector('[data-testid=status]').textContent.startsWith('saved')",
+            timeout=30_000,
+        )
+        text = (designer["root"] / path).read_text()
+        assert "'fraction': 0.6" in text and "'columns': 'a'" in text
+        for expect in ("executed", "reused"):
+            page.click('[data-testid="run"]')
+            page.click('[data-testid="run-start"]')
+            page.wait_for_selector(
+                '[data-testid="run-state"][data-state="success"]', timeout=240_000
+            )
+            for step in steps:
+                page.wait_for_selector(
+                    f'[data-testid="step-{step}"][data-state="{expect}"]', timeout=10_000
+                )
+        metric = page.locator('[data-testid="step-summarize"] [data-testid="metrics"]')
+        assert "summarized_rows" in metric.text_content()
+    finally:
+        browser.close()

@@ -6,7 +6,7 @@ import { DataNode, StepNode } from "./nodes.jsx";
 import { DataEdge } from "./edges.jsx";
 import { dataHandles, dataSize, stepHandles, stepSize } from "./geometry.js";
 import { COMPACT_BELOW, CompactContext, CompactEdges, fitViewport } from "./compact.jsx";
-import { NEW_INPUT, autoLayout, connectionProblem, edgesOf, identifier, sourceData, uniqueName } from "./model.js";
+import { NEW_INPUT, autoLayout, connectionData, connectionProblem, edgesOf, identifier, sourceData, uniqueName } from "./model.js";
 import { SideForm } from "./SideForm.jsx";
 import { RunPanel } from "./RunPanel.jsx";
 import { count, mark, restart } from "./perf.js";
@@ -260,7 +260,7 @@ export default function App() {
     (c) => {
       const problem = connectionProblem(graph, palette.modules, c);
       if (problem) return setStatus(`cannot connect: ${problem}`);
-      const data = c.sourceHandle;
+      const data = connectionData(graph, c);
       change((g) => {
         const step = g.steps.find((s) => s.id === c.target);
         if (step.kind === "ModuleStep") step.inputs_map[c.targetHandle] = data;

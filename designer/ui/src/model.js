@@ -27,8 +27,18 @@ export function dataLabel(d) {
   return [`DataReference · ${d.datastore}`, d.path_on_datastore || ""];
 }
 
+// The data a connection carries: a source node's handle is its data name, a step's output
+// handle is its port (a module's port names differ from the PipelineData bound to them).
+export function connectionData(graph, c) {
+  if (c.source.startsWith("data:")) return c.sourceHandle;
+  const step = graph.steps.find((s) => s.id === c.source);
+  return (step && outputsOf(step).find((o) => o.port === c.sourceHandle)?.data) ?? c.sourceHandle;
+}
+
 export function edgesOf(graph) {
   const made = producers(graph);
+  const port = {}; // data name -> the producing step's output port
+  for (const s of graph.steps) for (const o of outputsOf(s)) port[o.data] ??= o.port;
   const refs = new Set(sourceData(graph).map((d) => d.name));
   const edges = [];
   for (const s of graph.steps) {
@@ -38,7 +48,7 @@ export function edgesOf(graph) {
       edges.push({
         id: `${source}->${s.id}:${i.port}`,
         source,
-        sourceHandle: i.data,
+        sourceHandle: made[i.data] ? port[i.data] : i.data,
         target: s.id,
         targetHandle: i.port,
         label: i.data,
@@ -73,7 +83,7 @@ export function connectionProblem(graph, modules, c) {
   if (!target.editable) return `step ${target.name} cannot be edited in the designer`;
   if (c.source === c.target) return "a step cannot feed itself";
   if (!c.source.startsWith("data:") && reaches(graph, c.target, c.source)) return "that would make a cycle";
-  const data = c.sourceHandle;
+  const data = connectionData(graph, c);
   if (target.kind === "ModuleStep") {
     if ((graph.datasets ?? []).some((d) => d.name === data))
       return "a module port takes a DataReference or PipelineData, not a dataset";
